@@ -1,0 +1,194 @@
+//! Hearth's demo adapter: a simulated home of thirteen devices, for trying Hearth without hardware.
+//!
+//! [`DemoAdapter`] announces lights, plugs, climate sensors, a door contact, a motion sensor, a
+//! button, a thermostat and a blind in four areas (Living room, Kitchen, Bedroom, Hallway), all
+//! with ids `demo:<native id>`. It obeys commands (reporting with the command's context as cause,
+//! ramping brightness over a transition) and every `interval_secs` lets its sensors drift,
+//! someone walk through the hallway, the door open and the button be pressed.
+//!
+//! Configuration (`[adapters.demo]`, as JSON in [`AdapterContext::config`]):
+//! `{"enabled": true, "interval_secs": 10.0}`. Missing keys take those defaults; a bad value is
+//! logged and replaced by its default.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod rng;
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use hearth_sdk::{
+    Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, BoxFuture,
+    Discovers, EventSender, Shutdown,
+};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::rng::Rng;
+use crate::sim::Home;
+
+/// The demo adapter. `DemoAdapter::new()` seeds its noise from the clock;
+/// [`DemoAdapter::with_seed`] makes the simulation's randomness repeatable.
+#[derive(Debug, Clone, Default)]
+pub struct DemoAdapter {
+    seed: Option<u64>,
+}
+
+impl DemoAdapter {
+    /// A demo home whose noise is seeded from the clock.
+    pub fn new() -> DemoAdapter {
+        DemoAdapter { seed: None }
+    }
+
+    /// A demo home whose noise follows `seed` (for tests and reproducible demos).
+    pub fn with_seed(seed: u64) -> DemoAdapter {
+        DemoAdapter { seed: Some(seed) }
+    }
+}
+
+impl Adapter for DemoAdapter {
+    fn manifest(&self) -> AdapterManifest {
+        AdapterManifest { id: catalog::ADAPTER_ID, name: "Demo home", discovers: Discovers::default() }
+    }
+
+    fn run(self: Box<Self>, ctx: AdapterContext) -> BoxFuture<Result<(), AdapterError>> {
+        let rng = self.seed.map_or_else(Rng::from_clock, Rng::new);
+        Box::pin(run(ctx, rng))
+    }
+}
+
+/// The adapter's configuration, read leniently.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Config {
+    enabled: bool,
+    interval: Duration,
+}
+
+impl Config {
+    const DEFAULT_INTERVAL_SECS: f64 = 10.0;
+    const MIN_INTERVAL_SECS: f64 = 0.01;
+    const MAX_INTERVAL_SECS: f64 = 86_400.0;
+
+    fn from_json(json: &serde_json::Value) -> Config {
+        let mut config = Config { enabled: true, interval: Duration::from_secs_f64(Self::DEFAULT_INTERVAL_SECS) };
+        let map = match json {
+            serde_json::Value::Null => return config,
+            serde_json::Value::Object(map) => map,
+            other => {
+                tracing::warn!(config = %other, "demo adapter: configuration is not a table; using the defaults");
+                return config;
+            }
+        };
+        for (key, value) in map {
+            match (key.as_str(), value) {
+                ("enabled", serde_json::Value::Bool(enabled)) => config.enabled = *enabled,
+                ("enabled", other) => {
+                    tracing::warn!(value = %other, "demo adapter: `enabled` must be true or false; using true");
+                }
+                ("interval_secs", value) => match value.as_f64() {
+                    Some(secs) if (Self::MIN_INTERVAL_SECS..=Self::MAX_INTERVAL_SECS).contains(&secs) => {
+                        config.interval = Duration::from_secs_f64(secs);
+                    }
+                    _ => tracing::warn!(
+                        value = %value,
+                        "demo adapter: `interval_secs` must be a number of seconds from {} to {}; using {}",
+                        Self::MIN_INTERVAL_SECS,
+                        Self::MAX_INTERVAL_SECS,
+                        Self::DEFAULT_INTERVAL_SECS,
+                    ),
+                },
+                (other, _) => tracing::warn!(key = other, "demo adapter: ignoring an unknown configuration key"),
+            }
+        }
+        config
+    }
+}
+
+/// Shutdown began or the hub stopped listening: time to return.
+#[derive(Debug)]
+struct Stop;
+
+/// Sends events, giving up as soon as shutdown begins even while the hub applies backpressure.
+#[derive(Debug)]
+struct Outbox {
+    events: EventSender,
+    shutdown: Shutdown,
+}
+
+impl Outbox {
+    async fn send_all(&mut self, batch: Vec<AdapterEvent>) -> Result<(), Stop> {
+        for event in batch {
+            tokio::select! {
+                biased;
+                () = self.shutdown.wait() => return Err(Stop),
+                sent = self.events.send(event) => sent.map_err(|_| Stop)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
+    let config = Config::from_json(&ctx.config);
+    let mut outbox = Outbox { events: ctx.events.clone(), shutdown: ctx.shutdown.clone() };
+    if !config.enabled {
+        let status = AdapterStatus::with(AdapterState::Stopped, "disabled in the configuration");
+        if outbox.send_all(vec![AdapterEvent::Status { status }]).await.is_ok() {
+            ctx.shutdown.wait().await;
+        }
+        return Ok(());
+    }
+    let mut home = Home::new(rng);
+    if outbox.send_all(home.announce()).await.is_err() {
+        return Ok(());
+    }
+    tracing::debug!(interval = ?config.interval, "demo adapter running");
+    let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut commands_open = true;
+    loop {
+        let next_ramp = home.next_ramp_at();
+        let batch = tokio::select! {
+            biased;
+            () = ctx.shutdown.wait() => return Ok(()),
+            command = ctx.commands.recv(), if commands_open => match command {
+                Some(command) => home.command(&command, Instant::now()),
+                None => {
+                    commands_open = false;
+                    Vec::new()
+                }
+            },
+            () = tokio::time::sleep_until(next_ramp.unwrap_or_else(Instant::now)), if next_ramp.is_some() => {
+                home.advance_ramps(Instant::now())
+            }
+            _ = ticker.tick() => home.tick(),
+        };
+        if outbox.send_all(batch).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn missing_keys_take_defaults_and_bad_values_fall_back() {
+        let default = Config { enabled: true, interval: Duration::from_secs(10) };
+        assert_eq!(Config::from_json(&serde_json::Value::Null), default);
+        assert_eq!(Config::from_json(&json!({})), default);
+        assert_eq!(Config::from_json(&json!([1, 2])), default);
+        assert_eq!(
+            Config::from_json(&json!({"enabled": false, "interval_secs": 0.5})),
+            Config { enabled: false, interval: Duration::from_millis(500) }
+        );
+        assert_eq!(Config::from_json(&json!({"interval_secs": 2})).interval, Duration::from_secs(2));
+        for bad in [json!("fast"), json!(-1.0), json!(0.0), json!(0.001), json!(1e9), json!(null)] {
+            assert_eq!(Config::from_json(&json!({"interval_secs": bad})), default, "{bad}");
+        }
+        assert_eq!(Config::from_json(&json!({"enabled": "yes", "colour": 1})), default);
+    }
+}

@@ -1,0 +1,34 @@
+//! The built-in adapters: one explicit list, one line each, each behind its cargo feature.
+//!
+//! To add an adapter: add its crate under `adapters/`, a feature in `hub/Cargo.toml`, a
+//! `[adapters.<id>]` section in `config.rs`, and one entry here.
+
+use hearth_sdk::Adapter;
+
+use crate::config::Config;
+
+/// A built-in adapter: how to tell whether it is enabled, its config section, and how to make it.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Its id (also the prefix of its device ids).
+    pub id: &'static str,
+    /// Whether the configuration enables it.
+    pub enabled: fn(&Config) -> bool,
+    /// Its `[adapters.<id>]` section as JSON.
+    pub config: fn(&Config) -> serde_json::Value,
+    /// A new instance.
+    pub make: fn() -> Box<dyn Adapter>,
+}
+
+/// Every built-in adapter compiled into this binary, in start order.
+pub fn builtin() -> Vec<Builtin> {
+    vec![
+        #[cfg(feature = "demo")]
+        Builtin {
+            id: "demo",
+            enabled: |c| c.adapters.demo.enabled,
+            config: |c| serde_json::to_value(&c.adapters.demo).unwrap_or_default(),
+            make: || Box::new(hearth_demo::DemoAdapter::new()),
+        },
+    ]
+}

@@ -1,0 +1,346 @@
+//! The `hearth` command line: `run` (the default), `check-config`, `user`, `token`, `version`.
+//!
+//! Every subcommand that touches data takes `--data-dir` (and `--config`, whose `data_dir` it
+//! honours) and works whether or not the hub is running: SQLite's locking lets it write beside
+//! the hub's writer.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth;
+use crate::config::{Config, ConfigError};
+use crate::runtime::{self, Settings};
+
+/// Hearth: a smart-home hub your household owns.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Check the configuration file and exit.
+    CheckConfig(ConfigArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct ConfigArgs {
+    /// The configuration file (default: ./hearth.toml, else /etc/hearth/hearth.toml, else built-in defaults).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct DataArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The data directory (default: data_dir from the configuration, else ./data).
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct RunArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address and port of the web UI and API (default 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// Address and port of the built-in MQTT broker, or `off` (default 127.0.0.1:1883).
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    mqtt: Option<String>,
+    /// Add the demo home: simulated lights, plugs, sensors, a button, a thermostat and a cover.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an account; the password is asked for, or read from stdin with --password-stdin.
+    Add {
+        /// Account name.
+        name: String,
+        /// Make it an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Set an account's password (its sessions end).
+    Passwd {
+        /// Account name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove an account and its tokens.
+    Remove {
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a long-lived API token; it is printed once, alone on the last line.
+    Create {
+        /// The account the token acts as.
+        #[arg(long)]
+        user: String,
+        /// A label to recognise it by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this account's tokens.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id from `hearth token list`.
+        id: i64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Parses the command line, runs it, and turns errors into messages and exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(c) = e.downcast_ref::<ConfigError>() {
+                eprintln!("error: {c}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(merge(cli.run, args)),
+        Some(Command::CheckConfig(args)) => check_config(&args),
+        Some(Command::User(c)) => user(c),
+        Some(Command::Token(c)) => token(c),
+        Some(Command::Version) => {
+            let mut out = std::io::stdout();
+            writeln!(out, "hearth {} (schema {})", env!("CARGO_PKG_VERSION"), hearth_sdk::SCHEMA_VERSION)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Flags given before `run` (`hearth --demo run`) count too.
+fn merge(outer: RunArgs, inner: RunArgs) -> RunArgs {
+    RunArgs {
+        data: DataArgs {
+            config: ConfigArgs { config: inner.data.config.config.or(outer.data.config.config) },
+            data_dir: inner.data.data_dir.or(outer.data.data_dir),
+        },
+        http: inner.http.or(outer.http),
+        mqtt: inner.mqtt.or(outer.mqtt),
+        demo: inner.demo || outer.demo,
+    }
+}
+
+fn load_config(args: &ConfigArgs) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    match Config::locate(args.config.as_deref()) {
+        Some(path) => Ok((Config::load(&path)?, Some(path))),
+        None => Ok((Config::default(), None)),
+    }
+}
+
+fn data_dir(flag: Option<&Path>, config: &Config) -> PathBuf {
+    flag.map(Path::to_path_buf).or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"))
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::filter::Targets;
+    let spec = std::env::var("HEARTH_LOG").unwrap_or_else(|_| level.to_owned());
+    let targets: Targets = format!("rumqttd=warn,{spec}").parse().unwrap_or_else(|e| {
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "warning: log level `{spec}` is not valid ({e}); using info");
+        Targets::new().with_default(tracing::Level::INFO)
+    });
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
+        .with(targets)
+        .try_init();
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (mut config, file) = load_config(&args.data.config)?;
+    if let Some(http) = args.http {
+        config.http.listen = http;
+    }
+    if let Some(mqtt) = &args.mqtt {
+        if mqtt.eq_ignore_ascii_case("off") {
+            config.mqtt.enabled = false;
+        } else {
+            config.mqtt.enabled = true;
+            config.mqtt.listen = mqtt
+                .parse()
+                .with_context(|| format!("--mqtt takes ADDR:PORT (like 127.0.0.1:1883) or `off`, not `{mqtt}`"))?;
+        }
+    }
+    if args.demo {
+        config.adapters.demo.enabled = true;
+    }
+    // Flags can break rules the file alone kept (e.g. --mqtt 0.0.0.0:1883 without accounts).
+    config.validate().map_err(|message| ConfigError {
+        file: file.clone().unwrap_or_else(|| PathBuf::from("command line")),
+        position: None,
+        message,
+        snippet: None,
+    })?;
+    init_logging(&config.log.level);
+    if let Some(f) = &file {
+        tracing::info!(file = %f.display(), "Read the configuration.");
+    }
+    let data_dir = data_dir(args.data.data_dir.as_deref(), &config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(runtime::run(Settings { config, data_dir }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let (config, file) = load_config(args)?;
+    let mut out = std::io::stdout();
+    match file {
+        Some(f) => writeln!(out, "{}: the configuration is valid.", f.display())?,
+        None => writeln!(out, "No configuration file found; the built-in defaults apply.")?,
+    }
+    writeln!(
+        out,
+        "http: {}; mqtt: {}; data: {}",
+        config.http.listen,
+        if config.mqtt.enabled { config.mqtt.listen.to_string() } else { "off".into() },
+        data_dir(None, &config).display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_db(data: &DataArgs) -> anyhow::Result<rusqlite::Connection> {
+    let (config, _) = load_config(&data.config)?;
+    let dir = data_dir(data.data_dir.as_deref(), &config);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(crate::store::open_and_migrate(&dir)?.0)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Password again: ")?;
+    if first != second {
+        bail!("the passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    match c {
+        UserCommand::Add { name, admin, password_stdin, data } => {
+            auth::check_name(&name)?;
+            let conn = open_db(&data)?;
+            let hash = auth::hash_password(&read_password(password_stdin)?)?;
+            auth::insert_user(&conn, &name, &hash, admin)?;
+            writeln!(out, "Added {} `{name}`.", if admin { "administrator" } else { "user" })?;
+        }
+        UserCommand::Passwd { name, password_stdin, data } => {
+            let conn = open_db(&data)?;
+            let hash = auth::hash_password(&read_password(password_stdin)?)?;
+            auth::set_password(&conn, &name, &hash)?;
+            writeln!(out, "Changed the password of `{name}`; their sessions have ended.")?;
+        }
+        UserCommand::List { data } => {
+            let conn = open_db(&data)?;
+            let users = auth::list_users(&conn)?;
+            if users.is_empty() {
+                writeln!(out, "No accounts yet: add one with `hearth user add NAME --admin`.")?;
+            }
+            for u in users {
+                writeln!(out, "{}\t{}\tcreated {}", u.name, if u.admin { "admin" } else { "user" }, u.created_at)?;
+            }
+        }
+        UserCommand::Remove { name, data } => {
+            let conn = open_db(&data)?;
+            auth::remove_user(&conn, &name)?;
+            writeln!(out, "Removed `{name}` and their tokens.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    match c {
+        TokenCommand::Create { user, name, data } => {
+            let conn = open_db(&data)?;
+            let (id, token) = auth::create_token(&conn, &user, &name, "api")?;
+            writeln!(out, "Created token {id} for `{user}`. Keep it secret; it is not shown again:")?;
+            writeln!(out, "{token}")?;
+        }
+        TokenCommand::List { user, data } => {
+            let conn = open_db(&data)?;
+            for t in auth::list_tokens(&conn, user.as_deref())? {
+                writeln!(out, "{}\t{}\t{}\t{}\tcreated {}", t.id, t.user, t.kind, t.name, t.created_at)?;
+            }
+        }
+        TokenCommand::Revoke { id, data } => {
+            let conn = open_db(&data)?;
+            auth::revoke_token(&conn, id)?;
+            writeln!(out, "Revoked token {id}.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

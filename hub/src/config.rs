@@ -1,0 +1,376 @@
+//! `hearth.toml` to a typed configuration, with errors that name the file, line, column and the
+//! nearest valid key.
+//!
+//! Every key is optional. The file holds what the machine needs to start (ports, paths, adapters,
+//! the cloud link); everything a user edits in the UI lives in the database.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the hub looks for its configuration when `--config` is not given, in order.
+pub const DEFAULT_PATHS: &[&str] = &["hearth.toml", "/etc/hearth/hearth.toml"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database lives (`./data` unless set here or with `--data-dir`).
+    pub data_dir: Option<PathBuf>,
+    /// The web UI and API.
+    pub http: HttpConfig,
+    /// The built-in MQTT broker, or the external one adapters use instead.
+    pub mqtt: MqttConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Built-in adapters, one section each.
+    pub adapters: AdaptersConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port of the web UI and API; the LAN by default, so phones can reach it.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+    }
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Run the built-in broker.
+    pub enabled: bool,
+    /// Where the built-in broker listens; loopback by default.
+    pub listen: SocketAddr,
+    /// Accounts of the built-in broker; required when it listens beyond loopback.
+    pub users: Vec<MqttUser>,
+    /// The broker adapters use when the built-in one is off.
+    pub external: Option<ExternalMqtt>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            users: Vec::new(),
+            external: None,
+        }
+    }
+}
+
+/// `[[mqtt.users]]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttUser {
+    /// User name.
+    pub username: String,
+    /// Password (at least 8 characters). Never logged.
+    pub password: String,
+}
+
+impl fmt::Debug for MqttUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttUser").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// `[mqtt.external]`
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalMqtt {
+    /// Host name or address.
+    pub host: String,
+    /// Port (1883).
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// User name.
+    pub username: Option<String>,
+    /// Password. Never logged.
+    pub password: Option<String>,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+
+impl fmt::Debug for ExternalMqtt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalMqtt")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, optionally per module (`info,hearth::api=debug`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+/// `[adapters]`: one section per built-in adapter.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdaptersConfig {
+    /// `[adapters.demo]`: simulated devices.
+    pub demo: DemoConfig,
+}
+
+/// `[adapters.demo]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Run the demo home (also `hearth run --demo`).
+    pub enabled: bool,
+    /// Seconds between simulated sensor updates.
+    pub interval_secs: f64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { enabled: false, interval_secs: 10.0 }
+    }
+}
+
+/// A configuration error, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The offending line of the file, for context.
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((l, c)) => write!(f, "{}:{l}:{c}: {}", self.file.display(), self.message)?,
+            None => write!(f, "{}: {}", self.file.display(), self.message)?,
+        }
+        if let (Some(snippet), Some((l, c))) = (&self.snippet, self.position) {
+            let gutter = l.to_string().len();
+            write!(f, "\n{:gutter$} |\n{l} | {snippet}\n{:gutter$} | {}^", "", "", " ".repeat(c.saturating_sub(1)))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Line and column (1-based, in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Turns serde's "unknown field `x`, expected one of `a`, `b`" into a message with the nearest key.
+fn explain(message: &str) -> String {
+    let message = message.trim();
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_owned() };
+    let Some((key, expected)) = rest.split_once('`') else { return message.to_owned() };
+    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let nearest = valid.iter().min_by_key(|v| distance(key, v)).copied();
+    let list = valid.join(", ");
+    match nearest {
+        Some(n) if distance(key, n) <= n.len().max(key.len()) / 2 + 1 => {
+            format!("unknown key `{key}`; did you mean `{n}`? (valid keys here: {list})")
+        }
+        _ if valid.is_empty() => format!("unknown key `{key}`; this section takes no keys"),
+        _ => format!("unknown key `{key}` (valid keys here: {list})"),
+    }
+}
+
+impl Config {
+    /// Reads a configuration from TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let position = e.span().map(|s| line_col(text, s.start));
+            ConfigError {
+                file: file.to_owned(),
+                position,
+                message: explain(e.message()),
+                snippet: position.and_then(|(l, _)| text.lines().nth(l - 1).map(str::to_owned)),
+            }
+        })?;
+        config.validate().map_err(|message| {
+            let position = find_key(text, &message);
+            ConfigError {
+                file: file.to_owned(),
+                position,
+                message,
+                snippet: position.and_then(|(l, _)| text.lines().nth(l - 1).map(str::to_owned)),
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Reads the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            position: None,
+            message: format!("cannot read the configuration file: {e}"),
+            snippet: None,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// The file to read: `explicit` if given, else the first of [`DEFAULT_PATHS`] that exists.
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return Some(p.to_owned());
+        }
+        DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
+    }
+
+    /// Checks what the types cannot: rules across keys.
+    pub fn validate(&self) -> Result<(), String> {
+        let m = &self.mqtt;
+        if m.enabled && !m.listen.ip().is_loopback() && m.users.is_empty() {
+            return Err(format!(
+                "[mqtt] listen = \"{}\" makes the built-in broker reachable from the network, so it needs \
+                 at least one account: add [[mqtt.users]] with username and password",
+                m.listen
+            ));
+        }
+        if m.enabled && m.external.is_some() {
+            return Err("[mqtt.external] names an external broker while the built-in one is enabled: \
+                        set [mqtt] enabled = false to use the external broker"
+                .into());
+        }
+        for u in &m.users {
+            if u.username.trim().is_empty() {
+                return Err("[[mqtt.users]] username must not be empty".into());
+            }
+            if u.password.chars().count() < 8 {
+                return Err(format!(
+                    "[[mqtt.users]] password of `{}` is too short: use at least 8 characters",
+                    u.username
+                ));
+            }
+        }
+        if !(self.adapters.demo.interval_secs.is_finite() && self.adapters.demo.interval_secs >= 0.01) {
+            return Err("[adapters.demo] interval_secs must be at least 0.01".into());
+        }
+        Ok(())
+    }
+}
+
+/// Finds the line of the first key named in a validation message (`[mqtt] listen` -> `listen`).
+fn find_key(text: &str, message: &str) -> Option<(usize, usize)> {
+    let key = message.split(['[', ']', ' ', '=']).filter(|w| !w.is_empty()).nth(1)?;
+    let offset = text.lines().scan(0usize, |pos, line| {
+        let start = *pos;
+        *pos += line.len() + 1;
+        Some((start, line))
+    });
+    for (start, line) in offset {
+        let t = line.trim_start();
+        if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return Some(line_col(text, start + (line.len() - t.len())));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("hearth.toml")).map(|_| ()).expect_err("should fail").to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = Config::parse("", Path::new("x.toml")).expect("defaults");
+        assert_eq!(c.http.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.mqtt.listen.to_string(), "127.0.0.1:1883");
+        assert!(c.mqtt.enabled && !c.adapters.demo.enabled);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_column_and_the_nearest_key() {
+        assert_eq!(
+            err("[http]\nlisten = \"127.0.0.1:8080\"\n\n[mqtt]\nlisen = \"127.0.0.1:1883\"\n"),
+            "hearth.toml:5:1: unknown key `lisen`; did you mean `listen`? (valid keys here: enabled, listen, users, external)\n  |\n5 | lisen = \"127.0.0.1:1883\"\n  | ^"
+        );
+        let e = err("htpp = 1\n");
+        assert!(e.starts_with("hearth.toml:1:1: unknown key `htpp`; did you mean `http`?"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_position() {
+        let e = err("[adapters.demo]\nenabled = \"yes\"\n");
+        assert!(e.starts_with("hearth.toml:2:11: invalid type: string \"yes\", expected a boolean"), "{e}");
+        let e = err("[http]\nlisten = \"everywhere\"\n");
+        assert!(e.starts_with("hearth.toml:2:10: invalid socket address syntax"), "{e}");
+    }
+
+    #[test]
+    fn a_broker_on_the_lan_needs_accounts() {
+        let e = err("[mqtt]\nlisten = \"0.0.0.0:1883\"\n");
+        assert!(
+            e.starts_with("hearth.toml:2:1: [mqtt] listen = \"0.0.0.0:1883\" makes the built-in broker reachable"),
+            "{e}"
+        );
+        let ok = "[mqtt]\nlisten = \"0.0.0.0:1883\"\n[[mqtt.users]]\nusername = \"z2m\"\npassword = \"long enough\"\n";
+        assert!(Config::parse(ok, Path::new("x")).is_ok());
+        let short = "[[mqtt.users]]\nusername = \"z2m\"\npassword = \"short\"\n";
+        assert!(err(short).contains("too short"));
+    }
+
+    #[test]
+    fn the_shipped_example_configuration_is_valid() {
+        let text = include_str!("../../packaging/hearth.toml");
+        let c = Config::parse(text, Path::new("packaging/hearth.toml")).expect("valid");
+        assert_eq!(c.http.listen, HttpConfig::default().listen);
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let c = Config::parse("[[mqtt.users]]\nusername = \"z2m\"\npassword = \"hunter2hunter2\"\n", Path::new("x"))
+            .expect("ok");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,526 @@
+//! The hub's core: the state store task (single owner of devices, areas and state), the event
+//! bus, and the command router.
+//!
+//! Handle and owner: [`CoreHandle`] is a cheap clone that sends requests; one task ([`run`]) owns
+//! the [`Registry`], applies what adapters send, publishes on the [`Bus`], queues writes for the
+//! store, and routes commands to the adapter that owns the device.
+//!
+//! Shutdown: the task ends when the adapters' event channel closes and every handle is gone, or
+//! when asked to stop; it then drops its store writer, so the writer commits what was queued.
+
+pub mod bus;
+pub mod registry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hearth_sdk::{
+    AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, Area, Command, CommandRequest, Context, Device,
+    DeviceId, Event, Origin, Timestamp,
+};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use bus::Bus;
+pub use registry::{ContextIds, Effects, Registry, RegistryError};
+
+use crate::store::{StoreError, StoreWriter};
+
+/// Events adapters may queue before they wait (backpressure).
+pub const ADAPTER_QUEUE: usize = 1024;
+/// Commands an adapter may have queued before new ones are refused as busy.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// A full picture for a new subscriber.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Every device with its state.
+    pub devices: Vec<Device>,
+    /// Every area.
+    pub areas: Vec<Area>,
+}
+
+/// An adapter as `GET /api/v1/adapters` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterInfo {
+    /// Its manifest.
+    #[serde(flatten)]
+    pub manifest: AdapterManifest,
+    /// Its status.
+    pub status: AdapterStatus,
+    /// How many devices it has.
+    pub devices: usize,
+}
+
+/// Why a request to the core failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The registry refused it.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The adapter cannot take commands now.
+    #[error("adapter `{adapter}` is not running{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    AdapterNotRunning {
+        /// The adapter.
+        adapter: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The adapter has too many commands queued.
+    #[error("adapter `{0}` is busy with earlier commands; try again shortly")]
+    AdapterBusy(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The core has stopped (the hub is shutting down).
+    #[error("the hub is shutting down")]
+    Stopped,
+}
+
+/// Counters of the core, for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    /// Adapter events applied.
+    pub adapter_events: AtomicU64,
+    /// State changes published.
+    pub state_changes: AtomicU64,
+    /// Device events published.
+    pub device_events: AtomicU64,
+    /// Reports refused (unknown device or feature, wrong type).
+    pub refused: AtomicU64,
+    /// Commands routed to adapters.
+    pub commands: AtomicU64,
+    /// Devices in the registry.
+    pub devices: AtomicU64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
+type Ack = oneshot::Receiver<Result<(), String>>;
+
+enum Request {
+    Snapshot(oneshot::Sender<Snapshot>),
+    Subscribe(oneshot::Sender<(Snapshot, broadcast::Receiver<Arc<Event>>)>),
+    Device(DeviceId, oneshot::Sender<Option<Device>>),
+    PatchDevice { id: DeviceId, name: Option<String>, area: Option<Option<String>>, reply: Reply<(Device, Ack)> },
+    RemoveDevice(DeviceId, Reply<((), Ack)>),
+    CreateArea { name: String, order: Option<i64>, reply: Reply<(Area, Ack)> },
+    PatchArea { id: String, name: Option<String>, order: Option<i64>, reply: Reply<(Area, Ack)> },
+    RemoveArea(String, Reply<((), Ack)>),
+    Command { device: DeviceId, request: CommandRequest, origin: Origin, reply: Reply<Context> },
+    Adapters(oneshot::Sender<Vec<AdapterInfo>>),
+    AdapterEnded { adapter: &'static str, result: Result<(), String> },
+    Stop(oneshot::Sender<()>),
+}
+
+/// A cheap handle to the core task.
+#[derive(Debug, Clone)]
+pub struct CoreHandle {
+    tx: mpsc::Sender<Request>,
+    bus: Bus,
+    stats: Arc<CoreStats>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Request")
+    }
+}
+
+/// An adapter the core routes commands to.
+#[derive(Debug)]
+pub struct AdapterSlot {
+    /// Its manifest.
+    pub manifest: AdapterManifest,
+    /// Where its commands go.
+    pub commands: mpsc::Sender<Command>,
+}
+
+/// Everything the core task starts with.
+#[derive(Debug)]
+pub struct CoreInit {
+    /// The registry as loaded from the store.
+    pub registry: Registry,
+    /// The bus to publish on.
+    pub bus: Bus,
+    /// The store's writer.
+    pub writer: StoreWriter,
+    /// Events from all adapters, tagged with the adapter id.
+    pub adapter_events: mpsc::Receiver<(&'static str, AdapterEvent)>,
+    /// The adapters, for routing commands.
+    pub adapters: Vec<AdapterSlot>,
+}
+
+impl CoreHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| CoreError::Stopped)?;
+        rx.await.map_err(|_| CoreError::Stopped)
+    }
+
+    async fn ask_acked<T>(&self, make: impl FnOnce(Reply<(T, Ack)>) -> Request) -> Result<T, CoreError> {
+        let (value, ack) = self.ask(make).await??;
+        ack.await.map_err(|_| CoreError::Stopped)?.map_err(|e| CoreError::Store(StoreError::Write(e)))?;
+        Ok(value)
+    }
+
+    /// Every device and area.
+    pub async fn snapshot(&self) -> Result<Snapshot, CoreError> {
+        self.ask(Request::Snapshot).await
+    }
+
+    /// A snapshot and a bus subscription starting right after it: nothing missed, nothing twice.
+    pub async fn subscribe(&self) -> Result<(Snapshot, broadcast::Receiver<Arc<Event>>), CoreError> {
+        self.ask(Request::Subscribe).await
+    }
+
+    /// One device.
+    pub async fn device(&self, id: &DeviceId) -> Result<Option<Device>, CoreError> {
+        self.ask(|tx| Request::Device(id.clone(), tx)).await
+    }
+
+    /// Renames a device or moves it to an area; returns once the change is on disk.
+    pub async fn patch_device(
+        &self,
+        id: &DeviceId,
+        name: Option<String>,
+        area: Option<Option<String>>,
+    ) -> Result<Device, CoreError> {
+        self.ask_acked(|reply| Request::PatchDevice { id: id.clone(), name, area, reply }).await
+    }
+
+    /// Removes a device; returns once the change is on disk.
+    pub async fn remove_device(&self, id: &DeviceId) -> Result<(), CoreError> {
+        self.ask_acked(|reply| Request::RemoveDevice(id.clone(), reply)).await
+    }
+
+    /// Every area.
+    pub async fn areas(&self) -> Result<Vec<Area>, CoreError> {
+        Ok(self.snapshot().await?.areas)
+    }
+
+    /// Creates an area; returns once it is on disk.
+    pub async fn create_area(&self, name: String, order: Option<i64>) -> Result<Area, CoreError> {
+        self.ask_acked(|reply| Request::CreateArea { name, order, reply }).await
+    }
+
+    /// Renames or reorders an area; returns once the change is on disk.
+    pub async fn patch_area(&self, id: String, name: Option<String>, order: Option<i64>) -> Result<Area, CoreError> {
+        self.ask_acked(|reply| Request::PatchArea { id, name, order, reply }).await
+    }
+
+    /// Removes an area; returns once the change is on disk.
+    pub async fn remove_area(&self, id: String) -> Result<(), CoreError> {
+        self.ask_acked(|reply| Request::RemoveArea(id, reply)).await
+    }
+
+    /// Validates a command against the device's features and hands it to its adapter.
+    /// Returns the context the command (and the changes it causes) carries.
+    pub async fn command(
+        &self,
+        device: DeviceId,
+        request: CommandRequest,
+        origin: Origin,
+    ) -> Result<Context, CoreError> {
+        self.ask(|reply| Request::Command { device, request, origin, reply }).await?
+    }
+
+    /// Every adapter with its status.
+    pub async fn adapters(&self) -> Result<Vec<AdapterInfo>, CoreError> {
+        self.ask(Request::Adapters).await
+    }
+
+    /// Tells the core an adapter task has ended (its devices go offline with the reason).
+    pub async fn adapter_ended(&self, adapter: &'static str, result: Result<(), String>) {
+        let _ = self.tx.send(Request::AdapterEnded { adapter, result }).await;
+    }
+
+    /// Stops the core: it applies every adapter event already queued, then ends.
+    pub async fn stop(&self) {
+        let _ = self.ask(Request::Stop).await;
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> &Arc<CoreStats> {
+        &self.stats
+    }
+}
+
+/// Starts the core task; returns its handle and the task.
+pub fn spawn(init: CoreInit) -> (CoreHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(256);
+    let stats = Arc::new(CoreStats::default());
+    let handle = CoreHandle { tx, bus: init.bus.clone(), stats: stats.clone() };
+    let task = tokio::spawn(run(init, rx, stats));
+    (handle, task)
+}
+
+struct Core {
+    registry: Registry,
+    bus: Bus,
+    writer: StoreWriter,
+    ids: ContextIds,
+    adapters: Vec<(AdapterSlot, AdapterStatus)>,
+    stats: Arc<CoreStats>,
+}
+
+/// The core task: applies adapter events and requests until both channels close.
+async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<CoreStats>) {
+    let CoreInit { registry, bus, writer, mut adapter_events, adapters } = init;
+    let mut core = Core {
+        registry,
+        bus,
+        writer,
+        ids: ContextIds::new(Timestamp::now()),
+        adapters: adapters
+            .into_iter()
+            .map(|s| (s, AdapterStatus { state: AdapterState::Starting, reason: None }))
+            .collect(),
+        stats,
+    };
+    let mut adapters_open = true;
+    let mut requests_open = true;
+    while adapters_open || requests_open {
+        tokio::select! {
+            ev = adapter_events.recv(), if adapters_open => match ev {
+                Some((adapter, event)) => core.adapter_event(adapter, event).await,
+                None => adapters_open = false,
+            },
+            req = requests.recv(), if requests_open => match req {
+                Some(Request::Stop(done)) => {
+                    while let Ok((adapter, event)) = adapter_events.try_recv() {
+                        core.adapter_event(adapter, event).await;
+                    }
+                    let _ = done.send(());
+                    break;
+                }
+                Some(req) => core.request(req).await,
+                None => requests_open = false,
+            },
+        }
+    }
+    tracing::debug!("The state store has stopped.");
+}
+
+impl Core {
+    async fn effects(&mut self, fx: Effects) -> Option<Ack> {
+        for why in &fx.refused {
+            tracing::warn!("Refused a report: {why}.");
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.devices.store(self.registry.len() as u64, Ordering::Relaxed);
+        let mut last_ack = None;
+        let n = fx.writes.len();
+        for (i, op) in fx.writes.into_iter().enumerate() {
+            if i + 1 == n {
+                match self.writer.send_acked(op).await {
+                    Ok(ack) => last_ack = Some(ack),
+                    Err(e) => tracing::error!(error = %e, "Cannot queue a database write."),
+                }
+            } else if let Err(e) = self.writer.send(op).await {
+                tracing::error!(error = %e, "Cannot queue a database write.");
+            }
+        }
+        for ev in fx.events {
+            match &ev {
+                Event::StateChanged { .. } => self.stats.state_changes.fetch_add(1, Ordering::Relaxed),
+                Event::DeviceEvent { .. } => self.stats.device_events.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            self.bus.publish(ev);
+        }
+        last_ack
+    }
+
+    async fn adapter_event(&mut self, adapter: &'static str, event: AdapterEvent) {
+        self.stats.adapter_events.fetch_add(1, Ordering::Relaxed);
+        if let AdapterEvent::Status { status } = &event {
+            self.set_status(adapter, status.clone());
+            return;
+        }
+        let fx = self.registry.apply(adapter, event, Timestamp::now(), &mut self.ids);
+        self.effects(fx).await;
+    }
+
+    fn set_status(&mut self, adapter: &str, status: AdapterStatus) {
+        if let Some((_, s)) = self.adapters.iter_mut().find(|(slot, _)| slot.manifest.id == adapter)
+            && *s != status
+        {
+            *s = status.clone();
+            tracing::info!(adapter, state = ?status.state, reason = status.reason.as_deref().unwrap_or(""), "Adapter status changed.");
+            self.bus.publish(Event::AdapterStatusChanged { adapter: adapter.to_owned(), status });
+        }
+    }
+
+    fn acked(ack: Option<Ack>) -> Ack {
+        ack.unwrap_or_else(|| {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Ok(()));
+            rx
+        })
+    }
+
+    async fn request(&mut self, req: Request) {
+        match req {
+            Request::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Request::Subscribe(reply) => {
+                let rx = self.bus.subscribe();
+                let _ = reply.send((self.snapshot(), rx));
+            }
+            Request::Device(id, reply) => {
+                let _ = reply.send(self.registry.device(&id).cloned());
+            }
+            Request::PatchDevice { id, name, area, reply } => {
+                let r = match self.registry.patch_device(&id, name, area) {
+                    Ok((device, fx)) => Ok((device, Self::acked(self.effects(fx).await))),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::RemoveDevice(id, reply) => {
+                let r = match self.registry.remove_device(&id) {
+                    Ok(fx) => Ok(((), Self::acked(self.effects(fx).await))),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::CreateArea { name, order, reply } => {
+                let r = match self.registry.create_area(&name, order) {
+                    Ok((area, fx)) => Ok((area, Self::acked(self.effects(fx).await))),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::PatchArea { id, name, order, reply } => {
+                let r = match self.registry.patch_area(&id, name, order) {
+                    Ok((area, fx)) => Ok((area, Self::acked(self.effects(fx).await))),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::RemoveArea(id, reply) => {
+                let r = match self.registry.remove_area(&id) {
+                    Ok(fx) => Ok(((), Self::acked(self.effects(fx).await))),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::Command { device, request, origin, reply } => {
+                let _ = reply.send(self.command(device, request, origin));
+            }
+            Request::Adapters(reply) => {
+                let list = self
+                    .adapters
+                    .iter()
+                    .map(|(slot, status)| AdapterInfo {
+                        manifest: slot.manifest.clone(),
+                        status: status.clone(),
+                        devices: self.registry.devices_of(slot.manifest.id).len(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Request::Stop(done) => {
+                let _ = done.send(());
+            }
+            Request::AdapterEnded { adapter, result } => {
+                let (status, reason) = match result {
+                    Ok(()) => (
+                        AdapterStatus { state: AdapterState::Stopped, reason: None },
+                        format!("adapter `{adapter}` stopped"),
+                    ),
+                    Err(e) => (
+                        AdapterStatus::with(AdapterState::Failed, e.clone()),
+                        format!("adapter `{adapter}` failed: {e}"),
+                    ),
+                };
+                self.set_status(adapter, status);
+                let fx = self.registry.adapter_down(adapter, &reason, Timestamp::now());
+                self.effects(fx).await;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { devices: self.registry.devices(), areas: self.registry.areas() }
+    }
+
+    fn command(&mut self, device: DeviceId, request: CommandRequest, origin: Origin) -> Result<Context, CoreError> {
+        let d = self.registry.device(&device).ok_or_else(|| RegistryError::NoDevice(device.to_string()))?;
+        request.validate(&d.features).map_err(RegistryError::from)?;
+        let adapter = d.adapter.clone();
+        let Some((slot, status)) = self.adapters.iter().find(|(s, _)| s.manifest.id == adapter) else {
+            return Err(CoreError::AdapterNotRunning {
+                adapter,
+                reason: Some("it is not enabled in this hub's configuration".into()),
+            });
+        };
+        let context = self.ids.context(origin);
+        let command = Command { device, request, context: context.clone() };
+        match slot.commands.try_send(command) {
+            Ok(()) => {
+                self.stats.commands.fetch_add(1, Ordering::Relaxed);
+                Ok(context)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(CoreError::AdapterBusy(adapter)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(CoreError::AdapterNotRunning { adapter, reason: status.reason.clone() })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::{Access, Capability, DeviceDescriptor, Feature, ValueType};
+
+    #[tokio::test]
+    async fn commands_are_validated_then_routed_with_a_context() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("db");
+        let (writer, _thread) = StoreWriter::start(conn);
+        let (etx, erx) = mpsc::channel(16);
+        let (ctx, mut crx) = mpsc::channel(4);
+        let manifest = AdapterManifest { id: "demo", name: "Demo", discovers: Default::default() };
+        let (core, _task) = spawn(CoreInit {
+            registry: Registry::default(),
+            bus: Bus::new(),
+            writer,
+            adapter_events: erx,
+            adapters: vec![AdapterSlot { manifest, commands: ctx }],
+        });
+        let id = DeviceId::new("demo", "lamp");
+        let device = DeviceDescriptor {
+            id: id.clone(),
+            name: "Lamp".into(),
+            suggested_area: None,
+            manufacturer: None,
+            model: None,
+            firmware: None,
+            via: None,
+            power_source: Default::default(),
+            features: vec![Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE)],
+        };
+        etx.send(("demo", AdapterEvent::Device { device })).await.expect("send");
+        // Adapter events and requests travel on separate channels: wait for the device.
+        while core.device(&id).await.expect("device").is_none() {
+            tokio::task::yield_now().await;
+        }
+        let req: CommandRequest = serde_json::from_str(r#"{"set": {"state": true}}"#).expect("json");
+        let origin = Origin::User { name: "alice".into() };
+        let context = core.command(id.clone(), req, origin.clone()).await.expect("routed");
+        let cmd = crx.recv().await.expect("command");
+        assert_eq!((cmd.device, cmd.context.clone()), (id.clone(), context));
+        assert_eq!(cmd.context.origin, origin);
+        let bad: CommandRequest = serde_json::from_str(r#"{"set": {"state": 1}}"#).expect("json");
+        let err = core.command(id, bad, Origin::System).await.expect_err("refused");
+        assert_eq!(err.to_string(), "feature `state` takes true or false, not number 1.0");
+    }
+}

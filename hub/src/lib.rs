@@ -1,0 +1,28 @@
+//! Hearth, a local-first smart-home hub.
+//!
+//! # Layout
+//! - [`cli`]: the `hearth` command and its subcommands.
+//! - [`config`]: `hearth.toml` to a typed [`config::Config`], with line-accurate errors.
+//! - [`runtime`]: starts the hub's long-lived tasks in order and stops them in stages.
+//! - [`core`]: the state store task (single owner of devices, areas, state), the event bus and
+//!   the command router.
+//! - [`store`]: SQLite: migrations, the one writer thread, history and reads.
+//! - [`api`]: warp: the route table, REST handlers, the WebSocket, the embedded UI.
+//! - [`auth`]: accounts (argon2id) and bearer tokens (stored hashed).
+//! - [`broker`]: the built-in MQTT broker behind a small interface.
+//! - [`adapters`]: the explicit list of built-in adapters.
+//! - [`metrics`]: `/metrics` in Prometheus text.
+//!
+//! The long-lived tasks and what happens to each at shutdown are listed in [`runtime`].
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod metrics;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,48 @@
+//! `/metrics` in the Prometheus text format, from the counters of the core, the store and the API.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::api::App;
+
+/// HTTP requests dispatched through the route table.
+pub static HTTP_REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Open WebSocket sessions.
+pub static WS_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The metrics text.
+pub fn render(app: &App) -> String {
+    let c = app.core.stats();
+    let w = app.writer.stats();
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let rows: [(&str, &str, &str, u64); 13] = [
+        ("hearth_adapter_events_total", "counter", "Events received from adapters.", r(&c.adapter_events)),
+        ("hearth_state_changes_total", "counter", "Feature values that changed.", r(&c.state_changes)),
+        ("hearth_device_events_total", "counter", "Momentary device events.", r(&c.device_events)),
+        (
+            "hearth_reports_refused_total",
+            "counter",
+            "Adapter reports refused (unknown device or feature, wrong type).",
+            r(&c.refused),
+        ),
+        ("hearth_commands_total", "counter", "Commands routed to adapters.", r(&c.commands)),
+        ("hearth_devices", "gauge", "Devices in the registry.", r(&c.devices)),
+        ("hearth_store_writes_total", "counter", "Database writes committed.", r(&w.ops)),
+        ("hearth_store_transactions_total", "counter", "Database transactions committed.", r(&w.batches)),
+        ("hearth_store_write_failures_total", "counter", "Database writes that failed.", r(&w.failures)),
+        ("hearth_store_queue", "gauge", "Writes waiting for the database writer.", app.writer.queued() as u64),
+        ("hearth_bus_subscribers", "gauge", "Subscribers of the event bus.", app.core.bus().subscribers() as u64),
+        ("hearth_http_requests_total", "counter", "HTTP requests to the API.", r(&HTTP_REQUESTS)),
+        ("hearth_websocket_sessions", "gauge", "Open WebSocket sessions.", r(&WS_SESSIONS)),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hearth_uptime_seconds Seconds since the hub started.\n# TYPE hearth_uptime_seconds gauge\nhearth_uptime_seconds {}",
+        app.started.elapsed().as_secs()
+    );
+    out
+}

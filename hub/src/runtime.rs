@@ -1,0 +1,185 @@
+//! Starting the hub's long-lived parts in order, and stopping them in stages.
+//!
+//! The long-lived parts, and what happens to each at shutdown (SIGINT or SIGTERM):
+//! - **adapter tasks** (one each): get the shutdown signal first, have [`ADAPTER_STOP`] to return;
+//!   an adapter still running after that is abandoned with a warning.
+//! - **the core task** (state store, bus, command router): asked to stop once the adapters are
+//!   done; it applies every adapter event still queued, then ends.
+//! - **the SQLite writer thread**: flushed last; everything queued before is committed
+//!   (`synchronous = FULL`) before the process exits.
+//! - **the HTTP server**: stops accepting at the start of shutdown, and gets [`HTTP_STOP`] to finish
+//!   requests in flight.
+//! - **the built-in MQTT broker** (its own threads): ends with the process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hearth_sdk::{AdapterContext, EventSender, MqttSettings, Shutdown};
+use tokio::sync::mpsc;
+
+use crate::api::{self, App};
+use crate::config::Config;
+use crate::core::{self, AdapterSlot, Bus, CoreInit, Registry};
+use crate::store::{self, Readers, StoreWriter};
+
+/// Time adapters get to stop.
+pub const ADAPTER_STOP: Duration = Duration::from_secs(5);
+/// Time the core gets to apply what is queued.
+pub const CORE_STOP: Duration = Duration::from_secs(5);
+/// Time the last database writes get.
+pub const STORE_STOP: Duration = Duration::from_secs(15);
+/// Time requests in flight get.
+pub const HTTP_STOP: Duration = Duration::from_secs(3);
+
+/// What `hearth run` was asked for, after flags and the file are merged.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration.
+    pub config: Config,
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+/// Runs the hub until SIGINT or SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let Settings { config, data_dir } = settings;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+
+    // Storage first: nothing else is worth starting without it.
+    let (conn, db_path) = store::open_and_migrate(&data_dir)?;
+    let loaded = store::load(&conn)?;
+    tracing::info!(
+        path = %db_path.display(),
+        devices = loaded.devices.len(),
+        areas = loaded.areas.len(),
+        "The database is open."
+    );
+    let (writer, _writer_thread) = StoreWriter::start(conn);
+
+    // The MQTT broker adapters use.
+    let (broker_addr, mqtt) = if config.mqtt.enabled {
+        let handle = crate::broker::start(&config.mqtt).await?;
+        (Some(handle.addr), Some(handle.internal))
+    } else {
+        let external = config.mqtt.external.as_ref().map(|e| MqttSettings {
+            host: e.host.clone(),
+            port: e.port,
+            username: e.username.clone(),
+            password: e.password.clone(),
+        });
+        (None, external)
+    };
+
+    // Adapters, from the explicit list.
+    let (events_tx, events_rx) = mpsc::channel(core::ADAPTER_QUEUE);
+    let (stop_adapters, shutdown) = Shutdown::channel();
+    let mut slots = Vec::new();
+    let mut to_start = Vec::new();
+    for b in crate::adapters::builtin().into_iter().filter(|b| (b.enabled)(&config)) {
+        let adapter = (b.make)();
+        let (cmd_tx, cmd_rx) = mpsc::channel(core::COMMAND_QUEUE);
+        slots.push(AdapterSlot { manifest: adapter.manifest(), commands: cmd_tx });
+        let ctx = AdapterContext {
+            config: (b.config)(&config),
+            events: EventSender::new(b.id, events_tx.clone()),
+            commands: cmd_rx,
+            shutdown: shutdown.clone(),
+            mqtt: mqtt.clone(),
+        };
+        to_start.push((b.id, adapter, ctx));
+    }
+    drop(events_tx);
+
+    let bus = Bus::new();
+    let registry = Registry::new(loaded.devices, loaded.areas);
+    let (core, core_task) =
+        core::spawn(CoreInit { registry, bus, writer: writer.clone(), adapter_events: events_rx, adapters: slots });
+
+    let mut adapter_tasks = Vec::new();
+    for (id, adapter, ctx) in to_start {
+        let core = core.clone();
+        let task = tokio::spawn(adapter.run(ctx));
+        adapter_tasks.push(tokio::spawn(async move {
+            let result = match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("it crashed ({e})")),
+            };
+            if let Err(e) = &result {
+                tracing::error!(adapter = id, error = %e, "An adapter failed; its devices are offline.");
+            }
+            core.adapter_ended(id, result).await;
+        }));
+        tracing::info!(adapter = id, "Started adapter.");
+    }
+
+    // The API last: when it answers, everything behind it is up.
+    let listener = tokio::net::TcpListener::bind(config.http.listen).await.with_context(|| {
+        format!(
+            "cannot listen for HTTP on {}: choose another address with --http ADDR:PORT or [http] listen",
+            config.http.listen
+        )
+    })?;
+    let http_addr: SocketAddr = listener.local_addr()?;
+    let app = Arc::new(App {
+        core: core.clone(),
+        writer: writer.clone(),
+        readers: Readers::new(db_path),
+        started,
+        broker: broker_addr,
+    });
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(app, listener, async move {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(
+        http = %http_addr,
+        mqtt = %broker_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        ms = started.elapsed().as_millis() as u64,
+        "Hearth is serving on http://{http_addr}/."
+    );
+
+    wait_for_signal().await;
+    tracing::info!("Shutting down: stopping adapters.");
+    let _ = stop_http.send(());
+    let _ = stop_adapters.send(true);
+    for t in adapter_tasks {
+        if tokio::time::timeout(ADAPTER_STOP, t).await.is_err() {
+            tracing::warn!("An adapter did not stop within {ADAPTER_STOP:?}; it is abandoned.");
+        }
+    }
+    tracing::info!("Shutting down: applying queued events.");
+    if tokio::time::timeout(CORE_STOP, core.stop()).await.is_err() {
+        tracing::warn!("The state store did not stop within {CORE_STOP:?}.");
+    }
+    let _ = tokio::time::timeout(CORE_STOP, core_task).await;
+    tracing::info!("Shutting down: final database write.");
+    match tokio::time::timeout(STORE_STOP, writer.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "The final database write failed."),
+        Err(_) => tracing::error!("The final database write did not finish within {STORE_STOP:?}."),
+    }
+    let _ = tokio::time::timeout(HTTP_STOP, server).await;
+    tracing::info!("Hearth has stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
