@@ -44,6 +44,7 @@ pub struct CommandRequest {
 /// JSON form (as plugins receive it): the request's fields plus `device` and `context`:
 /// `{"device": "demo:living_lamp", "set": {"brightness": 40}, "transition": 2, "context": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "CommandJson")]
 pub struct Command {
     /// The device.
     pub device: DeviceId,
@@ -52,6 +53,31 @@ pub struct Command {
     pub request: CommandRequest,
     /// Why.
     pub context: Context,
+}
+
+/// The JSON form of a [`Command`], read with every field explicit so that unknown fields are
+/// refused (`flatten` would silently accept them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandJson {
+    device: DeviceId,
+    #[serde(default)]
+    set: BTreeMap<String, Value>,
+    #[serde(default)]
+    transition: Option<f64>,
+    #[serde(default)]
+    refresh: Option<Refresh>,
+    context: Context,
+}
+
+impl From<CommandJson> for Command {
+    fn from(c: CommandJson) -> Command {
+        Command {
+            device: c.device,
+            request: CommandRequest { set: c.set, transition: c.transition, refresh: c.refresh },
+            context: c.context,
+        }
+    }
 }
 
 /// Why a command was refused. Each message names the feature and what it allows.
@@ -202,7 +228,11 @@ impl CommandRequest {
     /// assert_eq!(bad.validate(&features).unwrap_err().to_string(), "feature `brightness` takes 0 to 100, not 140");
     /// ```
     pub fn validate(&self, features: &[Feature]) -> Result<(), CommandError> {
-        let refresh_nothing = matches!(self.refresh, None | Some(Refresh::All(false)));
+        let refresh_nothing = match &self.refresh {
+            None | Some(Refresh::All(false)) => true,
+            Some(Refresh::Features(keys)) => keys.is_empty(),
+            Some(Refresh::All(true)) => false,
+        };
         if self.set.is_empty() && refresh_nothing {
             return Err(CommandError::Empty);
         }
@@ -284,10 +314,15 @@ pub fn check_value(feature: &Feature, value: &Value) -> Result<(), CommandError>
         (ValueType::Text { .. }, _) => Err(wrong("text")),
         (ValueType::Color, Value::Color(c)) => {
             if !(0.0..=360.0).contains(&c.hue) {
-                Err(CommandError::OutOfRange { feature: feature.key.clone(), value: c.hue, min: 0.0, max: 360.0 })
+                Err(CommandError::OutOfRange {
+                    feature: format!("{}.hue", feature.key),
+                    value: c.hue,
+                    min: 0.0,
+                    max: 360.0,
+                })
             } else if !(0.0..=100.0).contains(&c.saturation) {
                 Err(CommandError::OutOfRange {
-                    feature: feature.key.clone(),
+                    feature: format!("{}.saturation", feature.key),
                     value: c.saturation,
                     min: 0.0,
                     max: 100.0,
@@ -363,7 +398,7 @@ mod tests {
             (r#"{"set": {"mode": 1}}"#, "wrong_type: feature `mode` takes one of off, heat, not number 1.0"),
             (
                 r#"{"set": {"color": {"hue": 400, "saturation": 50}}}"#,
-                "out_of_range: feature `color` takes 0 to 360, not 400",
+                "out_of_range: feature `color.hue` takes 0 to 360, not 400",
             ),
             (r#"{"set": {"label": "abcde"}}"#, "too_long: feature `label` takes at most 4 characters, not 5"),
             (

@@ -36,7 +36,8 @@ pub enum Origin {
 /// Every command and every state change carries one, so history can explain why a light
 /// turned on, and automations can see that a change was their own doing (no silent loops).
 ///
-/// JSON form: `{"id": "01938c1f0a2b7e4d", "origin": {"kind": "user", "name": "alice"}, "parent": null}`.
+/// JSON form: `{"id": "19ac4b2e1f3-2a", "origin": {"kind": "user", "name": "alice"}}`, with
+/// `"parent": "<id>"` when another context caused it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Context {
     /// Unique id of this context.

@@ -144,7 +144,9 @@ pub enum Capability {
     LinkQuality,
     /// A duration, s.
     Duration,
-    /// Anything else; the feature keeps its own unit.
+    /// Anything else; the feature keeps its own unit. A capability this version does not know
+    /// (from a newer peer) reads as `other`.
+    #[serde(other)]
     Other,
 }
 
@@ -535,7 +537,7 @@ pub struct FeatureState {
 ///
 /// ```json
 /// {
-///   "id": "demo:living_ceiling", "name": "Ceiling light", "area": "living_room",
+///   "id": "demo:living_ceiling", "name": "Ceiling light", "name_by_user": false, "area": "living_room",
 ///   "adapter": "demo", "manufacturer": "Hearth", "model": "Demo color light",
 ///   "power_source": "mains",
 ///   "availability": {"state": "online", "since": "2026-11-28T21:19:46.123Z"},
@@ -632,5 +634,17 @@ impl Device {
     /// The current value of a feature.
     pub fn value(&self, key: &str) -> Option<&Value> {
         self.state.get(key).map(|s| &s.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_capability_reads_as_other() {
+        let c: Capability = serde_json::from_str("\"laser\"").expect("other");
+        assert_eq!(c, Capability::Other);
+        assert_eq!(serde_json::to_string(&Capability::ColorTemperature).ok().as_deref(), Some("\"color_temperature\""));
     }
 }

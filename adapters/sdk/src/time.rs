@@ -63,6 +63,15 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.0.div_euclid(86_400_000);
@@ -124,16 +133,21 @@ impl FromStr for Timestamp {
             ms = scaled;
             rest = &frac[digits..];
         }
-        let offset_min = match rest {
-            "Z" | "z" => 0,
-            _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-                let oh: i64 = rest[1..3].parse().map_err(|_| err())?;
-                let om: i64 = rest[4..6].parse().map_err(|_| err())?;
-                let sign = if rest.starts_with('-') { -1 } else { 1 };
-                sign * (oh * 60 + om)
+        let offset_min = match rest.as_bytes() {
+            b"Z" | b"z" => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) => {
+                let oh = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+                let om = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+                if oh > 23 || om > 59 {
+                    return Err(err());
+                }
+                if *sign == b'-' { -(oh * 60 + om) } else { oh * 60 + om }
             }
             _ => return Err(err()),
         };
+        if d > days_in_month(y, mo as u32) {
+            return Err(err());
+        }
         let days = days_from_civil(y, mo as u32, d as u32);
         let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
         Ok(Timestamp(secs * 1000 + ms))
@@ -184,7 +198,18 @@ mod tests {
         assert_eq!("2026-11-28T22:19:46+01:00".parse::<Timestamp>().map(|t| t.0), Ok(1_795_900_786_000));
         assert_eq!("2026-11-28T21:19:46.5Z".parse::<Timestamp>().map(|t| t.0), Ok(1_795_900_786_500));
         assert_eq!("1795900786123".parse::<Timestamp>().map(|t| t.0), Ok(1_795_900_786_123));
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-28T21:19:46", "2026-11-28T21:19:46.Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-28T21:19:46",
+            "2026-11-28T21:19:46.Z",
+            "2026-02-31T00:00:00Z",
+            "2026-11-28T21:19:46+99:99",
+            "2026-11-28T21:19:46++1:00",
+            "2026-11-28T21:19:46é1234",
+            "2026-11-28T21:19:46.123é",
+        ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad} should not parse");
         }
     }

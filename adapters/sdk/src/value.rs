@@ -65,7 +65,7 @@ fn round2(v: f64) -> f64 {
 
 /// The value of a feature.
 ///
-/// JSON form is the plain JSON value: `true`, `21.5`, `"heat"`, `{"hue": 30, "saturation": 80}`,
+/// JSON form is the plain JSON value: `true`, `21.5`, `"heat"`, `{"hue": 30.0, "saturation": 80.0}`,
 /// `[1, 2]` or an object. Which of them a feature takes is fixed by its [`crate::ValueType`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -28,7 +28,7 @@ use crate::core::Snapshot;
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
     Auth {
         token: String,
@@ -38,8 +38,12 @@ enum ClientMessage {
         #[serde(default)]
         id: Option<serde_json::Value>,
         device: String,
-        #[serde(flatten)]
-        request: CommandRequest,
+        #[serde(default)]
+        set: std::collections::BTreeMap<String, hearth_sdk::Value>,
+        #[serde(default)]
+        transition: Option<f64>,
+        #[serde(default)]
+        refresh: Option<hearth_sdk::Refresh>,
     },
     Ping {
         #[serde(default)]
@@ -118,7 +122,8 @@ async fn run(app: Arc<App>, socket: WebSocket) {
                         }
                         Err(e) => json!({"type": "error", "error": error_json(&e.into())}),
                     },
-                    Ok(ClientMessage::Command { id, device, request }) => {
+                    Ok(ClientMessage::Command { id, device, set, transition, refresh }) => {
+                        let request = CommandRequest { set, transition, refresh };
                         let r = match DeviceId::parse(&device) {
                             Some(d) => app.core.command(d, request, Origin::User { name: principal.name.clone() }).await.map_err(ApiError::from),
                             None => Err(ApiError::not_found(format!("no device `{device}`"))),

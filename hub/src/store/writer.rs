@@ -183,9 +183,14 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
             let mut tx = conn.transaction()?;
             for (op, _) in &mut batch {
                 let op = std::mem::replace(op, WriteOp::Exec(Box::new(|_| Ok(()))));
+                // Registry and state writes cannot fail on their own (only with the whole
+                // transaction); other operations get a savepoint so a refusal undoes only them.
+                if !matches!(op, WriteOp::Exec(_)) {
+                    results.push(apply(&tx, op).map_err(|e| e.to_string()));
+                    continue;
+                }
                 let mut sp = tx.savepoint()?;
-                let r = apply(&sp, op);
-                match r {
+                match apply(&sp, op) {
                     Ok(()) => {
                         sp.commit()?;
                         results.push(Ok(()));
