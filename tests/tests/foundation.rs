@@ -304,3 +304,79 @@ fn the_built_in_broker_carries_messages() {
     }
     panic!("no message came back through the broker");
 }
+
+fn mqtt_connects(addr: std::net::SocketAddr, credentials: Option<(&str, &str)>) -> Result<(), String> {
+    let mut opts = rumqttc::MqttOptions::new("hearth-auth-test", addr.ip().to_string(), addr.port());
+    if let Some((u, p)) = credentials {
+        opts.set_credentials(u, p);
+    }
+    let (_client, mut conn) = rumqttc::Client::new(opts, 10);
+    for event in conn.iter().take(5) {
+        match event {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a))) => {
+                return if a.code == rumqttc::ConnectReturnCode::Success {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", a.code))
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("no answer".into())
+}
+
+#[test]
+fn a_broker_with_accounts_refuses_clients_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hearth.toml");
+    std::fs::write(&file, "[[mqtt.users]]\nusername = \"zigbee2mqtt\"\npassword = \"a long enough password\"\n")
+        .unwrap();
+    let hub = Hub::start(&["--config", file.to_str().unwrap()]);
+    let addr = hub.mqtt.unwrap();
+    assert_eq!(mqtt_connects(addr, Some(("zigbee2mqtt", "a long enough password"))), Ok(()));
+    assert!(mqtt_connects(addr, Some(("zigbee2mqtt", "wrong password"))).is_err());
+    assert!(mqtt_connects(addr, None).is_err());
+    assert!(!hub.log().contains("a long enough password"), "secrets must not be logged");
+}
+
+#[test]
+fn every_subcommand_has_help_and_data_commands_work_without_a_running_hub() {
+    let hub = Hub::start(&[]);
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check-config", "--help"],
+        vec!["user", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["user", "passwd", "--help"],
+        vec!["user", "list", "--help"],
+        vec!["user", "remove", "--help"],
+        vec!["token", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["token", "list", "--help"],
+        vec!["token", "revoke", "--help"],
+        vec!["version", "--help"],
+    ] {
+        let out = std::process::Command::new(hearth_tests::hearth_bin()).args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Usage: hearth"), "{args:?}: {text}");
+    }
+    let out = std::process::Command::new(hearth_tests::hearth_bin()).arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hearth 0."));
+
+    // The same data directory, with the hub stopped.
+    let mut hub = hub;
+    assert!(hub.stop());
+    let (ok, _, err) = hub.cli(&["user", "add", "carol", "--password-stdin"], Some("carols-passphrase\n"));
+    assert!(ok, "{err}");
+    let (ok, out, _) = hub.cli(&["token", "create", "--user", "carol", "--name", "offline"], None);
+    assert!(ok);
+    let token = out.lines().last().unwrap().to_owned();
+    hub.spawn();
+    assert_eq!(hub.get("/api/v1/auth/me", Some(&token)).body["name"], "carol");
+    let (ok, _, err) = hub.cli(&["user", "remove", "carol"], None);
+    assert!(ok, "{err}");
+    assert_eq!(hub.get("/api/v1/auth/me", Some(&token)).status, 401);
+}

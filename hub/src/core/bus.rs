@@ -30,9 +30,14 @@ impl Default for Bus {
 }
 
 impl Bus {
-    /// A new bus.
+    /// A new bus of [`CAPACITY`].
     pub fn new() -> Bus {
-        Bus { tx: broadcast::channel(CAPACITY).0 }
+        Bus::with_capacity(CAPACITY)
+    }
+
+    /// A new bus on which a subscriber lags after `capacity` unread events.
+    pub fn with_capacity(capacity: usize) -> Bus {
+        Bus { tx: broadcast::channel(capacity.max(1)).0 }
     }
 
     /// Publishes an event to every current subscriber.
