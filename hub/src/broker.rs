@@ -104,7 +104,8 @@ pub async fn start(cfg: &MqttConfig) -> Result<BrokerHandle, BrokerError> {
 
     let deadline = Instant::now() + Duration::from_secs(5);
     let probe = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
-    while tokio::net::TcpStream::connect(probe).await.is_err() {
+    let credentials = needs_auth.then_some((internal_user.as_str(), internal_password.as_str()));
+    while !mqtt_ping(probe, credentials).await {
         if Instant::now() > deadline {
             return Err(BrokerError::NotReady(addr));
         }
@@ -120,4 +121,47 @@ pub async fn start(cfg: &MqttConfig) -> Result<BrokerHandle, BrokerError> {
             password: needs_auth.then_some(internal_password),
         },
     })
+}
+
+/// Connects as an MQTT 3.1.1 client, waits for a successful CONNACK, and disconnects cleanly:
+/// the broker is up and accepts the hub's own account.
+async fn mqtt_ping(addr: SocketAddr, credentials: Option<(&str, &str)>) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let field = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    let mut body = Vec::new();
+    field(&mut body, "MQTT");
+    body.push(4); // protocol level 3.1.1
+    body.push(if credentials.is_some() { 0b1100_0010 } else { 0b0000_0010 }); // clean session
+    body.extend_from_slice(&10u16.to_be_bytes()); // keep alive
+    field(&mut body, "hearth-probe");
+    if let Some((user, password)) = credentials {
+        field(&mut body, user);
+        field(&mut body, password);
+    }
+    let mut packet = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(&packet).await.ok()?;
+        let mut ack = [0u8; 4];
+        stream.read_exact(&mut ack).await.ok()?;
+        let _ = stream.write_all(&[0xE0, 0x00]).await;
+        (ack == [0x20, 0x02, 0x00, 0x00]).then_some(())
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(1), attempt).await, Ok(Some(())))
 }

@@ -197,10 +197,12 @@ fn data_dir(flag: Option<&Path>, config: &Config) -> PathBuf {
     flag.map(Path::to_path_buf).or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"))
 }
 
+/// Sets up logging to stderr. The embedded broker's own log is off by default: it reports
+/// routine client disconnects as errors. `HEARTH_LOG=info,rumqttd=info` shows it.
 fn init_logging(level: &str) {
     use tracing_subscriber::filter::Targets;
     let spec = std::env::var("HEARTH_LOG").unwrap_or_else(|_| level.to_owned());
-    let targets: Targets = format!("rumqttd=warn,{spec}").parse().unwrap_or_else(|e| {
+    let targets: Targets = format!("rumqttd=off,{spec}").parse().unwrap_or_else(|e| {
         let mut err = std::io::stderr();
         let _ = writeln!(err, "warning: log level `{spec}` is not valid ({e}); using info");
         Targets::new().with_default(tracing::Level::INFO)

@@ -225,10 +225,14 @@ impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let position = e.span().map(|s| line_col(text, s.start));
+            let mut message = explain(e.message());
+            if let Some(key) = e.span().and_then(|s| key_of_value(text, s.start)) {
+                message = format!("`{key}`: {message}");
+            }
             ConfigError {
                 file: file.to_owned(),
                 position,
-                message: explain(e.message()),
+                message,
                 snippet: position.and_then(|(l, _)| text.lines().nth(l - 1).map(str::to_owned)),
             }
         })?;
@@ -296,6 +300,30 @@ impl Config {
     }
 }
 
+/// The dotted key whose value starts at byte `offset` (`adapters.demo.enabled`), when the offset
+/// points into a `key = value` line rather than at a key.
+fn key_of_value(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = line.split('\n').next().unwrap_or(line);
+    let (key, _) = line.split_once('=')?;
+    if line_start + key.len() >= offset {
+        return None; // the error points at the key itself
+    }
+    let key = key.trim().trim_matches('"');
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    Some(match section {
+        Some(sec) if !sec.is_empty() => format!("{sec}.{key}"),
+        _ => key.to_owned(),
+    })
+}
+
 /// Finds the line of the first key named in a validation message (`[mqtt] listen` -> `listen`).
 fn find_key(text: &str, message: &str) -> Option<(usize, usize)> {
     let key = message.split(['[', ']', ' ', '=']).filter(|w| !w.is_empty()).nth(1)?;
@@ -342,9 +370,16 @@ mod tests {
     #[test]
     fn wrong_types_name_the_position() {
         let e = err("[adapters.demo]\nenabled = \"yes\"\n");
-        assert!(e.starts_with("hearth.toml:2:11: invalid type: string \"yes\", expected a boolean"), "{e}");
+        assert!(
+            e.starts_with(
+                "hearth.toml:2:11: `adapters.demo.enabled`: invalid type: string \"yes\", expected a boolean"
+            ),
+            "{e}"
+        );
         let e = err("[http]\nlisten = \"everywhere\"\n");
-        assert!(e.starts_with("hearth.toml:2:10: invalid socket address syntax"), "{e}");
+        assert!(e.starts_with("hearth.toml:2:10: `http.listen`: invalid socket address syntax"), "{e}");
+        let e = err("data_dir = 5\n");
+        assert!(e.starts_with("hearth.toml:1:12: `data_dir`: invalid type: integer `5`"), "{e}");
     }
 
     #[test]

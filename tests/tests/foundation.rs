@@ -236,7 +236,12 @@ fn bad_configuration_names_file_line_column_and_nearest_key() {
     std::fs::write(&file, "[adapters.demo]\nenabled = \"yes\"\n").unwrap();
     let (ok, _, err) = hub.cli(&["check-config", "--config", path], None);
     assert!(!ok);
-    assert!(err.starts_with(&format!("error: {path}:2:11: invalid type: string \"yes\", expected a boolean")), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: {path}:2:11: `adapters.demo.enabled`: invalid type: string \"yes\", expected a boolean"
+        )),
+        "{err}"
+    );
 
     std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
     let (ok, out, err) = hub.cli(&["check-config", "--config", path], None);

@@ -149,11 +149,16 @@ async fn login(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
         .with(move |conn| auth::find_user(conn, &name).map_err(|e| StoreError::Write(e.to_string())))
         .await?;
     let (hash, admin) = match &found {
-        Some((_, admin, hash)) => (hash.clone(), *admin),
-        None => (auth::dummy_hash().to_owned(), false),
+        Some((_, admin, hash)) => (Some(hash.clone()), *admin),
+        None => (None, false),
     };
     let password = c.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password)).await.unwrap_or(false);
+    // Verify against a dummy hash for unknown names, so both take as long (both off the runtime).
+    let ok = tokio::task::spawn_blocking(move || {
+        auth::verify_password(hash.as_deref().unwrap_or_else(|| auth::dummy_hash()), &password)
+    })
+    .await
+    .unwrap_or(false);
     if !ok || found.is_none() {
         tracing::warn!(user = %c.name, "A login failed.");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_failed", "wrong name or password"));
