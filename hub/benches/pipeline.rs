@@ -65,7 +65,8 @@ async fn run(devices: usize, reports: usize) {
     let (writer, _thread) = StoreWriter::start(conn);
     let (etx, erx) = mpsc::channel(core::ADAPTER_QUEUE);
     let (ctx, _crx) = mpsc::channel(core::COMMAND_QUEUE);
-    let manifest = AdapterManifest { id: "bench", name: "Bench", discovers: Default::default() };
+    let manifest = AdapterManifest { id: "bench", name: "Bench", discovers: Default::default(), actions: &[] };
+    let (atx, _arx) = mpsc::channel(4);
     let bus = Bus::new();
     // One bus subscriber standing in for a WebSocket session: it must see every change.
     let seen = Arc::new(AtomicU64::new(0));
@@ -81,7 +82,7 @@ async fn run(devices: usize, reports: usize) {
         bus,
         writer: writer.clone(),
         adapter_events: erx,
-        adapters: vec![AdapterSlot { manifest, commands: ctx }],
+        adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
     });
 
     let t = Instant::now();

@@ -30,5 +30,12 @@ pub fn builtin() -> Vec<Builtin> {
             config: |c| serde_json::to_value(&c.adapters.demo).unwrap_or_default(),
             make: || Box::new(hearth_demo::DemoAdapter::new()),
         },
+        #[cfg(feature = "zigbee2mqtt")]
+        Builtin {
+            id: "zigbee2mqtt",
+            enabled: |c| c.adapters.zigbee2mqtt.enabled,
+            config: |c| serde_json::to_value(&c.adapters.zigbee2mqtt).unwrap_or_default(),
+            make: || Box::new(hearth_zigbee2mqtt::Zigbee2mqttAdapter::new()),
+        },
     ]
 }

@@ -134,6 +134,26 @@ impl Default for LogConfig {
 pub struct AdaptersConfig {
     /// `[adapters.demo]`: simulated devices.
     pub demo: DemoConfig,
+    /// `[adapters.zigbee2mqtt]`: Zigbee devices through zigbee2mqtt.
+    pub zigbee2mqtt: Zigbee2mqttConfig,
+}
+
+/// `[adapters.zigbee2mqtt]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Zigbee2mqttConfig {
+    /// Listen to zigbee2mqtt (on by default; it waits quietly until a bridge appears).
+    pub enabled: bool,
+    /// zigbee2mqtt's base topic.
+    pub base_topic: String,
+    /// Another broker than the hub's (built-in or `[mqtt.external]`).
+    pub mqtt: Option<ExternalMqtt>,
+}
+
+impl Default for Zigbee2mqttConfig {
+    fn default() -> Self {
+        Zigbee2mqttConfig { enabled: true, base_topic: "zigbee2mqtt".into(), mqtt: None }
+    }
 }
 
 /// `[adapters.demo]`
@@ -292,6 +312,12 @@ impl Config {
                     u.username
                 ));
             }
+        }
+        let base = &self.adapters.zigbee2mqtt.base_topic;
+        if base.trim().is_empty() || base.contains(['#', '+']) {
+            return Err(format!(
+                "[adapters.zigbee2mqtt] base_topic = \"{base}\" must be a topic without wildcards, like \"zigbee2mqtt\""
+            ));
         }
         if !(self.adapters.demo.interval_secs.is_finite() && self.adapters.demo.interval_secs >= 0.01) {
             return Err("[adapters.demo] interval_secs must be at least 0.01".into());

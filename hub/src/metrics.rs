@@ -15,7 +15,7 @@ pub fn render(app: &App) -> String {
     let c = app.core.stats();
     let w = app.writer.stats();
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 13] = [
+    let rows: [(&str, &str, &str, u64); 14] = [
         ("hearth_adapter_events_total", "counter", "Events received from adapters.", r(&c.adapter_events)),
         ("hearth_state_changes_total", "counter", "Feature values that changed.", r(&c.state_changes)),
         ("hearth_device_events_total", "counter", "Momentary device events.", r(&c.device_events)),
@@ -24,6 +24,12 @@ pub fn render(app: &App) -> String {
             "counter",
             "Adapter reports refused (unknown device or feature, wrong type).",
             r(&c.refused),
+        ),
+        (
+            "hearth_adapter_input_rejected_total",
+            "counter",
+            "Adapter input refused (malformed payloads, unknown devices).",
+            r(&c.input_rejected),
         ),
         ("hearth_commands_total", "counter", "Commands routed to adapters.", r(&c.commands)),
         ("hearth_devices", "gauge", "Devices in the registry.", r(&c.devices)),

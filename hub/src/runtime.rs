@@ -83,11 +83,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     for b in crate::adapters::builtin().into_iter().filter(|b| (b.enabled)(&config)) {
         let adapter = (b.make)();
         let (cmd_tx, cmd_rx) = mpsc::channel(core::COMMAND_QUEUE);
-        slots.push(AdapterSlot { manifest: adapter.manifest(), commands: cmd_tx });
+        let (act_tx, act_rx) = mpsc::channel(core::ACTION_QUEUE);
+        slots.push(AdapterSlot { manifest: adapter.manifest(), commands: cmd_tx, actions: act_tx });
         let ctx = AdapterContext {
             config: (b.config)(&config),
             events: EventSender::new(b.id, events_tx.clone()),
             commands: cmd_rx,
+            actions: act_rx,
             shutdown: shutdown.clone(),
             mqtt: mqtt.clone(),
         };

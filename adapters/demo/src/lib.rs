@@ -49,7 +49,7 @@ impl DemoAdapter {
 
 impl Adapter for DemoAdapter {
     fn manifest(&self) -> AdapterManifest {
-        AdapterManifest { id: catalog::ADAPTER_ID, name: "Demo home", discovers: Discovers::default() }
+        AdapterManifest { id: catalog::ADAPTER_ID, name: "Demo home", discovers: Discovers::default(), actions: &[] }
     }
 
     fn run(self: Box<Self>, ctx: AdapterContext) -> BoxFuture<Result<(), AdapterError>> {

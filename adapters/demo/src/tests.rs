@@ -390,7 +390,7 @@ async fn shutdown_returns_promptly_even_while_the_hub_applies_backpressure() {
 #[tokio::test]
 async fn returns_ok_when_the_hub_is_gone() {
     let s = start(FAST).await;
-    let Started { h: Harness { events, commands: _commands, shutdown: _shutdown }, task, .. } = s;
+    let Started { h: Harness { events, commands: _commands, actions: _actions, shutdown: _shutdown }, task, .. } = s;
     drop(events);
     let result = timeout(Duration::from_secs(1), task).await.expect("returns within a second");
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::command::Command;
 use crate::event::{AdapterStatus, Context};
@@ -68,6 +68,14 @@ pub enum AdapterEvent {
         device: DeviceId,
         /// Its availability, with the reason when offline.
         availability: Availability,
+    },
+    /// Input the adapter could not use (malformed payload, unknown device): counted by the hub.
+    /// The adapter logs it itself, once per source.
+    InputRejected {
+        /// Where it came from (an MQTT topic, an address).
+        source: String,
+        /// Why it was refused.
+        reason: String,
     },
     /// The adapter's own status (connected, reconnecting, no hardware ...).
     Status {
@@ -204,6 +212,40 @@ impl fmt::Debug for MqttSettings {
     }
 }
 
+/// Why an adapter action failed. The API turns each into a status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// The parameters are wrong (400).
+    #[error("{0}")]
+    BadParams(String),
+    /// The thing the action names does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The device or bridge refused or failed (502), with its own words.
+    #[error("{0}")]
+    Failed(String),
+    /// No answer in time (504).
+    #[error("{0}")]
+    Timeout(String),
+    /// The adapter cannot do it now (503): not connected, bridge offline.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A management action for an adapter (permit join, rename or remove at the bridge ...),
+/// answered once through `reply`. Which actions an adapter takes is in its manifest.
+#[derive(Debug)]
+pub struct ActionRequest {
+    /// The action, one of the manifest's `actions`.
+    pub action: String,
+    /// Its parameters, as the API caller sent them.
+    pub params: serde_json::Value,
+    /// Who asked.
+    pub context: Context,
+    /// Where the answer goes: JSON for the caller, or why it failed.
+    pub reply: oneshot::Sender<Result<serde_json::Value, ActionError>>,
+}
+
 /// What the hub hands an adapter when it starts it.
 #[derive(Debug)]
 pub struct AdapterContext {
@@ -213,6 +255,8 @@ pub struct AdapterContext {
     pub events: EventSender,
     /// Validated commands for the adapter's devices.
     pub commands: mpsc::Receiver<Command>,
+    /// Management actions named in the manifest.
+    pub actions: mpsc::Receiver<ActionRequest>,
     /// Fires when the hub shuts down; return soon after.
     pub shutdown: Shutdown,
     /// The MQTT broker adapters use, if there is one.
@@ -233,8 +277,10 @@ pub struct Discovers {
     pub mqtt: Vec<String>,
 }
 
-/// An adapter's manifest: who it is and what it discovers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An adapter's manifest: who it is, what it discovers, which management actions it takes.
+///
+/// Built-in adapters write it as constants; it is serialised for `GET /api/v1/adapters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AdapterManifest {
     /// The id, also the prefix of its device ids: lowercase letters, digits and `_`.
     pub id: &'static str,
@@ -242,6 +288,9 @@ pub struct AdapterManifest {
     pub name: &'static str,
     /// What it finds devices by.
     pub discovers: Discovers,
+    /// Management actions (`POST /api/v1/adapters/<id>/actions/<action>`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub actions: &'static [&'static str],
 }
 
 /// Why an adapter stopped with an error.

@@ -26,8 +26,8 @@ pub mod time;
 pub mod value;
 
 pub use adapter::{
-    Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, BoxFuture, Discovers, EventSender, HubGone,
-    MqttSettings, Shutdown,
+    ActionError, ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, BoxFuture,
+    Discovers, EventSender, HubGone, MqttSettings, Shutdown,
 };
 pub use command::{Command, CommandError, CommandRequest, Refresh, check_value};
 pub use event::{AdapterState, AdapterStatus, Context, Event, Origin};

@@ -3,7 +3,7 @@
 use tokio::sync::{mpsc, watch};
 
 use crate::adapter::{
-    Adapter, AdapterContext, AdapterError, AdapterEvent, BoxFuture, EventSender, MqttSettings, Shutdown,
+    ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, BoxFuture, EventSender, MqttSettings, Shutdown,
 };
 use crate::command::Command;
 
@@ -17,6 +17,8 @@ pub struct Harness {
     pub events: mpsc::Receiver<(&'static str, AdapterEvent)>,
     /// Where to send commands for its devices.
     pub commands: mpsc::Sender<Command>,
+    /// Where to send management actions.
+    pub actions: mpsc::Sender<ActionRequest>,
     /// Send `true` to shut it down.
     pub shutdown: watch::Sender<bool>,
 }
@@ -32,9 +34,16 @@ impl Harness {
         let (etx, erx) = mpsc::channel(256);
         let (ctx_tx, ctx_rx) = mpsc::channel(64);
         let (stop, signal) = Shutdown::channel();
-        let ctx =
-            AdapterContext { config, events: EventSender::new(id, etx), commands: ctx_rx, shutdown: signal, mqtt };
-        (Harness { events: erx, commands: ctx_tx, shutdown: stop }, adapter.run(ctx))
+        let (atx, arx) = mpsc::channel(16);
+        let ctx = AdapterContext {
+            config,
+            events: EventSender::new(id, etx),
+            commands: ctx_rx,
+            actions: arx,
+            shutdown: signal,
+            mqtt,
+        };
+        (Harness { events: erx, commands: ctx_tx, actions: atx, shutdown: stop }, adapter.run(ctx))
     }
 
     /// The next event, or `None` when the adapter has stopped.

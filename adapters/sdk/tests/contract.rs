@@ -281,10 +281,12 @@ fn adapter_event_tag(e: &AdapterEvent) -> &'static str {
         AdapterEvent::State { .. } => "state",
         AdapterEvent::Event { .. } => "event",
         AdapterEvent::Availability { .. } => "availability",
+        AdapterEvent::InputRejected { .. } => "input_rejected",
         AdapterEvent::Status { .. } => "status",
     }
 }
-const ADAPTER_EVENT_TAGS: [&str; 6] = ["device", "device_removed", "state", "event", "availability", "status"];
+const ADAPTER_EVENT_TAGS: [&str; 7] =
+    ["device", "device_removed", "state", "event", "availability", "input_rejected", "status"];
 
 fn origin_kind(o: &Origin) -> &'static str {
     match o {

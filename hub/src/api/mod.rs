@@ -113,9 +113,29 @@ impl From<CoreError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "adapter_not_running", e.to_string())
             }
             CoreError::AdapterBusy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "adapter_busy", e.to_string()),
+            CoreError::UnknownAdapter(_) => ApiError::not_found(e.to_string()),
+            CoreError::UnknownAction { ref known, .. } => {
+                let mut err = ApiError::not_found(e.to_string());
+                err.details = serde_json::json!({"actions": known});
+                err
+            }
             CoreError::Store(s) => ApiError::from(s),
             CoreError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
         }
+    }
+}
+
+impl From<hearth_sdk::ActionError> for ApiError {
+    fn from(e: hearth_sdk::ActionError) -> Self {
+        use hearth_sdk::ActionError as A;
+        let (status, code) = match &e {
+            A::BadParams(_) => (StatusCode::BAD_REQUEST, "invalid_params"),
+            A::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            A::Failed(_) => (StatusCode::BAD_GATEWAY, "adapter_error"),
+            A::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "adapter_timeout"),
+            A::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "adapter_unavailable"),
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

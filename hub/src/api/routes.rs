@@ -70,7 +70,11 @@ pub static ROUTES: &[Route] = &[
     route!("PATCH", "/api/v1/areas/{id}", User, "rename or reorder an area", patch_area),
     route!("DELETE", "/api/v1/areas/{id}", User, "remove an area", delete_area),
     route!("GET", "/api/v1/adapters", User, "every adapter with its status", adapters),
+    route!("POST", "/api/v1/adapters/{id}/actions/{action}", Admin, "a management action of an adapter", action),
 ];
+
+/// How long an adapter action may take before the caller gets 504.
+pub const ACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn device_id(req: &Req) -> Result<DeviceId, ApiError> {
     let raw = req.params.first().map(String::as_str).unwrap_or_default();
@@ -305,4 +309,29 @@ async fn delete_area(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
 
 async fn adapters(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
     Reply::json(&app.core.adapters().await?)
+}
+
+async fn action(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let adapter = req.params.first().cloned().unwrap_or_default();
+    let action = req.params.get(1).cloned().unwrap_or_default();
+    let params: serde_json::Value = if req.body.is_empty() { serde_json::json!({}) } else { req.json()? };
+    if !params.is_object() {
+        return Err(ApiError::bad_request("invalid_body", "the action's parameters must be a JSON object"));
+    }
+    let user = req.user()?.name.clone();
+    let answer = app.core.action(adapter.clone(), action.clone(), params, Origin::User { name: user }).await?;
+    match tokio::time::timeout(ACTION_TIMEOUT, answer).await {
+        Ok(Ok(Ok(result))) => Reply::json(&serde_json::json!({"result": result})),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "adapter_not_running",
+            format!("adapter `{adapter}` stopped before answering `{action}`"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "adapter_timeout",
+            format!("adapter `{adapter}` did not answer `{action}` within {} seconds", ACTION_TIMEOUT.as_secs()),
+        )),
+    }
 }

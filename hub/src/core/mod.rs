@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hearth_sdk::{
-    AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, Area, Command, CommandRequest, Context, Device,
-    DeviceId, Event, Origin, Timestamp,
+    ActionError, ActionRequest, AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, Area, Command,
+    CommandRequest, Context, Device, DeviceId, Event, Origin, Timestamp,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -30,6 +30,8 @@ use crate::store::{StoreError, StoreWriter};
 pub const ADAPTER_QUEUE: usize = 1024;
 /// Commands an adapter may have queued before new ones are refused as busy.
 pub const COMMAND_QUEUE: usize = 64;
+/// Management actions an adapter may have queued before new ones are refused as busy.
+pub const ACTION_QUEUE: usize = 16;
 
 /// A full picture for a new subscriber.
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +68,19 @@ pub enum CoreError {
         /// Why.
         reason: Option<String>,
     },
+    /// No adapter with that id runs in this hub.
+    #[error("no adapter `{0}` runs in this hub")]
+    UnknownAdapter(String),
+    /// The adapter takes no such action.
+    #[error("adapter `{adapter}` has no action `{action}`; its actions are: {}", if known.is_empty() { "(none)".to_owned() } else { known.join(", ") })]
+    UnknownAction {
+        /// The adapter.
+        adapter: String,
+        /// The action asked for.
+        action: String,
+        /// Its actions.
+        known: Vec<String>,
+    },
     /// The adapter has too many commands queued.
     #[error("adapter `{0}` is busy with earlier commands; try again shortly")]
     AdapterBusy(String),
@@ -88,6 +103,8 @@ pub struct CoreStats {
     pub device_events: AtomicU64,
     /// Reports refused (unknown device or feature, wrong type).
     pub refused: AtomicU64,
+    /// Input adapters could not use (malformed payloads, unknown devices).
+    pub input_rejected: AtomicU64,
     /// Commands routed to adapters.
     pub commands: AtomicU64,
     /// Devices in the registry.
@@ -96,6 +113,8 @@ pub struct CoreStats {
 
 type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
 type Ack = oneshot::Receiver<Result<(), String>>;
+/// The adapter's answer to an action, once it comes.
+pub type ActionReply = oneshot::Receiver<Result<serde_json::Value, ActionError>>;
 
 enum Request {
     Snapshot(oneshot::Sender<Snapshot>),
@@ -108,6 +127,7 @@ enum Request {
     RemoveArea(String, Reply<((), Ack)>),
     Command { device: DeviceId, request: CommandRequest, origin: Origin, reply: Reply<Context> },
     Adapters(oneshot::Sender<Vec<AdapterInfo>>),
+    Action { adapter: String, action: String, params: serde_json::Value, origin: Origin, reply: Reply<ActionReply> },
     AdapterEnded { adapter: &'static str, result: Result<(), String> },
     Stop(oneshot::Sender<()>),
 }
@@ -133,6 +153,8 @@ pub struct AdapterSlot {
     pub manifest: AdapterManifest,
     /// Where its commands go.
     pub commands: mpsc::Sender<Command>,
+    /// Where its management actions go.
+    pub actions: mpsc::Sender<ActionRequest>,
 }
 
 /// Everything the core task starts with.
@@ -222,6 +244,17 @@ impl CoreHandle {
         origin: Origin,
     ) -> Result<Context, CoreError> {
         self.ask(|reply| Request::Command { device, request, origin, reply }).await?
+    }
+
+    /// Hands a management action to an adapter; the receiver resolves with its answer.
+    pub async fn action(
+        &self,
+        adapter: String,
+        action: String,
+        params: serde_json::Value,
+        origin: Origin,
+    ) -> Result<ActionReply, CoreError> {
+        self.ask(|reply| Request::Action { adapter, action, params, origin, reply }).await?
     }
 
     /// Every adapter with its status.
@@ -338,9 +371,16 @@ impl Core {
 
     async fn adapter_event(&mut self, adapter: &'static str, event: AdapterEvent) {
         self.stats.adapter_events.fetch_add(1, Ordering::Relaxed);
-        if let AdapterEvent::Status { status } = &event {
-            self.set_status(adapter, status.clone());
-            return;
+        match &event {
+            AdapterEvent::Status { status } => {
+                self.set_status(adapter, status.clone());
+                return;
+            }
+            AdapterEvent::InputRejected { .. } => {
+                self.stats.input_rejected.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
         }
         let fx = self.registry.apply(adapter, event, Timestamp::now(), &mut self.ids);
         self.effects(fx).await;
@@ -429,6 +469,9 @@ impl Core {
             Request::Stop(done) => {
                 let _ = done.send(());
             }
+            Request::Action { adapter, action, params, origin, reply } => {
+                let _ = reply.send(self.action(adapter, action, params, origin));
+            }
             Request::AdapterEnded { adapter, result } => {
                 let (status, reason) = match result {
                     Ok(()) => (
@@ -443,6 +486,31 @@ impl Core {
                 self.set_status(adapter, status);
                 let fx = self.registry.adapter_down(adapter, &reason, Timestamp::now());
                 self.effects(fx).await;
+            }
+        }
+    }
+
+    fn action(
+        &mut self,
+        adapter: String,
+        action: String,
+        params: serde_json::Value,
+        origin: Origin,
+    ) -> Result<ActionReply, CoreError> {
+        let Some((slot, status)) = self.adapters.iter().find(|(s, _)| s.manifest.id == adapter) else {
+            return Err(CoreError::UnknownAdapter(adapter));
+        };
+        if !slot.manifest.actions.contains(&action.as_str()) {
+            let known = slot.manifest.actions.iter().map(|a| (*a).to_owned()).collect();
+            return Err(CoreError::UnknownAction { adapter, action, known });
+        }
+        let (tx, rx) = oneshot::channel();
+        let context = self.ids.context(origin);
+        match slot.actions.try_send(ActionRequest { action, params, context, reply: tx }) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(CoreError::AdapterBusy(adapter)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(CoreError::AdapterNotRunning { adapter, reason: status.reason.clone() })
             }
         }
     }
@@ -488,13 +556,14 @@ mod tests {
         let (writer, _thread) = StoreWriter::start(conn);
         let (etx, erx) = mpsc::channel(16);
         let (ctx, mut crx) = mpsc::channel(4);
-        let manifest = AdapterManifest { id: "demo", name: "Demo", discovers: Default::default() };
+        let manifest = AdapterManifest { id: "demo", name: "Demo", discovers: Default::default(), actions: &[] };
+        let (atx, _arx) = mpsc::channel(4);
         let (core, _task) = spawn(CoreInit {
             registry: Registry::default(),
             bus: Bus::new(),
             writer,
             adapter_events: erx,
-            adapters: vec![AdapterSlot { manifest, commands: ctx }],
+            adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
         });
         let id = DeviceId::new("demo", "lamp");
         let device = DeviceDescriptor {

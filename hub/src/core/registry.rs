@@ -187,7 +187,7 @@ impl Registry {
                     fx.events.push(Event::AvailabilityChanged { device, availability });
                 }
             }
-            AdapterEvent::Status { .. } => {}
+            AdapterEvent::Status { .. } | AdapterEvent::InputRejected { .. } => {}
         }
         fx
     }
