@@ -559,3 +559,188 @@ fn add_diagnostics(m: &mut Mapping, ota: bool) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::Origin;
+
+    fn devices(names: &[(&str, &str)]) -> Vec<u8> {
+        let mut list = vec![json!({"ieee_address": "0x00124b0000000001", "type": "Coordinator", "network_address": 0,
+                                   "supported": true, "friendly_name": "Coordinator", "disabled": false,
+                                   "interview_state": "SUCCESSFUL", "definition": null})];
+        for (ieee, name) in names {
+            list.push(json!({
+                "ieee_address": ieee, "type": "Router", "network_address": 1, "supported": true, "friendly_name": name,
+                "disabled": false, "interview_state": "SUCCESSFUL", "power_source": "Mains (single phase)",
+                "manufacturer": "Signify Netherlands B.V.", "model_id": "LCT015",
+                "definition": {"model": "9290012573A", "vendor": "Philips", "description": "Hue bulb", "supports_ota": true,
+                    "exposes": [
+                        {"type": "light", "features": [
+                            {"type": "binary", "name": "state", "property": "state", "access": 7, "value_on": "ON", "value_off": "OFF"},
+                            {"type": "numeric", "name": "brightness", "property": "brightness", "access": 7, "value_min": 0, "value_max": 254}]},
+                        {"type": "enum", "name": "action", "property": "action", "access": 1, "values": ["on", "off"]}]}
+            }));
+        }
+        list.push(json!({"ieee_address": "0x0000000000000bad", "type": "EndDevice", "supported": false,
+                         "friendly_name": "Mystery", "disabled": false, "interview_state": "SUCCESSFUL",
+                         "model_id": "XYZ-1", "manufacturer": "Nobody", "definition": null}));
+        serde_json::to_vec(&list).expect("json")
+    }
+
+    fn kinds(out: &[AdapterEvent]) -> Vec<String> {
+        out.iter().map(|e| serde_json::to_value(e).expect("json")["type"].as_str().unwrap_or("").to_owned()).collect()
+    }
+
+    fn availability(out: &[AdapterEvent], device: &str) -> Option<(AvailabilityState, Option<String>)> {
+        out.iter().rev().find_map(|e| match e {
+            AdapterEvent::Availability { device: d, availability } if d.as_str() == device => {
+                Some((availability.state, availability.reason.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn devices_appear_with_features_and_follow_the_bridge() {
+        let mut b = Bridge::new("zigbee2mqtt");
+        let out = b.message("bridge/devices", &devices(&[("0x0017880100000001", "Living room bulb")])).expect("ok");
+        let descriptors: Vec<&DeviceDescriptor> = out
+            .iter()
+            .filter_map(|e| match e {
+                AdapterEvent::Device { device } => Some(device),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(descriptors.len(), 3, "coordinator, bulb, unsupported device");
+        let bulb = descriptors.iter().find(|d| d.name == "Living room bulb").expect("bulb");
+        assert_eq!(bulb.id.as_str(), "zigbee2mqtt:0x0017880100000001");
+        assert_eq!((bulb.manufacturer.as_deref(), bulb.model.as_deref()), (Some("Philips"), Some("9290012573A")));
+        assert_eq!(bulb.via.as_ref().map(DeviceId::as_str), Some("zigbee2mqtt:0x00124b0000000001"));
+        let keys: Vec<&str> = bulb.features.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["state", "brightness", "action", "zigbee_status", "update_state", "update_progress"]);
+        let mystery = descriptors.iter().find(|d| d.name == "Mystery").expect("unsupported device");
+        assert_eq!(mystery.model.as_deref(), Some("XYZ-1"));
+        assert!(out.iter().any(|e| matches!(e, AdapterEvent::State { device, values, .. }
+            if device.native() == "0x0000000000000bad" && values["zigbee_status"] == Value::Text("unsupported".into()))));
+        // Availability is unknown until the bridge says something.
+        assert_eq!(availability(&out, "zigbee2mqtt:0x0017880100000001"), None);
+
+        let out = b.message("bridge/state", br#"{"state":"online"}"#).expect("ok");
+        assert_eq!(availability(&out, "zigbee2mqtt:0x0017880100000001"), Some((AvailabilityState::Online, None)));
+        let out = b.message("Living room bulb/availability", b"offline").expect("legacy payload");
+        assert_eq!(
+            availability(&out, "zigbee2mqtt:0x0017880100000001"),
+            Some((AvailabilityState::Offline, Some(DEVICE_OFFLINE.into())))
+        );
+        let out = b.message("bridge/state", br#"{"state":"offline"}"#).expect("ok");
+        assert_eq!(
+            availability(&out, "zigbee2mqtt:0x0017880100000001"),
+            Some((AvailabilityState::Offline, Some(BRIDGE_OFFLINE.into())))
+        );
+        assert_eq!(
+            availability(&out, "zigbee2mqtt:0x0000000000000bad"),
+            Some((AvailabilityState::Offline, Some(BRIDGE_OFFLINE.into())))
+        );
+        let out = b.all_offline("MQTT broker unreachable");
+        assert_eq!(
+            availability(&out, "zigbee2mqtt:0x0017880100000001"),
+            Some((AvailabilityState::Offline, Some("MQTT broker unreachable".into())))
+        );
+    }
+
+    #[test]
+    fn state_events_renames_and_removal() {
+        let mut b = Bridge::new("zigbee2mqtt");
+        b.message("bridge/devices", &devices(&[("0x0017880100000001", "Living room bulb")])).expect("ok");
+        let id = DeviceId::new("zigbee2mqtt", "0x0017880100000001");
+        let cause = Context::new("c1", Origin::User { name: "alice".into() });
+        b.remember_cause(&id, cause.clone());
+        let out = b.message("Living room bulb", br#"{"state":"ON","brightness":127,"linkquality":90}"#).expect("ok");
+        match &out[..] {
+            [AdapterEvent::State { values, cause: Some(c), .. }] => {
+                assert_eq!(values["state"], Value::Bool(true));
+                assert_eq!(values["brightness"], Value::Number(50.0));
+                assert_eq!(c, &cause);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let out = b.message("Living room bulb", br#"{"action":"on"}"#).expect("ok");
+        assert_eq!(kinds(&out), ["event"]);
+        assert!(b.message("Living room bulb", br#"{"action":""}"#).expect("ok").is_empty());
+        assert!(b.message("Living room bulb/set", br#"{"state":"ON"}"#).expect("own command").is_empty());
+
+        // Bad input: refused with a reason, never a panic.
+        assert!(b.message("Living room bulb", b"{not json").unwrap_err().contains("not a JSON object"));
+        assert!(b.message("Living room bulb", b"[1,2]").is_err());
+        assert!(b.message("Nobody here", b"{}").unwrap_err().contains("no device or group named `Nobody here`"));
+        assert!(b.message("bridge/devices", br#"{"oops": true}"#).unwrap_err().contains("zigbee2mqtt's shape"));
+        assert!(b.message("Living room bulb", &vec![b' '; MAX_STATE_PAYLOAD + 1]).is_err());
+
+        // A rename in zigbee2mqtt keeps the id; the old topic is forgotten.
+        let out = b.message("bridge/devices", &devices(&[("0x0017880100000001", "Kitchen bulb")])).expect("ok");
+        assert!(
+            out.iter().any(
+                |e| matches!(e, AdapterEvent::Device { device } if device.id == id && device.name == "Kitchen bulb")
+            )
+        );
+        assert_eq!(b.friendly_name("zigbee2mqtt:0x0017880100000001").as_deref(), Some("Kitchen bulb"));
+        assert!(b.message("Living room bulb", br#"{"state":"OFF"}"#).is_err());
+        assert_eq!(b.target(&id).map(|(n, _)| n), Some("Kitchen bulb"));
+        // A device that leaves is removed.
+        let out = b.message("bridge/devices", &devices(&[])).expect("ok");
+        assert!(out.iter().any(|e| matches!(e, AdapterEvent::DeviceRemoved { device } if *device == id)));
+    }
+
+    #[test]
+    fn groups_become_devices_listing_their_members() {
+        let mut b = Bridge::new("zigbee2mqtt");
+        b.message("bridge/devices", &devices(&[("0x01", "A"), ("0x02", "B")])).expect("ok");
+        let groups = json!([{"id": 3, "friendly_name": "Downstairs", "scenes": [],
+                             "members": [{"ieee_address": "0x01", "endpoint": 11}, {"ieee_address": "0x02", "endpoint": 11}]}]);
+        let out = b.message("bridge/groups", groups.to_string().as_bytes()).expect("ok");
+        let group = out
+            .iter()
+            .find_map(|e| match e {
+                AdapterEvent::Device { device } => Some(device.clone()),
+                _ => None,
+            })
+            .expect("group device");
+        assert_eq!(group.id.as_str(), "zigbee2mqtt:group_3");
+        let keys: Vec<&str> = group.features.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["state", "brightness", "members"]);
+        assert!(out.iter().any(|e| matches!(e, AdapterEvent::State { values, .. }
+            if values["members"] == Value::List(vec![Value::Text("zigbee2mqtt:0x01".into()), Value::Text("zigbee2mqtt:0x02".into())]))));
+        assert_eq!(b.group_ref("zigbee2mqtt:group_3"), Some(json!("Downstairs")));
+        let out = b.message("Downstairs", br#"{"state":"OFF"}"#).expect("group state");
+        assert_eq!(kinds(&out), ["state"]);
+    }
+
+    #[test]
+    fn permit_join_counts_down_on_the_coordinator() {
+        let mut b = Bridge::new("zigbee2mqtt");
+        b.message("bridge/devices", &devices(&[])).expect("ok");
+        let now = Timestamp::now();
+        let info = json!({"version": "2.1.3", "permit_join": true, "permit_join_end": now.as_millis() + 60_000,
+                          "coordinator": {"ieee_address": "0x00124b0000000001", "type": "zStack3x0", "meta": {"revision": 20240710}}});
+        let out = b.message("bridge/info", info.to_string().as_bytes()).expect("ok");
+        let remaining = |out: &[AdapterEvent]| {
+            out.iter().find_map(|e| match e {
+                AdapterEvent::State { values, .. } => {
+                    Some((values.get("permit_join").cloned(), values.get("permit_join_remaining").cloned()))
+                }
+                _ => None,
+            })
+        };
+        assert_eq!(remaining(&out), Some((Some(Value::Bool(true)), Some(Value::Number(60.0)))));
+        let out = b.tick(now.plus_millis(30_000));
+        assert_eq!(remaining(&out), Some((Some(Value::Bool(true)), Some(Value::Number(30.0)))));
+        assert!(b.tick(now.plus_millis(30_000)).is_empty(), "no change, nothing sent");
+        let out = b.tick(now.plus_millis(61_000));
+        assert_eq!(remaining(&out), Some((Some(Value::Bool(false)), Some(Value::Number(0.0)))));
+        // 1.x shape: a timeout in seconds.
+        let info = json!({"permit_join": true, "permit_join_timeout": 10});
+        let out = b.message("bridge/info", info.to_string().as_bytes()).expect("1.x info");
+        assert_eq!(remaining(&out), Some((Some(Value::Bool(true)), Some(Value::Number(10.0)))));
+    }
+}
