@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod sim;
+
 /// The `hearth` binary, built once per test run with the same profile as the tests.
 pub fn hearth_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

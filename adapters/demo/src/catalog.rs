@@ -88,7 +88,7 @@ fn illuminance() -> Feature {
 }
 
 fn action() -> Feature {
-    Feature::new("action", Capability::Action, ValueType::enumeration(["single", "double", "hold"]), Access::READ_ONLY)
+    Feature::new("action", Capability::Action, ValueType::enumeration(["single", "double", "hold"]), Access::EVENT)
 }
 
 fn setpoint() -> Feature {

@@ -212,7 +212,7 @@ async fn announces_the_home_with_valid_initial_state_and_all_online() {
     let button = s.descriptor(&demo("hall_button"));
     let action = button.feature("action").expect("the button has an action");
     assert_eq!(action.capability, Capability::Action);
-    assert!(action.access.observe && !action.access.set && !action.access.get);
+    assert_eq!(action.access, hearth_sdk::Access::EVENT, "presses are events, never state");
 }
 
 #[tokio::test]

@@ -314,6 +314,8 @@ impl Access {
     pub const ALL: Access = Access { observe: true, set: true, get: true };
     /// Settable only: nothing is reported back (a write-only trigger).
     pub const WRITE_ONLY: Access = Access { observe: false, set: true, get: false };
+    /// A momentary event (a button's `action`): fired as events, never in state.
+    pub const EVENT: Access = Access { observe: false, set: false, get: false };
 }
 
 /// Where a feature belongs in a user interface.

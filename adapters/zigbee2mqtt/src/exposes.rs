@@ -149,7 +149,8 @@ fn walk(e: &Expose, parent: Option<&str>, endpoint: Option<&str>, m: &mut Mappin
     feature.label = e.label.clone();
     feature.endpoint = endpoint.map(str::to_owned);
     if event {
-        feature.access = Access { observe: true, set: feature.access.set, get: false };
+        // Momentary: events, never state (MODEL.md, Access).
+        feature.access = Access { observe: false, set: feature.access.set, get: false };
     }
     m.features.push(feature);
     m.properties.push(Property { feature: property.clone(), property, event, convert });
