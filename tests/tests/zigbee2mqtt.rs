@@ -1086,3 +1086,53 @@ fn hub_restart_reconnects_and_devices_come_back_online() {
     home.sim.set_state(CLIMATE.name, json!({"temperature": 19.75}));
     home.wait_value(&CLIMATE.id(), "temperature", |v| approx(v, 19.75, 1e-9));
 }
+
+fn rejected_count(home: &Home) -> u64 {
+    let metrics = home.get("/metrics").text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hearth_adapter_input_rejected_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no input counter in {metrics}"))
+}
+
+#[test]
+fn hub_bad_input_is_counted_logged_once_and_harms_nothing() {
+    let home = Home::start();
+    let before = rejected_count(&home);
+    // Topics are relative to the simulator's base topic, `zigbee2mqtt`.
+    let bulb_topic = BULB.name.to_owned();
+    let bad: Vec<(String, Vec<u8>)> = vec![
+        (bulb_topic.clone(), b"{not json".to_vec()),
+        (bulb_topic.clone(), b"[1, 2, 3]".to_vec()),
+        (bulb_topic.clone(), b"\"ON\"".to_vec()),
+        (bulb_topic.clone(), vec![b' '; 300 * 1024]),
+        ("Nobody's device".into(), br#"{"state": "ON"}"#.to_vec()),
+        ("bridge/devices".into(), br#"{"not": "a list"}"#.to_vec()),
+        ("bridge/state".into(), b"sideways".to_vec()),
+        (format!("{}/availability", BULB.name), b"\xff\xfe".to_vec()),
+    ];
+    for (topic, payload) in &bad {
+        home.sim.publish_raw(topic, payload.clone(), false);
+    }
+    // Wrong types inside a good payload are dropped value by value; the rest is used.
+    home.sim.publish_raw(&bulb_topic, br#"{"brightness": "bright", "state": "ON", "color_temp": 250}"#.to_vec(), false);
+    home.wait_value(&BULB.id(), "color_temp", |v| approx(v, 4000.0, 0.5));
+    let expected = before + bad.len() as u64;
+    let deadline = Instant::now() + T;
+    while rejected_count(&home) < expected {
+        assert!(Instant::now() < deadline, "rejected input counted {} of {}", rejected_count(&home), bad.len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rejected_count(&home), expected);
+    // Logged once per topic, with the topic.
+    let log = home.hub.log();
+    let warnings = log.lines().filter(|l| l.ends_with(&format!("topic=zigbee2mqtt/{bulb_topic}"))).count();
+    assert_eq!(warnings, 1, "four bad payloads on one topic, one warning: {log}");
+    assert!(log.contains("Nobody's device"), "{log}");
+    // The hub and the device keep working: the bridge stayed online and commands still go out.
+    assert_eq!(home.device(&BULB.id())["availability"]["state"], "online");
+    home.command(&BULB.id(), json!({"set": {"brightness": 20}}));
+    home.expect_mqtt(BULB.name, "set", json!({"brightness": 51}));
+    assert_eq!(home.get("/healthz").status, 200);
+}
