@@ -119,6 +119,7 @@ pub async fn start(cfg: &MqttConfig) -> Result<BrokerHandle, BrokerError> {
             port: addr.port(),
             username: needs_auth.then_some(internal_user),
             password: needs_auth.then_some(internal_password),
+            tls: None,
         },
     })
 }

@@ -97,6 +97,20 @@ pub struct ExternalMqtt {
     pub username: Option<String>,
     /// Password. Never logged.
     pub password: Option<String>,
+    /// TLS (`[mqtt.external.tls]`): certificate and host name are always verified.
+    pub tls: Option<TlsFiles>,
+}
+
+/// TLS files of an MQTT connection.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM file of the certificate authority to trust; the system's roots when absent.
+    pub ca_file: Option<String>,
+    /// PEM file of a client certificate, for brokers that ask for one.
+    pub client_cert_file: Option<String>,
+    /// PEM file of its private key.
+    pub client_key_file: Option<String>,
 }
 
 fn default_mqtt_port() -> u16 {
@@ -110,6 +124,7 @@ impl fmt::Debug for ExternalMqtt {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -71,6 +71,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             port: e.port,
             username: e.username.clone(),
             password: e.password.clone(),
+            tls: e.tls.as_ref().map(|t| hearth_sdk::MqttTls {
+                ca_file: t.ca_file.clone(),
+                client_cert_file: t.client_cert_file.clone(),
+                client_key_file: t.client_key_file.clone(),
+            }),
         });
         (None, external)
     };

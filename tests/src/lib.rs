@@ -87,6 +87,16 @@ impl Hub {
         hub
     }
 
+    /// Starts a hub with its built-in broker off (`--mqtt off`), e.g. to use an external one.
+    pub fn start_without_broker(args: &[&str]) -> Hub {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut hub = Hub::new_in(tmp.path().join("data"), args);
+        hub.mqtt = None;
+        hub._tmp = Some(tmp);
+        hub.spawn();
+        hub
+    }
+
     fn new_in(data_dir: PathBuf, args: &[&str]) -> Hub {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

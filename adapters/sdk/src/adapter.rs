@@ -199,6 +199,24 @@ pub struct MqttSettings {
     /// Password, when the broker wants one. Never logged (see the `Debug` impl).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// TLS: when present, the connection is encrypted and the broker's certificate and host name
+    /// are always verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MqttTls>,
+}
+
+/// TLS settings of an MQTT connection (files are read by the adapter).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MqttTls {
+    /// PEM file of the certificate authority to trust; the system's roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// PEM file of a client certificate, for brokers that ask for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<String>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<String>,
 }
 
 impl fmt::Debug for MqttSettings {
@@ -208,6 +226,7 @@ impl fmt::Debug for MqttSettings {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }

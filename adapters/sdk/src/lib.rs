@@ -27,7 +27,7 @@ pub mod value;
 
 pub use adapter::{
     ActionError, ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, BoxFuture,
-    Discovers, EventSender, HubGone, MqttSettings, Shutdown,
+    Discovers, EventSender, HubGone, MqttSettings, MqttTls, Shutdown,
 };
 pub use command::{Command, CommandError, CommandRequest, Refresh, check_value};
 pub use event::{AdapterState, AdapterStatus, Context, Event, Origin};

@@ -1,0 +1,211 @@
+//! zigbee2mqtt through an external broker (mosquitto) over TLS with an account: the hub's
+//! built-in broker is off, the adapter verifies the broker's certificate, devices appear, go
+//! offline with the reason when the broker dies, and come back on their own when it returns.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearth_tests::sim::Zigbee2mqttSim;
+use hearth_tests::sim::zigbee2mqtt::{BULB, SimOptions};
+use hearth_tests::{Hub, free_port};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+const USER: &str = "zigbee";
+const PASSWORD: &str = "a long test password";
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (tests/run installs it)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA, and a certificate for `localhost` and 127.0.0.1 signed by it.
+fn certificates(dir: &Path) {
+    let p = |f: &str| dir.join(f);
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Hearth test CA"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(p("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("san.ext"))
+        .arg("-out")
+        .arg(p("server.pem")));
+}
+
+struct Mosquitto {
+    conf: PathBuf,
+    child: Option<Child>,
+    plain: SocketAddr,
+    tls: SocketAddr,
+}
+
+impl Mosquitto {
+    fn start(dir: &Path) -> Mosquitto {
+        certificates(dir);
+        let passwd = dir.join("passwd");
+        run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([USER, PASSWORD]));
+        let (plain, tls) = (free_port(), free_port());
+        let conf = dir.join("mosquitto.conf");
+        // `user root`: started as root (CI), mosquitto would otherwise switch to its own account,
+        // which cannot read the test's key files; for any other user the setting does nothing.
+        let d = |f: &str| dir.join(f).display().to_string();
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings true\npersistence false\nlog_dest stderr\n\
+                 user root\n\
+                 listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+                 listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+                 cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+                pw = passwd.display(),
+                ca = d("ca.pem"),
+                cert = d("server.pem"),
+                key = d("server.key"),
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            conf,
+            child: None,
+            plain: SocketAddr::from(([127, 0, 0, 1], plain)),
+            tls: SocketAddr::from(([127, 0, 0, 1], tls)),
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed by tests/run");
+        self.child = Some(child);
+        let deadline = Instant::now() + T;
+        while TcpStream::connect(self.tls).is_err() || TcpStream::connect(self.plain).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_device(hub: &Hub, token: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let a = hub.get(&format!("/api/v1/devices/{id}"), Some(token));
+        if a.status == 200 && pred(&a.body) {
+            return a.body;
+        }
+        assert!(Instant::now() < deadline, "{id}: not {what} within {T:?}; last {}\n{}", a.text, hub.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tls_broker_with_an_account_outage_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(dir.path());
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
+             password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
+            broker.tls.port(),
+            dir.path().join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
+    let token = hub.onboard();
+    let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
+    let sim = Zigbee2mqttSim::start_with(broker.plain, options);
+
+    let bulb = BULB.id();
+    let d = wait_device(&hub, &token, &bulb, "online", |d| d["availability"]["state"] == "online");
+    assert_eq!(d["name"], BULB.name);
+    assert!(!hub.log().contains(PASSWORD), "the broker password must never be logged");
+
+    // The broker dies: devices go offline saying why, and the hub keeps serving.
+    broker.kill();
+    let d = wait_device(&hub, &token, &bulb, "offline", |d| d["availability"]["state"] == "offline");
+    let reason = d["availability"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("MQTT broker") && reason.contains("unreachable"), "{reason}");
+    let adapters = hub.get("/api/v1/adapters", Some(&token)).body;
+    let z2m = adapters.as_array().unwrap().iter().find(|a| a["id"] == "zigbee2mqtt").unwrap().clone();
+    assert_eq!(z2m["status"]["state"], "degraded", "{z2m}");
+
+    // It comes back: the adapter reconnects with backoff and the bridge reports again.
+    broker.spawn();
+    wait_device(&hub, &token, &bulb, "back online", |d| d["availability"]["state"] == "online");
+    drop(sim);
+}
+
+#[test]
+fn a_broker_certificate_from_another_authority_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    // A second, unrelated CA: the broker's certificate does not chain to it.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    certificates(&other);
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
+             password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
+            broker.tls.port(),
+            other.join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
+    let token = hub.onboard();
+    let deadline = Instant::now() + T;
+    loop {
+        let adapters = hub.get("/api/v1/adapters", Some(&token)).body;
+        let z2m = adapters.as_array().unwrap().iter().find(|a| a["id"] == "zigbee2mqtt").unwrap().clone();
+        let reason = z2m["status"]["reason"].as_str().unwrap_or_default().to_lowercase();
+        if z2m["status"]["state"] == "degraded" && reason.contains("certificate") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the adapter did not refuse the certificate: {z2m}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
