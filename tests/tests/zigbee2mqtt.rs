@@ -1136,3 +1136,20 @@ fn hub_bad_input_is_counted_logged_once_and_harms_nothing() {
     home.expect_mqtt(BULB.name, "set", json!({"brightness": 51}));
     assert_eq!(home.get("/healthz").status, 200);
 }
+
+#[test]
+fn hub_ota_update_reports_progress_on_the_device() {
+    let home = Home::start();
+    // The simulated bulb has no newer image: zigbee2mqtt's own words reach the caller.
+    let a = home.action("ota_update", json!({"device": BULB.id()}));
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (502, Some("adapter_error")), "{}", a.text);
+    assert!(a.body["error"]["message"].as_str().is_some_and(|m| m.contains("No new image available")), "{}", a.text);
+    // When an update runs, zigbee2mqtt reports its progress in the device's state.
+    home.sim.set_state(BULB.name, json!({"update": {"state": "updating", "progress": 42.5, "remaining": 310}}));
+    home.wait_value(&BULB.id(), "update_progress", |v| approx(v, 42.5, 1e-9));
+    assert_eq!(home.device(&BULB.id())["state"]["update_state"]["value"], "updating");
+    home.sim.set_state(BULB.name, json!({"update": {"state": "idle", "installed_version": 2, "latest_version": 2}}));
+    home.wait_value(&BULB.id(), "update_state", |v| *v == json!("idle"));
+    let f = feature(&home.device(&BULB.id()), "update_progress").clone();
+    assert_eq!((f["category"].as_str(), f["unit"].as_str()), (Some("diagnostic"), Some("%")));
+}

@@ -292,6 +292,18 @@ pub fn check_value(feature: &Feature, value: &Value) -> Result<(), CommandError>
                 Ok(())
             }
         }
+        (ValueType::Number { .. }, Value::Text(name)) if feature.presets.iter().any(|p| &p.name == name) => Ok(()),
+        (ValueType::Number { .. }, Value::Text(name)) if !feature.presets.is_empty() => {
+            Err(CommandError::UnknownEnumValue {
+                feature: feature.key.clone(),
+                value: name.clone(),
+                allowed: feature.presets.iter().map(|p| p.name.clone()).collect(),
+            })
+        }
+        (ValueType::Number { .. }, _) if !feature.presets.is_empty() => {
+            let names: Vec<String> = feature.presets.iter().map(|p| p.name.clone()).collect();
+            Err(wrong(&format!("a number or one of {}", list(&names))))
+        }
         (ValueType::Number { .. }, _) => Err(wrong("a number")),
         (ValueType::Enum { values }, Value::Text(s)) => {
             if values.iter().any(|v| v == s) {
@@ -352,6 +364,15 @@ mod tests {
             Feature::new("color", Capability::Color, ValueType::Color, Access::READ_WRITE),
             Feature::new("temperature", Capability::Temperature, ValueType::number(), Access::READ_ONLY),
             Feature::new("label", Capability::Other, ValueType::Text { max_length: Some(4) }, Access::READ_WRITE),
+            Feature {
+                presets: vec![crate::model::Preset { name: "previous".into(), value: None, description: None }],
+                ..Feature::new(
+                    "startup",
+                    Capability::ColorTemperature,
+                    ValueType::range(2000.0, 6500.0, 1.0),
+                    Access::READ_WRITE,
+                )
+            },
         ]
     }
 
@@ -370,6 +391,8 @@ mod tests {
             r#"{"refresh": true}"#,
             r#"{"refresh": ["mode"]}"#,
             r#"{"set": {"label": "abcd"}}"#,
+            r#"{"set": {"startup": "previous"}}"#,
+            r#"{"set": {"startup": 2700}}"#,
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
@@ -384,11 +407,11 @@ mod tests {
             ),
             (
                 r#"{"set": {"brightnes": 4}}"#,
-                "unknown_feature: the device has no feature `brightnes`; its features are: state, brightness, mode, color, temperature, label",
+                "unknown_feature: the device has no feature `brightnes`; its features are: state, brightness, mode, color, temperature, label, startup",
             ),
             (
                 r#"{"set": {"temperature": 20}}"#,
-                "read_only: feature `temperature` is read-only; settable features are: state, brightness, mode, color, label",
+                "read_only: feature `temperature` is read-only; settable features are: state, brightness, mode, color, label, startup",
             ),
             (r#"{"set": {"state": "on"}}"#, "wrong_type: feature `state` takes true or false, not text \"on\""),
             (r#"{"set": {"brightness": true}}"#, "wrong_type: feature `brightness` takes a number, not bool true"),

@@ -33,7 +33,7 @@ pub use command::{Command, CommandError, CommandRequest, Refresh, check_value};
 pub use event::{AdapterState, AdapterStatus, Context, Event, Origin};
 pub use model::{
     Access, Area, Availability, AvailabilityState, Capability, Category, Device, DeviceDescriptor, DeviceId, Feature,
-    FeatureState, PowerSource, ValueType,
+    FeatureState, PowerSource, Preset, ValueType,
 };
 pub use time::Timestamp;
 pub use value::{Color, Value};

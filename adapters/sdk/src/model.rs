@@ -364,6 +364,23 @@ pub struct Feature {
     /// A human label, when the key is not self-explanatory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Named values of a number feature (`coolest` = 6535 K, `previous` = keep the last value).
+    /// A command may set the preset's name instead of a number, and a device may report it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presets: Vec<Preset>,
+}
+
+/// A named value of a number feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preset {
+    /// Its name, also what a command may send instead of a number.
+    pub name: String,
+    /// Its number in the feature's unit, when it is one (`previous` has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl Feature {
@@ -378,6 +395,7 @@ impl Feature {
             endpoint: None,
             category: Category::Primary,
             label: None,
+            presets: Vec::new(),
         }
     }
 

@@ -65,6 +65,10 @@ pub struct Property {
     pub event: bool,
     /// Value conversion.
     pub convert: Convert,
+    /// Presets: raw value, name, and whether the value is a number of the model. A command may
+    /// send any preset's name; a preset that is no number of the model (zigbee2mqtt's `previous`
+    /// = 65535 for `color_temp_startup`) is also reported as its name.
+    pub named: Vec<(f64, String, bool)>,
 }
 
 /// A device's exposes mapped onto the model.
@@ -152,8 +156,32 @@ fn walk(e: &Expose, parent: Option<&str>, endpoint: Option<&str>, m: &mut Mappin
         // Momentary: events, never state (MODEL.md, Access).
         feature.access = Access { observe: false, set: feature.access.set, get: false };
     }
+    let mut named = Vec::new();
+    if let (Some(presets), ValueType::Number { min, max, .. }) = (&e.presets, &feature.value_type) {
+        for p in presets {
+            let Some(raw) = p.value.as_f64() else { continue };
+            let value = to_model(
+                &Property {
+                    property: String::new(),
+                    feature: String::new(),
+                    event: false,
+                    convert: convert.clone(),
+                    named: Vec::new(),
+                },
+                &p.value,
+            )
+            .and_then(|v| v.as_f64())
+            .filter(|v| v.is_finite() && min.is_none_or(|lo| *v >= lo) && max.is_none_or(|hi| *v <= hi));
+            named.push((raw, p.name.clone(), value.is_some()));
+            feature.presets.push(hearth_sdk::Preset {
+                name: p.name.clone(),
+                value,
+                description: p.description.clone(),
+            });
+        }
+    }
     m.features.push(feature);
-    m.properties.push(Property { feature: property.clone(), property, event, convert });
+    m.properties.push(Property { feature: property.clone(), property, event, convert, named });
 }
 
 /// The property without its endpoint suffix (`state_l2` with endpoint `l2` is `state`).
@@ -401,7 +429,13 @@ fn add_color(e: &Expose, hs: bool, m: &mut Mapping) {
     feature.label = e.label.clone();
     feature.endpoint = e.endpoint.clone();
     m.features.push(feature);
-    m.properties.push(Property { feature: property.clone(), property, event: false, convert: Convert::Color { hs } });
+    m.properties.push(Property {
+        feature: property.clone(),
+        property,
+        event: false,
+        convert: Convert::Color { hs },
+        named: Vec::new(),
+    });
 }
 
 fn round_to(v: f64, step: f64) -> f64 {
@@ -411,6 +445,11 @@ fn round_to(v: f64, step: f64) -> f64 {
 /// A raw value from a state payload to the model's value; `None` when it does not fit (logged by
 /// the caller) or means nothing (an empty `action`).
 pub fn to_model(p: &Property, raw: &Json) -> Option<Value> {
+    if let Some(n) = raw.as_f64()
+        && let Some((_, name, _)) = p.named.iter().find(|(r, _, number)| *r == n && !number)
+    {
+        return Some(Value::Text(name.clone()));
+    }
     match (&p.convert, raw) {
         (_, Json::Null) => None,
         (Convert::Identity, Json::Number(n)) => n.as_f64().map(Value::Number),
@@ -488,6 +527,11 @@ pub fn rgb_to_xy(r: u8, g: u8, b: u8) -> (f64, f64) {
 
 /// A model value to the raw value for a `/set` payload.
 pub fn to_raw(p: &Property, v: &Value) -> Option<Json> {
+    if let Value::Text(name) = v
+        && let Some((raw, _, _)) = p.named.iter().find(|(_, n, _)| n == name)
+    {
+        return Some(json!(raw));
+    }
     Some(match (&p.convert, v) {
         (Convert::Identity | Convert::Json, v) => serde_json::to_value(v).ok()?,
         (Convert::Scale(f), Value::Number(n)) => json!(round_to(n / f, 1e-6)),
@@ -735,6 +779,31 @@ mod tests {
         assert!(events.is_empty());
         let raw = encode_set(&m, &BTreeMap::from([("state".to_owned(), Value::Text("close".into()))]), None);
         assert_eq!(raw.map(Json::Object), Ok(json!({"state": "CLOSE"})));
+    }
+
+    #[test]
+    fn presets_are_named_values_both_ways() {
+        let m = map_exposes(&exposes(json!([
+            {"type": "numeric", "name": "color_temp_startup", "property": "color_temp_startup", "access": 7, "unit": "mired",
+             "value_min": 153, "value_max": 500, "presets": [
+                {"name": "coolest", "value": 153, "description": "Coolest temperature supported"},
+                {"name": "previous", "value": 65535, "description": "Restore previous color_temp on cold power on"}]}
+        ])));
+        let f = m.feature("color_temp_startup").expect("feature");
+        let presets: Vec<(&str, Option<f64>)> = f.presets.iter().map(|p| (p.name.as_str(), p.value)).collect();
+        assert_eq!(presets, [("coolest", Some(6536.0)), ("previous", None)]);
+        let (values, _, _) = decode(&m, json!({"color_temp_startup": 65535}).as_object().expect("object"));
+        assert_eq!(values["color_temp_startup"], Value::Text("previous".into()));
+        let (values, _, _) = decode(&m, json!({"color_temp_startup": 153}).as_object().expect("object"));
+        assert_eq!(values["color_temp_startup"], Value::Number(6536.0));
+        for (name, raw) in [("previous", 65535.0), ("coolest", 153.0)] {
+            let set = BTreeMap::from([("color_temp_startup".to_owned(), Value::Text(name.into()))]);
+            assert_eq!(encode_set(&m, &set, None).map(Json::Object), Ok(json!({"color_temp_startup": raw})));
+        }
+        // The hub's validation takes the names too.
+        let req: hearth_sdk::CommandRequest =
+            serde_json::from_value(json!({"set": {"color_temp_startup": "previous"}})).expect("request");
+        assert!(req.validate(&m.features).is_ok());
     }
 
     #[test]
