@@ -1153,3 +1153,22 @@ fn hub_ota_update_reports_progress_on_the_device() {
     let f = feature(&home.device(&BULB.id()), "update_progress").clone();
     assert_eq!((f["category"].as_str(), f["unit"].as_str()), (Some("diagnostic"), Some("%")));
 }
+
+#[test]
+fn hub_toggle_flips_the_current_state() {
+    let home = Home::start();
+    home.sim.set_state(BULB.name, json!({"state": "ON"}));
+    home.wait_value(&BULB.id(), "state", |v| *v == json!(true));
+    home.command(&BULB.id(), json!({"toggle": ["state"]}));
+    home.expect_mqtt(BULB.name, "set", json!({"state": "OFF"}));
+    home.wait_value(&BULB.id(), "state", |v| *v == json!(false));
+    home.command(&BULB.id(), json!({"toggle": ["state"]}));
+    home.expect_mqtt(BULB.name, "set", json!({"state": "ON"}));
+    // Only settable bools toggle, and only once their value is known.
+    let a = home.hub.post(
+        &format!("/api/v1/devices/{}/commands", BULB.id()),
+        Some(&home.token),
+        json!({"toggle": ["brightness"]}),
+    );
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (422, Some("not_toggleable")), "{}", a.text);
+}

@@ -37,6 +37,10 @@ pub struct CommandRequest {
     /// Ask the device for fresh values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
+    /// Bool features to flip (`["state"]`). The hub turns each into a `set` of the opposite of
+    /// the current value before the command reaches the adapter, so adapters never see it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub toggle: Vec<String>,
 }
 
 /// A validated command on its way to the adapter that owns the device.
@@ -67,6 +71,8 @@ struct CommandJson {
     transition: Option<f64>,
     #[serde(default)]
     refresh: Option<Refresh>,
+    #[serde(default)]
+    toggle: Vec<String>,
     context: Context,
 }
 
@@ -74,7 +80,7 @@ impl From<CommandJson> for Command {
     fn from(c: CommandJson) -> Command {
         Command {
             device: c.device,
-            request: CommandRequest { set: c.set, transition: c.transition, refresh: c.refresh },
+            request: CommandRequest { set: c.set, transition: c.transition, refresh: c.refresh, toggle: c.toggle },
             context: c.context,
         }
     }
@@ -157,6 +163,14 @@ pub enum CommandError {
         /// Characters allowed.
         max_length: usize,
     },
+    /// The feature cannot be toggled (not a settable bool).
+    #[error("feature `{feature}` cannot be toggled; toggleable features are: {}", list(toggleable))]
+    NotToggleable {
+        /// The key asked for.
+        feature: String,
+        /// The device's settable bool features.
+        toggleable: Vec<String>,
+    },
     /// The transition is negative, not finite or too long.
     #[error("transition must be from 0 to {MAX_TRANSITION_SECS} seconds, not {0}")]
     BadTransition(f64),
@@ -182,6 +196,7 @@ impl CommandError {
             CommandError::OutOfRange { .. } => "out_of_range",
             CommandError::UnknownEnumValue { .. } => "unknown_enum_value",
             CommandError::TooLong { .. } => "too_long",
+            CommandError::NotToggleable { .. } => "not_toggleable",
             CommandError::BadTransition(_) => "bad_transition",
         }
     }
@@ -210,6 +225,9 @@ impl CommandError {
             CommandError::TooLong { feature, length, max_length } => {
                 json!({"feature": feature, "length": length, "max_length": max_length})
             }
+            CommandError::NotToggleable { feature, toggleable } => {
+                json!({"feature": feature, "toggleable": toggleable})
+            }
             CommandError::BadTransition(t) => json!({"transition": t, "max": MAX_TRANSITION_SECS}),
         }
     }
@@ -233,7 +251,7 @@ impl CommandRequest {
             Some(Refresh::Features(keys)) => keys.is_empty(),
             Some(Refresh::All(true)) => false,
         };
-        if self.set.is_empty() && refresh_nothing {
+        if self.set.is_empty() && self.toggle.is_empty() && refresh_nothing {
             return Err(CommandError::Empty);
         }
         if let Some(t) = self.transition
@@ -256,6 +274,19 @@ impl CommandRequest {
                 });
             }
             check_value(feature, value)?;
+        }
+        for key in &self.toggle {
+            let feature = find(key)?;
+            if !(feature.access.set && feature.value_type == ValueType::Bool) || self.set.contains_key(key) {
+                return Err(CommandError::NotToggleable {
+                    feature: key.clone(),
+                    toggleable: features
+                        .iter()
+                        .filter(|f| f.access.set && f.value_type == ValueType::Bool)
+                        .map(|f| f.key.clone())
+                        .collect(),
+                });
+            }
         }
         if let Some(Refresh::Features(keys)) = &self.refresh {
             for key in keys {
@@ -393,6 +424,7 @@ mod tests {
             r#"{"set": {"label": "abcd"}}"#,
             r#"{"set": {"startup": "previous"}}"#,
             r#"{"set": {"startup": 2700}}"#,
+            r#"{"toggle": ["state"]}"#,
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }

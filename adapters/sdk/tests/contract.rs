@@ -387,7 +387,7 @@ fn the_documented_validation_errors_are_what_the_validator_says() {
         assert_eq!(err.details(), parse::<serde_json::Value>(details), "details of {message}");
         codes.insert(err.code());
     }
-    assert_eq!(codes.len(), 9, "every error code has an example: {codes:?}");
+    assert_eq!(codes.len(), 10, "every error code has an example: {codes:?}");
     for code in &codes {
         assert!(MODEL.contains(&format!("| `{code}` |")), "the error table has no row for `{code}`");
     }
@@ -427,6 +427,7 @@ fn a_command_deserialises_with_its_flattened_request() {
             set: BTreeMap::from([("color".to_owned(), Value::Color(Color { hue: 120.0, saturation: 50.0 }))]),
             transition: Some(0.5),
             refresh: None,
+            toggle: Vec::new(),
         },
         context: Context::new("c4", Origin::Cloud),
     };

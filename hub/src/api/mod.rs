@@ -103,6 +103,9 @@ impl From<CoreError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             CoreError::Registry(RegistryError::BadName(m)) => ApiError::bad_request("invalid_name", m),
+            CoreError::Registry(RegistryError::ToggleUnknown(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "state_unknown", e.to_string())
+            }
             CoreError::Registry(RegistryError::Command(c)) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: c.code(),

@@ -44,6 +44,8 @@ enum ClientMessage {
         transition: Option<f64>,
         #[serde(default)]
         refresh: Option<hearth_sdk::Refresh>,
+        #[serde(default)]
+        toggle: Vec<String>,
     },
     Ping {
         #[serde(default)]
@@ -122,8 +124,8 @@ async fn run(app: Arc<App>, socket: WebSocket) {
                         }
                         Err(e) => json!({"type": "error", "error": error_json(&e.into())}),
                     },
-                    Ok(ClientMessage::Command { id, device, set, transition, refresh }) => {
-                        let request = CommandRequest { set, transition, refresh };
+                    Ok(ClientMessage::Command { id, device, set, transition, refresh, toggle }) => {
+                        let request = CommandRequest { set, transition, refresh, toggle };
                         let r = match DeviceId::parse(&device) {
                             Some(d) => app.core.command(d, request, Origin::User { name: principal.name.clone() }).await.map_err(ApiError::from),
                             None => Err(ApiError::not_found(format!("no device `{device}`"))),

@@ -522,6 +522,13 @@ impl Core {
     fn command(&mut self, device: DeviceId, request: CommandRequest, origin: Origin) -> Result<Context, CoreError> {
         let d = self.registry.device(&device).ok_or_else(|| RegistryError::NoDevice(device.to_string()))?;
         request.validate(&d.features).map_err(RegistryError::from)?;
+        // Toggles become sets of the opposite of the current value: adapters only ever see `set`.
+        let mut request = request;
+        for key in std::mem::take(&mut request.toggle) {
+            let current = d.value(&key).and_then(hearth_sdk::Value::as_bool);
+            let current = current.ok_or_else(|| RegistryError::ToggleUnknown(key.clone()))?;
+            request.set.insert(key, hearth_sdk::Value::Bool(!current));
+        }
         let adapter = d.adapter.clone();
         let Some((slot, status)) = self.adapters.iter().find(|(s, _)| s.manifest.id == adapter) else {
             return Err(CoreError::AdapterNotRunning {
@@ -588,6 +595,19 @@ mod tests {
         let cmd = crx.recv().await.expect("command");
         assert_eq!((cmd.device, cmd.context.clone()), (id.clone(), context));
         assert_eq!(cmd.context.origin, origin);
+        // A toggle needs the current value.
+        let toggle: CommandRequest = serde_json::from_str(r#"{"toggle": ["state"]}"#).expect("json");
+        let err = core.command(id.clone(), toggle.clone(), Origin::System).await.expect_err("unknown state");
+        assert_eq!(err.to_string(), "cannot toggle `state`: its current value is not known yet; set it instead");
+        let values = std::collections::BTreeMap::from([("state".to_owned(), hearth_sdk::Value::Bool(true))]);
+        etx.send(("demo", AdapterEvent::State { device: id.clone(), values, cause: None })).await.expect("send");
+        while core.device(&id).await.expect("device").is_some_and(|d| d.value("state").is_none()) {
+            tokio::task::yield_now().await;
+        }
+        core.command(id.clone(), toggle, Origin::System).await.expect("toggled");
+        let cmd = crx.recv().await.expect("command");
+        assert_eq!(cmd.request.set.get("state"), Some(&hearth_sdk::Value::Bool(false)));
+        assert!(cmd.request.toggle.is_empty(), "adapters never see toggle");
         let bad: CommandRequest = serde_json::from_str(r#"{"set": {"state": 1}}"#).expect("json");
         let err = core.command(id, bad, Origin::System).await.expect_err("refused");
         assert_eq!(err.to_string(), "feature `state` takes true or false, not number 1.0");

@@ -71,6 +71,9 @@ pub enum RegistryError {
     /// The command does not fit the device.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A toggle of a feature whose value is not known yet.
+    #[error("cannot toggle `{0}`: its current value is not known yet; set it instead")]
+    ToggleUnknown(String),
 }
 
 /// Checks a user-given name: 1 to 100 characters, not blank, no control characters.
