@@ -124,6 +124,19 @@ impl Drop for Mosquitto {
     }
 }
 
+/// A configuration with the built-in broker off and the external one over TLS, trusting `ca`.
+fn hub_config(dir: &Path, broker: &Mosquitto, ca: &Path) -> PathBuf {
+    let config = dir.join("hearth.toml");
+    let text = format!(
+        "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
+         password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
+        broker.tls.port(),
+        ca.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 fn wait_device(hub: &Hub, token: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + T;
     loop {
@@ -140,17 +153,7 @@ fn wait_device(hub: &Hub, token: &str, id: &str, what: &str, pred: impl Fn(&Valu
 fn tls_broker_with_an_account_outage_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Mosquitto::start(dir.path());
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
-             password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
-            broker.tls.port(),
-            dir.path().join("ca.pem").display()
-        ),
-    )
-    .unwrap();
+    let config = hub_config(dir.path(), &broker, &dir.path().join("ca.pem"));
     let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
     let token = hub.onboard();
     let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
@@ -184,17 +187,7 @@ fn a_broker_certificate_from_another_authority_is_refused() {
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
     certificates(&other);
-    let config = dir.path().join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
-             password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
-            broker.tls.port(),
-            other.join("ca.pem").display()
-        ),
-    )
-    .unwrap();
+    let config = hub_config(dir.path(), &broker, &other.join("ca.pem"));
     let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
     let token = hub.onboard();
     let deadline = Instant::now() + T;
