@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// Device simulators speaking the real wire protocols over real sockets (`tests/sim/`).
+#[path = "../sim/mod.rs"]
 pub mod sim;
 
 /// The `hearth` binary, built once per test run with the same profile as the tests.
