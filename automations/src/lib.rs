@@ -4,10 +4,12 @@
 //! - [`clock`]: the engine's only source of time, so tests drive time deterministically.
 //! - [`duration`]: durations (`30s`, `1h30m`) and times of day (`07:30`) as people write them.
 //! - [`sun`]: sunrise, sunset and the sun's elevation, computed offline from latitude and longitude.
+//! - [`model`]: automations and scenes, their JSON form.
 //!
 //! Invariant: this crate depends on `hearth-sdk` only; the hub drives it.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod duration;
+pub mod model;
 pub mod sun;
