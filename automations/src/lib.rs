@@ -5,6 +5,7 @@
 //! - [`duration`]: durations (`30s`, `1h30m`) and times of day (`07:30`) as people write them.
 //! - [`sun`]: sunrise, sunset and the sun's elevation, computed offline from latitude and longitude.
 //! - [`model`]: automations and scenes, their JSON form.
+//! - [`validate`]: checks an automation against the home, naming the path of each fault.
 //!
 //! Invariant: this crate depends on `hearth-sdk` only; the hub drives it.
 #![forbid(unsafe_code)]
@@ -13,3 +14,4 @@ pub mod clock;
 pub mod duration;
 pub mod model;
 pub mod sun;
+pub mod validate;

@@ -1,0 +1,461 @@
+//! Checks an automation against the home as it is: every fault with its path
+//! (`actions[2].set.brightness: feature `brightness` takes 0 to 100, not 140`), including
+//! devices, areas, features, scenes and automations that do not exist.
+
+use std::fmt;
+
+use hearth_sdk::{Area, Device, Feature, ValueType, check_value};
+
+use crate::model::{Action, ActionKind, Automation, Condition, Target, Trigger, TriggerKind};
+
+/// What an automation may refer to.
+#[derive(Debug, Clone, Copy)]
+pub struct Catalog<'a> {
+    /// Every device.
+    pub devices: &'a [Device],
+    /// Every area.
+    pub areas: &'a [Area],
+    /// Ids of every scene.
+    pub scenes: &'a [String],
+    /// Ids of every automation (the one being checked included).
+    pub automations: &'a [String],
+}
+
+/// One fault: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The path in the automation's JSON (`actions[2].set.brightness`).
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+struct Checker<'a> {
+    catalog: Catalog<'a>,
+    faults: Vec<Fault>,
+    trigger_ids: Vec<String>,
+}
+
+/// Every fault of `a`, in document order; empty when it is valid.
+pub fn validate(a: &Automation, catalog: Catalog<'_>) -> Vec<Fault> {
+    let mut c =
+        Checker { catalog, faults: Vec::new(), trigger_ids: a.triggers.iter().filter_map(|t| t.id.clone()).collect() };
+    if a.id.is_empty() || !a.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
+        c.fault("id", format!("`{}` is not an id: use lowercase letters, digits and _", a.id));
+    }
+    if a.name.trim().is_empty() {
+        c.fault("name", "must not be empty".into());
+    }
+    if a.max_runs == 0 {
+        c.fault("max_runs", "must be at least 1".into());
+    }
+    if a.triggers.is_empty() {
+        c.fault("triggers", "an automation needs at least one trigger".into());
+    }
+    if a.actions.is_empty() {
+        c.fault("actions", "an automation needs at least one action".into());
+    }
+    for (i, t) in a.triggers.iter().enumerate() {
+        c.trigger(&format!("triggers[{i}]"), t);
+    }
+    c.conditions("conditions", &a.conditions);
+    c.actions("actions", &a.actions);
+    c.faults
+}
+
+impl<'a> Checker<'a> {
+    fn fault(&mut self, path: &str, message: String) {
+        self.faults.push(Fault { path: path.to_owned(), message });
+    }
+
+    /// The devices a target means; faults for what does not exist.
+    fn target(&mut self, path: &str, t: &Target) -> Vec<&'a Device> {
+        if t.devices.is_empty() && t.area.is_none() && t.capability.is_none() {
+            self.fault(path, "names no device: give `devices`, or an `area` and/or a `capability`".into());
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, id) in t.devices.iter().enumerate() {
+            match self.catalog.devices.iter().find(|d| &d.id == id) {
+                Some(d) => out.push(d),
+                None => self.fault(&format!("{path}.devices[{i}]"), format!("no device `{id}`")),
+            }
+        }
+        if let Some(area) = &t.area
+            && !self.catalog.areas.iter().any(|a| &a.id == area)
+        {
+            let known: Vec<&str> = self.catalog.areas.iter().map(|a| a.id.as_str()).collect();
+            self.fault(&format!("{path}.area"), format!("no area `{area}`; areas are: {}", list(&known)));
+            return out;
+        }
+        if t.devices.is_empty() {
+            let cap = t.capability;
+            out.extend(self.catalog.devices.iter().filter(|d| {
+                t.area.as_ref().is_none_or(|a| d.area.as_ref() == Some(a))
+                    && cap.is_none_or(|c| d.features.iter().any(|f| f.capability == c))
+            }));
+            if out.is_empty() {
+                self.fault(path, "no device matches this area and capability".into());
+            }
+        }
+        out
+    }
+
+    /// The feature on each device (at least one, for area targets).
+    fn features(&mut self, path: &str, devices: &[&'a Device], key: &str, explicit: bool) -> Vec<&'a Feature> {
+        let mut found = Vec::new();
+        for d in devices {
+            match d.feature(key) {
+                Some(f) => found.push(f),
+                None if explicit => {
+                    let keys: Vec<&str> = d.features.iter().map(|f| f.key.as_str()).collect();
+                    self.fault(
+                        path,
+                        format!("device `{}` has no feature `{key}`; its features are: {}", d.id, list(&keys)),
+                    );
+                }
+                None => {}
+            }
+        }
+        if !explicit && found.is_empty() && !devices.is_empty() {
+            self.fault(path, format!("no device of the target has a feature `{key}`"));
+        }
+        found
+    }
+
+    fn trigger(&mut self, path: &str, t: &Trigger) {
+        self.trigger_kind(path, &t.kind);
+    }
+
+    fn trigger_kind(&mut self, path: &str, t: &TriggerKind) {
+        match t {
+            TriggerKind::State { target, feature, from, to, above, below, .. } => {
+                let p = format!("{path}.state");
+                let devices = self.target(&p, target);
+                let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
+                for f in &feats {
+                    for (k, v) in [("from", from), ("to", to)] {
+                        if let Some(v) = v
+                            && let Err(e) = check_value(f, v)
+                            && matches!(e, hearth_sdk::CommandError::WrongType { .. })
+                        {
+                            self.fault(&format!("{p}.{k}"), e.to_string());
+                        }
+                    }
+                    if (above.is_some() || below.is_some()) && !matches!(f.value_type, ValueType::Number { .. }) {
+                        self.fault(
+                            &p,
+                            format!(
+                                "`above` and `below` need a number feature; `{}` is {}",
+                                f.key,
+                                f.value_type.name()
+                            ),
+                        );
+                    }
+                }
+            }
+            TriggerKind::Event { target, feature, events } => {
+                let p = format!("{path}.event");
+                let devices = self.target(&p, target);
+                let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
+                for f in feats {
+                    if let ValueType::Enum { values } = &f.value_type {
+                        for (i, e) in events.iter().enumerate() {
+                            if !values.contains(e) {
+                                self.fault(
+                                    &format!("{p}.events[{i}]"),
+                                    format!(
+                                        "`{e}` is not an event of `{}`; its events are: {}",
+                                        f.key,
+                                        values.join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            TriggerKind::Availability { target, .. } => {
+                self.target(&format!("{path}.availability"), target);
+            }
+            TriggerKind::Interval { every } if every.as_millis() < 1000 => {
+                self.fault(&format!("{path}.interval.every"), format!("{every} is too often: at least 1s"));
+            }
+            TriggerKind::Sun { offset_secs, .. } if offset_secs.abs() > 12 * 3600 => {
+                self.fault(&format!("{path}.sun.offset_secs"), "an offset is at most 12 hours either way".into());
+            }
+            TriggerKind::Mqtt { topic, .. } => {
+                let ok = !topic.is_empty()
+                    && topic.split('/').enumerate().all(|(i, level)| {
+                        (level == "#" && i == topic.split('/').count() - 1)
+                            || level == "+"
+                            || !(level.contains('#') || level.contains('+'))
+                    });
+                if !ok {
+                    self.fault(
+                        &format!("{path}.mqtt.topic"),
+                        format!("`{topic}` is not a topic filter: `+` stands for a whole level, `#` only at the end"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn conditions(&mut self, path: &str, list: &[Condition]) {
+        for (i, c) in list.iter().enumerate() {
+            self.condition(&format!("{path}[{i}]"), c);
+        }
+    }
+
+    fn condition(&mut self, path: &str, c: &Condition) {
+        match c {
+            Condition::State { target, feature, is, above, below, .. } => {
+                let p = format!("{path}.state");
+                let devices = self.target(&p, target);
+                for f in self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty()) {
+                    if let Some(v) = is
+                        && let Err(e) = check_value(f, v)
+                        && matches!(e, hearth_sdk::CommandError::WrongType { .. })
+                    {
+                        self.fault(&format!("{p}.is"), e.to_string());
+                    }
+                    if (above.is_some() || below.is_some()) && !matches!(f.value_type, ValueType::Number { .. }) {
+                        self.fault(
+                            &p,
+                            format!(
+                                "`above` and `below` need a number feature; `{}` is {}",
+                                f.key,
+                                f.value_type.name()
+                            ),
+                        );
+                    }
+                }
+            }
+            Condition::Sun { above, below } => {
+                for (k, v) in [("above", above), ("below", below)] {
+                    if v.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
+                        self.fault(&format!("{path}.sun.{k}"), "an elevation is from -90 to 90 degrees".into());
+                    }
+                }
+            }
+            Condition::Trigger { id } if !self.trigger_ids.contains(id) => {
+                let known: Vec<&str> = self.trigger_ids.iter().map(String::as_str).collect();
+                self.fault(
+                    &format!("{path}.trigger.id"),
+                    format!("no trigger has the id `{id}`; trigger ids are: {}", list(&known)),
+                );
+            }
+            Condition::And(all) => self.conditions(&format!("{path}.and"), all),
+            Condition::Or(any) => self.conditions(&format!("{path}.or"), any),
+            Condition::Not(inner) => self.condition(&format!("{path}.not"), inner),
+            _ => {}
+        }
+    }
+
+    fn actions(&mut self, path: &str, list: &[Action]) {
+        for (i, a) in list.iter().enumerate() {
+            self.action(&format!("{path}[{i}]"), a);
+        }
+    }
+
+    fn action(&mut self, path: &str, a: &Action) {
+        match &a.kind {
+            ActionKind::Set { target, values, toggle, transition } => {
+                let p = format!("{path}.set");
+                if values.is_empty() && toggle.is_empty() {
+                    self.fault(&p, "sets nothing: give `values` or `toggle`".into());
+                }
+                let devices = self.target(&p, target);
+                let explicit = !target.devices.is_empty();
+                for (key, v) in values {
+                    for f in self.features(&format!("{p}.{key}"), &devices, key, explicit) {
+                        if !f.access.set {
+                            self.fault(&format!("{p}.{key}"), format!("feature `{key}` is read-only"));
+                        } else if let Err(e) = check_value(f, v) {
+                            self.fault(&format!("{p}.{key}"), e.to_string());
+                        }
+                    }
+                }
+                for key in toggle {
+                    for f in self.features(&format!("{p}.toggle"), &devices, key, explicit) {
+                        if !(f.access.set && f.value_type == ValueType::Bool) {
+                            self.fault(
+                                &format!("{p}.toggle"),
+                                format!("feature `{key}` is not a settable true/false feature"),
+                            );
+                        }
+                    }
+                }
+                if transition.is_some_and(|t| !(0.0..=3600.0).contains(&t)) {
+                    self.fault(&format!("{p}.transition"), "a transition is from 0 to 3600 seconds".into());
+                }
+            }
+            ActionKind::Scene { id, .. } if !self.catalog.scenes.contains(id) => {
+                self.fault(&format!("{path}.scene.id"), format!("no scene `{id}`"));
+            }
+            ActionKind::Wait { triggers, .. } => {
+                if triggers.is_empty() {
+                    self.fault(&format!("{path}.wait.triggers"), "a wait needs at least one trigger".into());
+                }
+                for (i, t) in triggers.iter().enumerate() {
+                    self.trigger_kind(&format!("{path}.wait.triggers[{i}]"), t);
+                }
+            }
+            ActionKind::If { conditions, then, otherwise } => {
+                self.conditions(&format!("{path}.if.conditions"), conditions);
+                self.actions(&format!("{path}.if.then"), then);
+                self.actions(&format!("{path}.if.else"), otherwise);
+            }
+            ActionKind::Choose { options, default } => {
+                for (i, o) in options.iter().enumerate() {
+                    self.conditions(&format!("{path}.choose.options[{i}].conditions"), &o.conditions);
+                    self.actions(&format!("{path}.choose.options[{i}].actions"), &o.actions);
+                }
+                self.actions(&format!("{path}.choose.default"), default);
+            }
+            ActionKind::Repeat { count, while_all, until, actions } => {
+                if count.is_none() && while_all.is_empty() && until.is_empty() {
+                    self.fault(
+                        &format!("{path}.repeat"),
+                        "give `count`, `while` or `until`, or it would never end".into(),
+                    );
+                }
+                self.conditions(&format!("{path}.repeat.while"), while_all);
+                self.conditions(&format!("{path}.repeat.until"), until);
+                self.actions(&format!("{path}.repeat.actions"), actions);
+            }
+            ActionKind::Parallel(branches) => {
+                for (i, b) in branches.iter().enumerate() {
+                    self.actions(&format!("{path}.parallel[{i}]"), b);
+                }
+            }
+            ActionKind::Mqtt { topic, .. } if topic.is_empty() || topic.contains(['+', '#']) => {
+                self.fault(
+                    &format!("{path}.mqtt.topic"),
+                    format!("`{topic}` cannot be published to: a topic has no `+` or `#`"),
+                );
+            }
+            ActionKind::Webhook { url, .. } if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                self.fault(&format!("{path}.webhook.url"), format!("`{url}` is not an http:// or https:// address"));
+            }
+            ActionKind::Enable(id) | ActionKind::Disable(id) if !self.catalog.automations.contains(id) => {
+                let verb = if matches!(a.kind, ActionKind::Enable(_)) { "enable" } else { "disable" };
+                self.fault(&format!("{path}.{verb}"), format!("no automation `{id}`"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() { "(none)".to_owned() } else { items.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::{Access, Capability, DeviceDescriptor, DeviceId};
+    use serde_json::json;
+
+    fn home() -> (Vec<Device>, Vec<Area>) {
+        let lamp = DeviceDescriptor {
+            id: DeviceId::new("demo", "living_lamp"),
+            name: "Lamp".into(),
+            suggested_area: None,
+            manufacturer: None,
+            model: None,
+            firmware: None,
+            via: None,
+            power_source: Default::default(),
+            features: vec![
+                Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE),
+                Feature::new(
+                    "brightness",
+                    Capability::Brightness,
+                    ValueType::range(0.0, 100.0, 1.0),
+                    Access::READ_WRITE,
+                ),
+            ],
+        };
+        let button = DeviceDescriptor {
+            id: DeviceId::new("demo", "hall_button"),
+            name: "Button".into(),
+            features: vec![Feature::new(
+                "action",
+                Capability::Action,
+                ValueType::enumeration(["single", "double", "hold"]),
+                Access::EVENT,
+            )],
+            ..lamp.clone()
+        };
+        let mut lamp = Device::from_descriptor(lamp);
+        lamp.area = Some("living_room".into());
+        let button = Device::from_descriptor(button);
+        (vec![lamp, button], vec![Area { id: "living_room".into(), name: "Living room".into(), order: 0 }])
+    }
+
+    fn faults(v: serde_json::Value) -> Vec<String> {
+        let (devices, areas) = home();
+        let a: Automation = serde_json::from_value(v).expect("parses");
+        let ids = vec![a.id.clone()];
+        validate(&a, Catalog { devices: &devices, areas: &areas, scenes: &["evening".into()], automations: &ids })
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_automation_has_no_faults() {
+        let f = faults(json!({"id": "button_toggles_lamp", "name": "Button toggles the lamp",
+            "triggers": [{"id": "press", "event": {"devices": ["demo:hall_button"], "events": ["single"]}}],
+            "conditions": [{"trigger": {"id": "press"}}],
+            "actions": [{"set": {"devices": ["demo:living_lamp"], "toggle": ["state"]}},
+                        {"set": {"area": "living_room", "capability": "brightness", "values": {"brightness": 40.0}}},
+                        {"scene": {"id": "evening"}}]}));
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn each_fault_names_its_path() {
+        let f = faults(json!({"id": "Bad Id", "name": " ",
+        "triggers": [
+            {"event": {"devices": ["demo:hall_button"], "events": ["triple"]}},
+            {"state": {"devices": ["demo:nope"], "feature": "state"}},
+            {"mqtt": {"topic": "a/#/b"}}
+        ],
+        "conditions": [{"not": {"trigger": {"id": "ghost"}}}, {"state": {"area": "attic", "feature": "state"}}],
+        "actions": [
+            {"delay": "1s"},
+            {"delay": "1s"},
+            {"set": {"devices": ["demo:living_lamp"], "values": {"brightness": 140.0, "colour": 1}}},
+            {"if": {"conditions": [], "then": [{"scene": {"id": "party"}}]}},
+            {"repeat": {"actions": [{"enable": "elsewhere"}]}},
+            {"mqtt": {"topic": "hearth/#", "payload": "x"}}
+        ]}));
+        assert_eq!(
+            f,
+            [
+                "id: `Bad Id` is not an id: use lowercase letters, digits and _",
+                "name: must not be empty",
+                "triggers[0].event.events[0]: `triple` is not an event of `action`; its events are: single, double, hold",
+                "triggers[1].state.devices[0]: no device `demo:nope`",
+                "triggers[2].mqtt.topic: `a/#/b` is not a topic filter: `+` stands for a whole level, `#` only at the end",
+                "conditions[0].not.trigger.id: no trigger has the id `ghost`; trigger ids are: (none)",
+                "conditions[1].state.area: no area `attic`; areas are: living_room",
+                "actions[2].set.brightness: feature `brightness` takes 0 to 100, not 140",
+                "actions[2].set.colour: device `demo:living_lamp` has no feature `colour`; its features are: state, brightness",
+                "actions[3].if.then[0].scene.id: no scene `party`",
+                "actions[4].repeat: give `count`, `while` or `until`, or it would never end",
+                "actions[4].repeat.actions[0].enable: no automation `elsewhere`",
+                "actions[5].mqtt.topic: `hearth/#` cannot be published to: a topic has no `+` or `#`",
+            ]
+        );
+    }
+}
