@@ -19,6 +19,7 @@
 //! to 1..=9999.
 
 use hearth_sdk::Timestamp;
+use hearth_sdk::time::{days_from_civil, days_in_month};
 use serde::{Deserialize, Serialize};
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -412,27 +413,6 @@ fn supported_first_day() -> i64 {
 /// Days since 1970-01-01 of 9999-12-31.
 fn supported_last_day() -> i64 {
     days_from_civil(i64::from(MAX_YEAR), 12, 31)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Days in a month of the proleptic Gregorian calendar.
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]

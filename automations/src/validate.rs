@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use hearth_sdk::{Area, Device, Feature, ValueType, check_value};
+use hearth_sdk::{Area, Device, Feature, Value, ValueType, check_value};
 
 use crate::model::{Action, ActionKind, Automation, Condition, Target, Trigger, TriggerKind};
 
@@ -129,6 +129,23 @@ impl<'a> Checker<'a> {
         found
     }
 
+    /// Values compared with features must have their type; `above`/`below` need numbers.
+    fn compare(&mut self, path: &str, features: &[&Feature], values: &[(&str, &Option<Value>)], numeric: bool) {
+        for f in features {
+            for (key, value) in values {
+                if let Some(v) = value
+                    && let Err(e @ hearth_sdk::CommandError::WrongType { .. }) = check_value(f, v)
+                {
+                    self.fault(&format!("{path}.{key}"), e.to_string());
+                }
+            }
+            if numeric && !matches!(f.value_type, ValueType::Number { .. }) {
+                let kind = f.value_type.name();
+                self.fault(path, format!("`above` and `below` need a number feature; `{}` is {kind}", f.key));
+            }
+        }
+    }
+
     fn trigger(&mut self, path: &str, t: &Trigger) {
         self.trigger_kind(path, &t.kind);
     }
@@ -139,26 +156,7 @@ impl<'a> Checker<'a> {
                 let p = format!("{path}.state");
                 let devices = self.target(&p, target);
                 let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
-                for f in &feats {
-                    for (k, v) in [("from", from), ("to", to)] {
-                        if let Some(v) = v
-                            && let Err(e) = check_value(f, v)
-                            && matches!(e, hearth_sdk::CommandError::WrongType { .. })
-                        {
-                            self.fault(&format!("{p}.{k}"), e.to_string());
-                        }
-                    }
-                    if (above.is_some() || below.is_some()) && !matches!(f.value_type, ValueType::Number { .. }) {
-                        self.fault(
-                            &p,
-                            format!(
-                                "`above` and `below` need a number feature; `{}` is {}",
-                                f.key,
-                                f.value_type.name()
-                            ),
-                        );
-                    }
-                }
+                self.compare(&p, &feats, &[("from", from), ("to", to)], above.is_some() || below.is_some());
             }
             TriggerKind::Event { target, feature, events } => {
                 let p = format!("{path}.event");
@@ -219,24 +217,8 @@ impl<'a> Checker<'a> {
             Condition::State { target, feature, is, above, below, .. } => {
                 let p = format!("{path}.state");
                 let devices = self.target(&p, target);
-                for f in self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty()) {
-                    if let Some(v) = is
-                        && let Err(e) = check_value(f, v)
-                        && matches!(e, hearth_sdk::CommandError::WrongType { .. })
-                    {
-                        self.fault(&format!("{p}.is"), e.to_string());
-                    }
-                    if (above.is_some() || below.is_some()) && !matches!(f.value_type, ValueType::Number { .. }) {
-                        self.fault(
-                            &p,
-                            format!(
-                                "`above` and `below` need a number feature; `{}` is {}",
-                                f.key,
-                                f.value_type.name()
-                            ),
-                        );
-                    }
-                }
+                let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
+                self.compare(&p, &feats, &[("is", is)], above.is_some() || below.is_some());
             }
             Condition::Sun { above, below } => {
                 for (k, v) in [("above", above), ("below", below)] {
@@ -455,6 +437,23 @@ mod tests {
                 "actions[4].repeat: give `count`, `while` or `until`, or it would never end",
                 "actions[4].repeat.actions[0].enable: no automation `elsewhere`",
                 "actions[5].mqtt.topic: `hearth/#` cannot be published to: a topic has no `+` or `#`",
+            ]
+        );
+    }
+
+    #[test]
+    fn compared_values_must_fit_the_feature() {
+        let f = faults(json!({"id": "x", "name": "X",
+            "triggers": [{"state": {"devices": ["demo:living_lamp"], "feature": "state", "to": "yes"}}],
+            "conditions": [{"state": {"devices": ["demo:living_lamp"], "feature": "state", "above": 3.0}},
+                           {"state": {"area": "living_room", "feature": "brightness", "is": true}}],
+            "actions": [{"delay": "1s"}]}));
+        assert_eq!(
+            f,
+            [
+                "triggers[0].state.to: feature `state` takes true or false, not text \"yes\"",
+                "conditions[0].state: `above` and `below` need a number feature; `state` is bool",
+                "conditions[1].state.is: feature `brightness` takes a number, not bool true",
             ]
         );
     }

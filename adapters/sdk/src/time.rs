@@ -39,7 +39,7 @@ impl Timestamp {
 }
 
 /// Days since 1970-01-01 to a civil (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -52,8 +52,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A civil date to days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+/// A civil date (proleptic Gregorian) to days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -63,7 +63,8 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn days_in_month(y: i64, m: u32) -> i64 {
+/// Days in a month of the proleptic Gregorian calendar.
+pub fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         4 | 6 | 9 | 11 => 30,
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -145,7 +146,7 @@ impl FromStr for Timestamp {
             }
             _ => return Err(err()),
         };
-        if d > days_in_month(y, mo as u32) {
+        if d > i64::from(days_in_month(y, mo as u32)) {
             return Err(err());
         }
         let days = days_from_civil(y, mo as u32, d as u32);
