@@ -347,16 +347,10 @@ mod tests {
     use serde_json::json;
 
     fn home() -> (Vec<Device>, Vec<Area>) {
-        let lamp = DeviceDescriptor {
-            id: DeviceId::new("demo", "living_lamp"),
-            name: "Lamp".into(),
-            suggested_area: None,
-            manufacturer: None,
-            model: None,
-            firmware: None,
-            via: None,
-            power_source: Default::default(),
-            features: vec![
+        let lamp = DeviceDescriptor::new(
+            DeviceId::new("demo", "living_lamp"),
+            "Lamp",
+            vec![
                 Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE),
                 Feature::new(
                     "brightness",
@@ -365,18 +359,13 @@ mod tests {
                     Access::READ_WRITE,
                 ),
             ],
-        };
-        let button = DeviceDescriptor {
-            id: DeviceId::new("demo", "hall_button"),
-            name: "Button".into(),
-            features: vec![Feature::new(
-                "action",
-                Capability::Action,
-                ValueType::enumeration(["single", "double", "hold"]),
-                Access::EVENT,
-            )],
-            ..lamp.clone()
-        };
+        );
+        let action = ValueType::enumeration(["single", "double", "hold"]);
+        let button = DeviceDescriptor::new(
+            DeviceId::new("demo", "hall_button"),
+            "Button",
+            vec![Feature::new("action", Capability::Action, action, Access::EVENT)],
+        );
         let mut lamp = Device::from_descriptor(lamp);
         lamp.area = Some("living_room".into());
         let button = Device::from_descriptor(button);

@@ -523,6 +523,21 @@ pub struct DeviceDescriptor {
 }
 
 impl DeviceDescriptor {
+    /// A description with only what every device has: its id, suggested name and features.
+    pub fn new(id: DeviceId, name: &str, features: Vec<Feature>) -> DeviceDescriptor {
+        DeviceDescriptor {
+            id,
+            name: name.to_owned(),
+            suggested_area: None,
+            manufacturer: None,
+            model: None,
+            firmware: None,
+            via: None,
+            power_source: PowerSource::Unknown,
+            features,
+        }
+    }
+
     /// The feature with this key.
     pub fn feature(&self, key: &str) -> Option<&Feature> {
         self.features.iter().find(|f| f.key == key)

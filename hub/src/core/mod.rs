@@ -573,17 +573,8 @@ mod tests {
             adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
         });
         let id = DeviceId::new("demo", "lamp");
-        let device = DeviceDescriptor {
-            id: id.clone(),
-            name: "Lamp".into(),
-            suggested_area: None,
-            manufacturer: None,
-            model: None,
-            firmware: None,
-            via: None,
-            power_source: Default::default(),
-            features: vec![Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE)],
-        };
+        let features = vec![Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE)];
+        let device = DeviceDescriptor::new(id.clone(), "Lamp", features);
         etx.send(("demo", AdapterEvent::Device { device })).await.expect("send");
         // Adapter events and requests travel on separate channels: wait for the device.
         while core.device(&id).await.expect("device").is_none() {

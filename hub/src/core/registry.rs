@@ -445,25 +445,15 @@ mod tests {
     use hearth_sdk::{Access, Capability, Feature};
 
     fn lamp(name: &str) -> DeviceDescriptor {
+        let features = vec![
+            Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE),
+            Feature::new("brightness", Capability::Brightness, ValueType::range(0.0, 100.0, 1.0), Access::READ_WRITE),
+            Feature::new("action", Capability::Action, ValueType::enumeration(["single"]), Access::EVENT),
+        ];
         DeviceDescriptor {
-            id: DeviceId::new("demo", "lamp"),
-            name: name.into(),
             suggested_area: Some("Living room".into()),
-            manufacturer: None,
             model: Some("Lamp".into()),
-            firmware: None,
-            via: None,
-            power_source: Default::default(),
-            features: vec![
-                Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE),
-                Feature::new(
-                    "brightness",
-                    Capability::Brightness,
-                    ValueType::range(0.0, 100.0, 1.0),
-                    Access::READ_WRITE,
-                ),
-                Feature::new("action", Capability::Action, ValueType::enumeration(["single"]), Access::READ_ONLY),
-            ],
+            ..DeviceDescriptor::new(DeviceId::new("demo", "lamp"), name, features)
         }
     }
 
