@@ -11,7 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod diff;
 pub mod duration;
+pub mod engine;
+pub mod matching;
 pub mod model;
+pub mod schedule;
 pub mod sun;
+pub mod text;
+pub mod trace;
 pub mod validate;
+pub mod zone;

@@ -27,6 +27,20 @@ pub struct Config {
     pub log: LogConfig,
     /// Built-in adapters, one section each.
     pub adapters: AdaptersConfig,
+    /// Where the home is and its time zone, for time and sun triggers.
+    pub location: LocationConfig,
+}
+
+/// `[location]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocationConfig {
+    /// Degrees north (negative south); sun triggers need it.
+    pub latitude: Option<f64>,
+    /// Degrees east (negative west); sun triggers need it.
+    pub longitude: Option<f64>,
+    /// IANA time zone (`Europe/Berlin`); the system's (`/etc/localtime`) when absent.
+    pub timezone: Option<String>,
 }
 
 /// `[http]`
@@ -333,6 +347,19 @@ impl Config {
             return Err(format!(
                 "[adapters.zigbee2mqtt] base_topic = \"{base}\" must be a topic without wildcards, like \"zigbee2mqtt\""
             ));
+        }
+        let l = &self.location;
+        match (l.latitude, l.longitude) {
+            (Some(lat), Some(lon)) => {
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    return Err(format!(
+                        "[location] latitude = {lat}, longitude = {lon} is not a place: latitude is from -90 to 90, \
+                         longitude from -180 to 180"
+                    ));
+                }
+            }
+            (None, None) => {}
+            _ => return Err("[location] needs both latitude and longitude, or neither".into()),
         }
         if !(self.adapters.demo.interval_secs.is_finite() && self.adapters.demo.interval_secs >= 0.01) {
             return Err("[adapters.demo] interval_secs must be at least 0.01".into());

@@ -182,4 +182,16 @@ pub enum Event {
         /// Its status.
         status: AdapterStatus,
     },
+    /// A message for the people using the web UI (an automation's `notify`).
+    Notification {
+        /// A title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// The message.
+        message: String,
+        /// When.
+        at: Timestamp,
+        /// Who sent it (an automation).
+        context: Context,
+    },
 }

@@ -260,9 +260,10 @@ fn event_tag(e: &Event) -> &'static str {
         Event::AreaUpdated { .. } => "area_updated",
         Event::AreaRemoved { .. } => "area_removed",
         Event::AdapterStatusChanged { .. } => "adapter_status_changed",
+        Event::Notification { .. } => "notification",
     }
 }
-const EVENT_TAGS: [&str; 9] = [
+const EVENT_TAGS: [&str; 10] = [
     "device_added",
     "device_updated",
     "device_removed",
@@ -272,6 +273,7 @@ const EVENT_TAGS: [&str; 9] = [
     "area_updated",
     "area_removed",
     "adapter_status_changed",
+    "notification",
 ];
 
 fn adapter_event_tag(e: &AdapterEvent) -> &'static str {

@@ -19,7 +19,7 @@ use hearth_sdk::{
     ActionError, ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState,
     AdapterStatus, BoxFuture, Command, Discovers, MqttSettings, Refresh,
 };
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
@@ -31,7 +31,7 @@ pub const ADAPTER_ID: &str = "zigbee2mqtt";
 /// How long zigbee2mqtt gets to answer a bridge request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest MQTT payload the adapter reads (`bridge/devices` of a big network is a few MB).
-pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+pub const MAX_PAYLOAD: usize = hearth_mqtt::MAX_PAYLOAD;
 
 /// Management actions (`POST /api/v1/adapters/zigbee2mqtt/actions/<action>`).
 pub const ACTIONS: &[&str] = &[
@@ -113,18 +113,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
         return Ok(());
     };
     let base = config.base_topic.trim_end_matches('/').to_owned();
-    let mut opts = MqttOptions::new(format!("hearth-zigbee2mqtt-{}", std::process::id()), &mqtt.host, mqtt.port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    opts.set_max_packet_size(MAX_PAYLOAD, 64 * 1024);
-    if let (Some(u), Some(p)) = (&mqtt.username, &mqtt.password) {
-        opts.set_credentials(u, p);
-    }
-    if let Some(tls) = &mqtt.tls {
-        let config = tls_config(tls).map_err(|e| AdapterError(format!("TLS to the MQTT broker: {e}")))?;
-        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
-            std::sync::Arc::new(config),
-        )));
-    }
+    let opts =
+        hearth_mqtt::options(&format!("hearth-zigbee2mqtt-{}", std::process::id()), &mqtt).map_err(AdapterError)?;
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let mut bridge = Bridge::new(&base);
     let mut pending: HashMap<String, Pending> = HashMap::new();
@@ -252,55 +242,6 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let _ = client.disconnect().await;
     let _ = events.status(AdapterStatus { state: AdapterState::Stopped, reason: None }).await;
     Ok(())
-}
-
-/// A rustls client configuration: the CA file's certificates (or the system's roots), with a
-/// client certificate when given. The broker's certificate and host name are always verified.
-fn tls_config(tls: &hearth_sdk::MqttTls) -> Result<rustls::ClientConfig, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_file {
-        Some(file) => {
-            let certs = CertificateDer::pem_file_iter(file)
-                .map_err(|e| format!("cannot read the CA file {file}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("the CA file {file} is not valid PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("the CA file {file} holds no certificate"));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| format!("a certificate in {file} is not usable: {e}"))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            if roots.is_empty() {
-                return Err("no system root certificates found: set ca_file".into());
-            }
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    match (&tls.client_cert_file, &tls.client_key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| format!("cannot read the client certificate {cert}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("the client certificate {cert} is not valid PEM: {e}"))?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the client key {key}: {e}"))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("the client certificate is not usable: {e}"))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err("client_cert_file and client_key_file go together".into()),
-    }
 }
 
 /// Matches a bridge response to its request and answers the caller.

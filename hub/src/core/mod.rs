@@ -125,12 +125,26 @@ enum Request {
     CreateArea { name: String, order: Option<i64>, reply: Reply<(Area, Ack)> },
     PatchArea { id: String, name: Option<String>, order: Option<i64>, reply: Reply<(Area, Ack)> },
     RemoveArea(String, Reply<((), Ack)>),
-    Command { device: DeviceId, request: CommandRequest, origin: Origin, reply: Reply<Context> },
+    Command { device: DeviceId, request: CommandRequest, why: Why, reply: Reply<Context> },
+    Batch { commands: Vec<(DeviceId, CommandRequest)>, origin: Origin, reply: oneshot::Sender<BatchResult> },
     Adapters(oneshot::Sender<Vec<AdapterInfo>>),
     Action { adapter: String, action: String, params: serde_json::Value, origin: Origin, reply: Reply<ActionReply> },
     AdapterEnded { adapter: &'static str, result: Result<(), String> },
     Stop(oneshot::Sender<()>),
 }
+
+/// Why a command is sent: a new context for this origin, or one the caller made (an automation
+/// run's, so the changes it causes lead back to it).
+#[derive(Debug, Clone)]
+pub enum Why {
+    /// A new context with this origin.
+    Origin(Origin),
+    /// This context.
+    Context(Context),
+}
+
+/// The context of a batch of commands and how each went, in order.
+pub type BatchResult = (Context, Vec<Result<(), CoreError>>);
 
 /// A cheap handle to the core task.
 #[derive(Debug, Clone)]
@@ -243,7 +257,26 @@ impl CoreHandle {
         request: CommandRequest,
         origin: Origin,
     ) -> Result<Context, CoreError> {
-        self.ask(|reply| Request::Command { device, request, origin, reply }).await?
+        self.ask(|reply| Request::Command { device, request, why: Why::Origin(origin), reply }).await?
+    }
+
+    /// Like [`CoreHandle::command`], with a context the caller made (an automation run's).
+    pub async fn command_in(
+        &self,
+        device: DeviceId,
+        request: CommandRequest,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        self.ask(|reply| Request::Command { device, request, why: Why::Context(context), reply }).await?.map(|_| ())
+    }
+
+    /// Several commands with one context (a scene): each is validated and routed on its own.
+    pub async fn batch(
+        &self,
+        commands: Vec<(DeviceId, CommandRequest)>,
+        origin: Origin,
+    ) -> Result<BatchResult, CoreError> {
+        self.ask(|reply| Request::Batch { commands, origin, reply }).await
     }
 
     /// Hands a management action to an adapter; the receiver resolves with its answer.
@@ -451,8 +484,18 @@ impl Core {
                 };
                 let _ = reply.send(r);
             }
-            Request::Command { device, request, origin, reply } => {
-                let _ = reply.send(self.command(device, request, origin));
+            Request::Command { device, request, why, reply } => {
+                let context = match why {
+                    Why::Origin(origin) => self.ids.context(origin),
+                    Why::Context(c) => c,
+                };
+                let _ = reply.send(self.command(device, request, context));
+            }
+            Request::Batch { commands, origin, reply } => {
+                let context = self.ids.context(origin);
+                let results =
+                    commands.into_iter().map(|(d, r)| self.command(d, r, context.clone()).map(|_| ())).collect();
+                let _ = reply.send((context, results));
             }
             Request::Adapters(reply) => {
                 let list = self
@@ -519,7 +562,7 @@ impl Core {
         Snapshot { devices: self.registry.devices(), areas: self.registry.areas() }
     }
 
-    fn command(&mut self, device: DeviceId, request: CommandRequest, origin: Origin) -> Result<Context, CoreError> {
+    fn command(&mut self, device: DeviceId, request: CommandRequest, context: Context) -> Result<Context, CoreError> {
         let d = self.registry.device(&device).ok_or_else(|| RegistryError::NoDevice(device.to_string()))?;
         request.validate(&d.features).map_err(RegistryError::from)?;
         // Toggles become sets of the opposite of the current value: adapters only ever see `set`.
@@ -536,7 +579,6 @@ impl Core {
                 reason: Some("it is not enabled in this hub's configuration".into()),
             });
         };
-        let context = self.ids.context(origin);
         let command = Command { device, request, context: context.clone() };
         match slot.commands.try_send(command) {
             Ok(()) => {

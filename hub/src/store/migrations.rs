@@ -63,6 +63,51 @@ const MIGRATIONS: &[&str] = &[
         created_at   INTEGER NOT NULL,
         expires_at   INTEGER
     );",
+    // 2: automations and their versions, scenes, durable runs, traces (see `automations.rs`).
+    // Every row carries a JSON document of a few hundred bytes or more, so no table is
+    // WITHOUT ROWID (that layout suits rows under about a twentieth of a page). The children of
+    // `automations` go with it (ON DELETE CASCADE); they lead with the automation's id in their
+    // primary key or an index, so the cascade and the per-automation reads are index lookups.
+    // Never upsert `automations` with INSERT OR REPLACE: the replace is a delete and would
+    // cascade.
+    "CREATE TABLE automations (
+        id         TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,    -- JSON, the current version's
+        version    INTEGER NOT NULL CHECK (version >= 1),
+        enabled    INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        created_at INTEGER NOT NULL, -- ms since 1970
+        updated_at INTEGER NOT NULL  -- ms, last change of the definition or of enabled
+    );
+    CREATE TABLE automation_versions (
+        automation TEXT NOT NULL REFERENCES automations(id) ON DELETE CASCADE,
+        version    INTEGER NOT NULL CHECK (version >= 1),
+        definition TEXT NOT NULL,    -- JSON
+        saved_at   INTEGER NOT NULL, -- ms since 1970
+        saved_by   TEXT NOT NULL,    -- account name, 'import' or 'system'
+        note       TEXT,
+        PRIMARY KEY (automation, version)
+    );
+    CREATE TABLE scenes (
+        id         TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,    -- JSON
+        created_at INTEGER NOT NULL, -- ms since 1970
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE automation_runs (
+        run_id     INTEGER PRIMARY KEY,
+        automation TEXT NOT NULL REFERENCES automations(id) ON DELETE CASCADE,
+        record     TEXT NOT NULL,    -- JSON, the engine's durable run
+        updated_at INTEGER NOT NULL  -- ms since 1970
+    );
+    CREATE INDEX automation_runs_automation ON automation_runs (automation);
+    CREATE TABLE automation_traces (
+        automation TEXT NOT NULL REFERENCES automations(id) ON DELETE CASCADE,
+        run_id     INTEGER NOT NULL,
+        started_at INTEGER NOT NULL, -- ms since 1970
+        record     TEXT NOT NULL,    -- JSON
+        PRIMARY KEY (automation, run_id)
+    );
+    CREATE INDEX automation_traces_newest ON automation_traces (automation, started_at DESC, run_id DESC);",
 ];
 
 /// The schema version this build knows.
@@ -100,5 +145,56 @@ mod tests {
         conn.pragma_update(None, "user_version", LATEST + 1).expect("bump");
         let err = migrate(&mut conn, &path).expect_err("too new");
         assert!(err.to_string().contains("newer than this hearth knows"), "{err}");
+    }
+
+    #[test]
+    fn migration_2_applies_on_a_version_1_database_with_data() {
+        assert_eq!(LATEST, 2);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(crate::store::DB_FILE);
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("migration 1");
+        conn.pragma_update(None, "user_version", 1).expect("version 1");
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('k', 'v');
+             INSERT INTO areas (id, name, sort) VALUES ('kitchen', 'Kitchen', 1);
+             INSERT INTO devices (id, adapter, name, area, descriptor, updated_at)
+               VALUES ('demo.lamp', 'demo', 'Lamp', 'kitchen', '{}', 5);
+             INSERT INTO users (name, password_hash, admin, created_at) VALUES ('ada', 'x', 1, 7);",
+        )
+        .expect("version 1 data");
+        drop(conn);
+
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(v, 2);
+        let area: String =
+            conn.query_row("SELECT area FROM devices WHERE id = 'demo.lamp'", [], |r| r.get(0)).expect("device");
+        assert_eq!(area, "kitchen");
+        assert_eq!(crate::store::meta(&conn, "k").expect("meta").as_deref(), Some("v"));
+        conn.execute_batch(
+            "INSERT INTO automations (id, definition, version, enabled, created_at, updated_at)
+               VALUES ('a', '{}', 1, 1, 1, 1);
+             INSERT INTO automation_versions (automation, version, definition, saved_at, saved_by)
+               VALUES ('a', 1, '{}', 1, 'ada');
+             INSERT INTO automation_runs (run_id, automation, record, updated_at) VALUES (1, 'a', '{}', 1);
+             INSERT INTO automation_traces (automation, run_id, started_at, record) VALUES ('a', 1, 1, '{}');
+             DELETE FROM automations WHERE id = 'a';",
+        )
+        .expect("the new tables");
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM automation_versions) + (SELECT count(*) FROM automation_runs)
+                   + (SELECT count(*) FROM automation_traces)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0, "deleting an automation cascades to its versions, runs and traces");
+        let orphan = conn.execute(
+            "INSERT INTO automation_runs (run_id, automation, record, updated_at) VALUES (2, 'nobody', '{}', 1)",
+            [],
+        );
+        assert!(orphan.is_err(), "a run must belong to a stored automation");
     }
 }

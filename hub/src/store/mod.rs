@@ -5,6 +5,7 @@
 //! read-only connections (WAL lets them read while the writer commits). Command-line tools that
 //! run beside the hub (`hearth user`, `hearth token`) write through SQLite's own locking.
 
+pub mod automations;
 pub mod migrations;
 pub mod writer;
 

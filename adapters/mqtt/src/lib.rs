@@ -1,0 +1,77 @@
+//! Connecting to the MQTT broker the hub gives adapters ([`MqttSettings`]): the built-in one, or
+//! an external one with credentials and TLS. One place for the client options, so every MQTT
+//! adapter and the hub's automation engine connect the same way.
+
+use std::time::Duration;
+
+use hearth_sdk::MqttSettings;
+use rumqttc::MqttOptions;
+
+/// The largest MQTT packet accepted from the broker (zigbee2mqtt's device lists are large).
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// Client options for `settings`: keep-alive, packet sizes, credentials and TLS.
+pub fn options(client_id: &str, settings: &MqttSettings) -> Result<MqttOptions, String> {
+    let mut opts = MqttOptions::new(client_id, &settings.host, settings.port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(MAX_PAYLOAD, 64 * 1024);
+    if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
+        opts.set_credentials(u, p);
+    }
+    if let Some(tls) = &settings.tls {
+        let config = tls_config(tls).map_err(|e| format!("TLS to the MQTT broker: {e}"))?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            std::sync::Arc::new(config),
+        )));
+    }
+    Ok(opts)
+}
+
+/// A rustls client configuration: the CA file's certificates (or the system's roots), with a
+/// client certificate when given. The broker's certificate and host name are always verified.
+pub fn tls_config(tls: &hearth_sdk::MqttTls) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(file) => {
+            let certs = CertificateDer::pem_file_iter(file)
+                .map_err(|e| format!("cannot read the CA file {file}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the CA file {file} is not valid PEM: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("the CA file {file} holds no certificate"));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| format!("a certificate in {file} is not usable: {e}"))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err("no system root certificates found: set ca_file".into());
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("cannot read the client certificate {cert}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the client certificate {cert} is not valid PEM: {e}"))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the client key {key}: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("the client certificate is not usable: {e}"))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err("client_cert_file and client_key_file go together".into()),
+    }
+}

@@ -1,0 +1,1963 @@
+//! The engine: matches triggers, checks conditions, and steps runs through their actions.
+//!
+//! It does no I/O. The hub feeds it what happens ([`Engine::event`], [`Engine::mqtt`],
+//! [`Engine::webhook`], [`Engine::tick`] at [`Engine::next_wakeup`]) and carries out what it asks
+//! ([`Engine::take_outputs`]): commands, MQTT messages, webhook calls, notifications, and the
+//! records that make runs durable. Finished traces come from [`Engine::take_traces`], after the
+//! hub has reported how the commands went ([`Engine::report`]).
+//!
+//! A run is data, not a task: a stack of positions per thread (a `parallel` action has one thread
+//! per branch) and what each thread waits for. So a run waiting in a `delay` or a `wait` is saved
+//! as a [`RunRecord`] and continues after a restart with the time that was left.
+//!
+//! Loop protection: every run has a context whose parent is the context of what triggered it;
+//! the engine remembers how deep each of its contexts is in the chain. A change caused by an
+//! automation's command carries that command's context, so a trigger it fires starts a run one
+//! level deeper. Beyond [`Settings::max_depth`] the run is stopped, and its trace says so.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use hearth_sdk::{
+    AvailabilityState, CommandRequest, Context, Device, DeviceId, Event, FeatureState, Origin, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::matching::{self, StateTest, in_range, resolve, same, value_text};
+use crate::model::{Action, ActionKind, Automation, CatchUp, Condition, Match, Mode, Scene, Trigger, TriggerKind};
+use crate::schedule;
+use crate::sun::{self, Location};
+use crate::trace::{ConditionResult, EndKind, Fired, Step, Trace};
+use crate::zone::Zone;
+
+/// Default depth of the context chain beyond which a run is stopped as a loop.
+pub const MAX_DEPTH: u32 = 5;
+/// Actions a run may take without waiting before it is stopped (a `repeat` without a delay).
+pub const MAX_STEPS_WITHOUT_WAIT: u32 = 1000;
+/// Contexts whose depth the engine remembers.
+const DEPTHS_KEPT: usize = 4096;
+
+/// What the engine needs to know about the home beyond its devices.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The household's time zone.
+    pub zone: Zone,
+    /// Where the home is, for sun triggers and conditions.
+    pub location: Option<Location>,
+    /// Deepest context chain allowed.
+    pub max_depth: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { zone: Zone::utc(), location: None, max_depth: MAX_DEPTH }
+    }
+}
+
+/// Where a step's outcome goes when the hub reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepRef {
+    /// The run.
+    pub run: u64,
+    /// The step's index in the trace (`None` past the trace's cap).
+    pub step: Option<usize>,
+}
+
+/// Something the hub must do for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a command.
+    Command {
+        /// To this device.
+        device: DeviceId,
+        /// This command.
+        request: CommandRequest,
+        /// With this context (the run's).
+        context: Context,
+        /// Report failures here.
+        step: StepRef,
+    },
+    /// Publish on the MQTT broker.
+    Publish {
+        /// Topic.
+        topic: String,
+        /// Payload.
+        payload: String,
+        /// Retained.
+        retain: bool,
+        /// Report failures here.
+        step: StepRef,
+    },
+    /// Call a URL; report the result with [`Engine::call_done`].
+    Call {
+        /// The run.
+        run: u64,
+        /// The thread waiting for it.
+        thread: usize,
+        /// `POST`, `GET`, `PUT`.
+        method: String,
+        /// Where.
+        url: String,
+        /// The body.
+        body: Option<String>,
+    },
+    /// Show a message in the web UI.
+    Notify {
+        /// The automation.
+        automation: String,
+        /// A title.
+        title: Option<String>,
+        /// The message.
+        message: String,
+    },
+    /// An automation was turned on or off by an action: store it.
+    SetEnabled {
+        /// The automation.
+        automation: String,
+        /// On or off.
+        enabled: bool,
+    },
+    /// A run is waiting: store its record (replacing an older one).
+    SaveRun(Box<RunRecord>),
+    /// A stored run has ended: forget it.
+    DropRun(u64),
+}
+
+/// Why the engine refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No such automation.
+    #[error("no automation `{0}`")]
+    NoAutomation(String),
+}
+
+/// A durable run as stored: enough to continue it after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub id: u64,
+    /// The automation.
+    pub automation: String,
+    /// The version it runs.
+    pub version: u32,
+    /// What started it.
+    pub fired: Fired,
+    /// Its context.
+    pub context: Context,
+    /// Its depth in the context chain.
+    pub depth: u32,
+    /// The automations of the chain, for loop messages.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// Waiting for an earlier run to end (mode `queued`).
+    #[serde(default)]
+    pub queued: bool,
+    /// Its threads; 0 is the main one.
+    pub threads: Vec<Thread>,
+    /// Its trace so far.
+    pub trace: Trace,
+}
+
+/// One line of execution of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// Positions, outermost first.
+    pub stack: Vec<Frame>,
+    /// What it is doing.
+    pub state: ThreadState,
+    /// The thread that waits for this one (a `parallel` branch's parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+}
+
+/// A position in a list of actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Which list: the path from the automation's `actions`.
+    pub block: Vec<Seg>,
+    /// The action in it.
+    pub index: usize,
+    /// The round of a `repeat`.
+    #[serde(default)]
+    pub round: u32,
+}
+
+/// One step of a path to a list of actions: the action's index and which of its lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seg {
+    /// `if`'s `then`.
+    Then(usize),
+    /// `if`'s `else`.
+    Else(usize),
+    /// `choose`'s option.
+    Option(usize, usize),
+    /// `choose`'s `default`.
+    Default(usize),
+    /// `repeat`'s actions.
+    Body(usize),
+    /// A `parallel` branch.
+    Branch(usize, usize),
+}
+
+/// What a thread is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ThreadState {
+    /// Ready to go on.
+    Ready,
+    /// In a `delay`, until then.
+    Sleeping {
+        /// When it goes on.
+        until: Timestamp,
+    },
+    /// In a `wait`.
+    Waiting {
+        /// When it times out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Timestamp>,
+        /// For each of the wait's triggers with a time (time, interval, sun): when it fires.
+        #[serde(default)]
+        times: Vec<Option<Timestamp>>,
+    },
+    /// Waiting for its `parallel` branches.
+    Joining {
+        /// The branch threads.
+        children: Vec<usize>,
+    },
+    /// Waiting for a webhook call to answer.
+    Calling,
+    /// Done.
+    Done,
+}
+
+struct Entry {
+    def: Arc<Automation>,
+    version: u32,
+    /// Next firing of each trigger with a time.
+    next: Vec<Option<Timestamp>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Owner {
+    Trigger(String, usize),
+    Wait(u64, usize),
+}
+
+/// A `for` in progress: fires at `deadline` unless the value changes first.
+#[derive(Debug, Clone)]
+struct Hold {
+    owner: Owner,
+    device: DeviceId,
+    deadline: Timestamp,
+    fired: Fired,
+}
+
+/// The automation engine. See the module documentation.
+pub struct Engine {
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    home: BTreeMap<DeviceId, Device>,
+    automations: BTreeMap<String, Entry>,
+    scenes: BTreeMap<String, Scene>,
+    runs: BTreeMap<u64, RunRecord>,
+    holds: Vec<Hold>,
+    next_run: u64,
+    ctx_prefix: String,
+    ctx_seq: u64,
+    depths: HashMap<String, (u32, Vec<String>)>,
+    depth_order: VecDeque<String>,
+    outputs: Vec<Output>,
+    traces: Vec<Trace>,
+    /// Runs saved to the store (so their end must drop them).
+    stored: std::collections::BTreeSet<u64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("automations", &self.automations.len())
+            .field("runs", &self.runs.len())
+            .field("holds", &self.holds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run that is going, as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunInfo {
+    /// The run.
+    pub run: u64,
+    /// The automation.
+    pub automation: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Waiting for an earlier run.
+    pub queued: bool,
+    /// What its threads do.
+    pub threads: Vec<ThreadState>,
+}
+
+/// What a dry run found: the conditions now, and the actions the automation would take.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    /// Whether the conditions hold now.
+    pub would_run: bool,
+    /// Each condition's result.
+    pub conditions: Vec<ConditionResult>,
+    /// The actions it would take, in order, in words, indented by nesting.
+    pub actions: Vec<String>,
+}
+
+fn kind_name(k: &ActionKind) -> &'static str {
+    match k {
+        ActionKind::Set { .. } => "set",
+        ActionKind::Scene { .. } => "scene",
+        ActionKind::Delay(_) => "delay",
+        ActionKind::Wait { .. } => "wait",
+        ActionKind::If { .. } => "if",
+        ActionKind::Choose { .. } => "choose",
+        ActionKind::Repeat { .. } => "repeat",
+        ActionKind::Parallel(_) => "parallel",
+        ActionKind::Mqtt { .. } => "mqtt",
+        ActionKind::Webhook { .. } => "webhook",
+        ActionKind::Notify { .. } => "notify",
+        ActionKind::Enable(_) => "enable",
+        ActionKind::Disable(_) => "disable",
+        ActionKind::Stop { .. } => "stop",
+    }
+}
+
+fn trigger_kind_name(k: &TriggerKind) -> &'static str {
+    match k {
+        TriggerKind::State { .. } => "state",
+        TriggerKind::Event { .. } => "event",
+        TriggerKind::Availability { .. } => "availability",
+        TriggerKind::Time { .. } => "time",
+        TriggerKind::Interval { .. } => "interval",
+        TriggerKind::Sun { .. } => "sun",
+        TriggerKind::Start {} => "start",
+        TriggerKind::Mqtt { .. } => "mqtt",
+        TriggerKind::Webhook { .. } => "webhook",
+    }
+}
+
+/// The list of actions at a path.
+fn block<'a>(actions: &'a [Action], path: &[Seg]) -> Option<&'a [Action]> {
+    let mut list = actions;
+    for seg in path {
+        list = match (*seg, list) {
+            (Seg::Then(i), l) => match &l.get(i)?.kind {
+                ActionKind::If { then, .. } => then,
+                _ => return None,
+            },
+            (Seg::Else(i), l) => match &l.get(i)?.kind {
+                ActionKind::If { otherwise, .. } => otherwise,
+                _ => return None,
+            },
+            (Seg::Option(i, k), l) => match &l.get(i)?.kind {
+                ActionKind::Choose { options, .. } => &options.get(k)?.actions,
+                _ => return None,
+            },
+            (Seg::Default(i), l) => match &l.get(i)?.kind {
+                ActionKind::Choose { default, .. } => default,
+                _ => return None,
+            },
+            (Seg::Body(i), l) => match &l.get(i)?.kind {
+                ActionKind::Repeat { actions, .. } => actions,
+                _ => return None,
+            },
+            (Seg::Branch(i, k), l) => match &l.get(i)?.kind {
+                ActionKind::Parallel(branches) => branches.get(k)?,
+                _ => return None,
+            },
+        };
+    }
+    Some(list)
+}
+
+/// `actions[2].then[0]` for a frame stack.
+fn path_text(block: &[Seg], index: usize) -> String {
+    let mut s = String::from("actions");
+    for seg in block {
+        match seg {
+            Seg::Then(i) => s.push_str(&format!("[{i}].if.then")),
+            Seg::Else(i) => s.push_str(&format!("[{i}].if.else")),
+            Seg::Option(i, k) => s.push_str(&format!("[{i}].choose.options[{k}].actions")),
+            Seg::Default(i) => s.push_str(&format!("[{i}].choose.default")),
+            Seg::Body(i) => s.push_str(&format!("[{i}].repeat.actions")),
+            Seg::Branch(i, k) => s.push_str(&format!("[{i}].parallel[{k}]")),
+        }
+    }
+    s.push_str(&format!("[{index}]"));
+    s
+}
+
+fn plus(t: Timestamp, ms: i64) -> Timestamp {
+    Timestamp::from_millis(t.as_millis().saturating_add(ms))
+}
+
+fn opt_text(v: Option<&hearth_sdk::Value>) -> String {
+    v.map_or_else(|| "unknown".to_owned(), value_text)
+}
+
+impl Engine {
+    /// An engine with no automations, telling time by `clock`.
+    pub fn new(clock: Arc<dyn Clock>, settings: Settings) -> Engine {
+        let start = clock.now().as_millis();
+        Engine {
+            clock,
+            settings,
+            home: BTreeMap::new(),
+            automations: BTreeMap::new(),
+            scenes: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            holds: Vec::new(),
+            next_run: 1,
+            ctx_prefix: format!("r{start:x}"),
+            ctx_seq: 0,
+            depths: HashMap::new(),
+            depth_order: VecDeque::new(),
+            outputs: Vec::new(),
+            traces: Vec::new(),
+            stored: Default::default(),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ----- what the engine is told -------------------------------------------------------------
+
+    /// The devices as they are now (at start, or after the hub lost events).
+    pub fn set_devices(&mut self, devices: Vec<Device>) {
+        self.home = devices.into_iter().map(|d| (d.id.clone(), d)).collect();
+    }
+
+    /// The devices the engine knows, with their state.
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.home.values()
+    }
+
+    /// Adds or replaces an automation. A changed automation's runs are cancelled.
+    pub fn upsert(&mut self, automation: Automation, version: u32) {
+        let id = automation.id.clone();
+        if let Some(old) = self.automations.get(&id) {
+            if *old.def == automation && old.version == version {
+                return;
+            }
+            let why = if !automation.enabled && old.def.enabled {
+                "the automation was turned off"
+            } else {
+                "the automation was changed"
+            };
+            self.cancel_runs(&id, why);
+        }
+        let now = self.now();
+        let next = self.schedule(&automation, now);
+        self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if *a == id));
+        self.automations.insert(id.clone(), Entry { def: Arc::new(automation), version, next });
+        self.arm_holds_from_state(&id, now);
+    }
+
+    /// Removes an automation; its runs are cancelled.
+    pub fn remove(&mut self, id: &str) -> bool {
+        self.cancel_runs(id, "the automation was removed");
+        self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if a == id));
+        self.automations.remove(id).is_some()
+    }
+
+    /// Turns an automation on or off (off cancels its runs).
+    pub fn set_enabled(&mut self, id: &str, enabled: bool) -> Result<(), EngineError> {
+        let entry = self.automations.get(id).ok_or_else(|| EngineError::NoAutomation(id.to_owned()))?;
+        let mut def = (*entry.def).clone();
+        def.enabled = enabled;
+        let version = entry.version;
+        self.upsert(def, version);
+        Ok(())
+    }
+
+    /// The automation and its version.
+    pub fn automation(&self, id: &str) -> Option<(&Automation, u32)> {
+        self.automations.get(id).map(|e| (&*e.def, e.version))
+    }
+
+    /// Adds or replaces a scene.
+    pub fn upsert_scene(&mut self, scene: Scene) {
+        self.scenes.insert(scene.id.clone(), scene);
+    }
+
+    /// Removes a scene.
+    pub fn remove_scene(&mut self, id: &str) -> bool {
+        self.scenes.remove(id).is_some()
+    }
+
+    /// Restores runs saved before a restart (call before [`Engine::start`]). Runs of automations
+    /// that changed or are gone are dropped, and their traces say why.
+    pub fn restore(&mut self, records: Vec<RunRecord>) {
+        let now = self.now();
+        for mut run in records {
+            self.next_run = self.next_run.max(run.id + 1);
+            self.stored.insert(run.id);
+            let current = self.automations.get(&run.automation).map(|e| (e.version, e.def.enabled));
+            let why = match current {
+                None => Some("the automation was removed while the hub was down"),
+                Some((v, _)) if v != run.version => Some("the automation was changed while the hub was down"),
+                Some((_, false)) => Some("the automation was turned off while the hub was down"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                run.trace.end(now, EndKind::Cancelled, why);
+                self.end_run(run);
+                continue;
+            }
+            for t in &mut run.threads {
+                if t.state == ThreadState::Calling {
+                    // The call's answer was lost with the restart; go on after it.
+                    if let Some(top) = t.stack.last_mut() {
+                        top.index += 1;
+                    }
+                    t.state = ThreadState::Ready;
+                }
+            }
+            self.remember_depth(&run.context.id, run.depth, run.chain.clone());
+            self.runs.insert(run.id, run);
+        }
+    }
+
+    /// The hub has started: catches up on time triggers missed since `alive_at` (for automations
+    /// that ask to), fires `start` triggers, and goes on with restored runs that are due.
+    pub fn start(&mut self, alive_at: Option<Timestamp>) {
+        let now = self.now();
+        let ids: Vec<String> = self.automations.keys().cloned().collect();
+        for id in &ids {
+            let Some(entry) = self.automations.get(id) else { continue };
+            let def = entry.def.clone();
+            if !def.enabled {
+                continue;
+            }
+            if def.catch_up == CatchUp::RunOnce
+                && let Some(since) = alive_at
+            {
+                let missed = def.triggers.iter().enumerate().find_map(|(i, t)| {
+                    schedule::missed(&t.kind, &self.settings.zone, self.settings.location, since, now)
+                        .map(|at| (i, t, at))
+                });
+                if let Some((i, t, at)) = missed {
+                    let fired = Fired {
+                        index: Some(i),
+                        id: t.id.clone(),
+                        kind: "catch_up".into(),
+                        description: format!(
+                            "caught up: triggers[{i}] ({}) was due at {at} while the hub was down",
+                            trigger_kind_name(&t.kind)
+                        ),
+                        at: now,
+                        ..Default::default()
+                    };
+                    self.fire(id, fired, false);
+                }
+            }
+            for (i, t) in def.triggers.iter().enumerate() {
+                if matches!(t.kind, TriggerKind::Start {}) {
+                    let fired = Fired {
+                        index: Some(i),
+                        id: t.id.clone(),
+                        kind: "start".into(),
+                        description: "the hub started".into(),
+                        at: now,
+                        ..Default::default()
+                    };
+                    self.fire(id, fired, false);
+                }
+            }
+        }
+        self.tick();
+    }
+
+    /// Something happened in the home: the engine's picture is updated and triggers matched.
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::DeviceAdded { device } | Event::DeviceUpdated { device } => {
+                self.home.insert(device.id.clone(), device.clone());
+            }
+            Event::DeviceRemoved { device } => {
+                self.home.remove(device);
+            }
+            Event::AreaRemoved { area } => {
+                for d in self.home.values_mut().filter(|d| d.area.as_ref() == Some(area)) {
+                    d.area = None;
+                }
+            }
+            Event::StateChanged { device, feature, old, new, at, context } => {
+                if let Some(d) = self.home.get_mut(device) {
+                    d.state.insert(
+                        feature.clone(),
+                        FeatureState { value: new.clone(), changed_at: *at, reported_at: *at },
+                    );
+                }
+                self.state_changed(device, feature, old.as_ref(), new, *at, context);
+            }
+            Event::DeviceEvent { device, feature, event, at, context, .. } => {
+                self.device_event(device, feature, event, *at, context);
+            }
+            Event::AvailabilityChanged { device, availability } => {
+                let old = self.home.get(device).map(|d| d.availability.state);
+                if let Some(d) = self.home.get_mut(device) {
+                    d.availability = availability.clone();
+                }
+                if old != Some(availability.state) {
+                    self.availability_changed(device, old, availability.state);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A message arrived on the broker.
+    pub fn mqtt(&mut self, topic: &str, payload: &str) {
+        let now = self.now();
+        let make = |i: usize, t: &Trigger| Fired {
+            index: Some(i),
+            id: t.id.clone(),
+            kind: "mqtt".into(),
+            description: format!("MQTT message on `{topic}`"),
+            at: now,
+            topic: Some(topic.to_owned()),
+            payload: Some(payload.to_owned()),
+            ..Default::default()
+        };
+        let matches = |k: &TriggerKind| match k {
+            TriggerKind::Mqtt { topic: filter, payload: want } => {
+                matching::topic_matches(filter, topic) && want.as_ref().is_none_or(|w| w == payload)
+            }
+            _ => false,
+        };
+        self.fire_matching(&matches, &make);
+        self.wake_waits(&matches, &|_| Fired {
+            kind: "mqtt".into(),
+            description: format!("MQTT message on `{topic}`"),
+            at: now,
+            topic: Some(topic.to_owned()),
+            payload: Some(payload.to_owned()),
+            ..Default::default()
+        });
+    }
+
+    /// A webhook was called; returns how many automations it started or woke.
+    pub fn webhook(&mut self, hook: &str, body: Option<String>) -> usize {
+        let now = self.now();
+        let matches = |k: &TriggerKind| matches!(k, TriggerKind::Webhook { id } if id == hook);
+        let make = |i: usize, t: &Trigger| Fired {
+            index: Some(i),
+            id: t.id.clone(),
+            kind: "webhook".into(),
+            description: format!("webhook `{hook}` was called"),
+            at: now,
+            body: body.clone(),
+            ..Default::default()
+        };
+        let n = self.fire_matching(&matches, &make);
+        let woken = Fired {
+            kind: "webhook".into(),
+            description: format!("webhook `{hook}` was called"),
+            at: now,
+            body: body.clone(),
+            ..Default::default()
+        };
+        n + self.wake_waits(&matches, &|_| woken.clone())
+    }
+
+    /// Starts a run now, as if triggered (conditions are checked unless `skip_conditions`).
+    pub fn trigger(&mut self, id: &str, by: &str, skip_conditions: bool) -> Result<u64, EngineError> {
+        if !self.automations.contains_key(id) {
+            return Err(EngineError::NoAutomation(id.to_owned()));
+        }
+        let fired = Fired {
+            kind: "manual".into(),
+            description: format!("started by hand by {by}"),
+            at: self.now(),
+            ..Default::default()
+        };
+        Ok(self.start_run(id, fired, skip_conditions, true).unwrap_or(0))
+    }
+
+    /// Time has passed: fires due time triggers and `for` holds, and wakes runs whose delay or
+    /// wait is over.
+    pub fn tick(&mut self) {
+        let now = self.now();
+        // Time triggers.
+        let due: Vec<(String, usize, Timestamp)> = self
+            .automations
+            .iter()
+            .flat_map(|(id, e)| {
+                e.next.iter().enumerate().filter_map(move |(i, n)| n.filter(|t| *t <= now).map(|t| (id.clone(), i, t)))
+            })
+            .collect();
+        for (id, i, at) in due {
+            let Some(entry) = self.automations.get_mut(&id) else { continue };
+            let def = entry.def.clone();
+            let t = &def.triggers[i];
+            entry.next[i] = schedule::next_fire(&t.kind, &self.settings.zone, self.settings.location, now);
+            let description = match &t.kind {
+                TriggerKind::Time { at: tod, .. } => format!("it is {tod}"),
+                TriggerKind::Interval { every } => format!("every {every}"),
+                TriggerKind::Sun { event, offset_secs } => {
+                    format!("{event:?} with offset {offset_secs}s").to_lowercase()
+                }
+                other => trigger_kind_name(other).to_owned(),
+            };
+            let fired = Fired {
+                index: Some(i),
+                id: t.id.clone(),
+                kind: trigger_kind_name(&t.kind).into(),
+                description,
+                at,
+                ..Default::default()
+            };
+            self.fire(&id, fired, false);
+        }
+        // Holds (`for`).
+        let (due, keep): (Vec<Hold>, Vec<Hold>) =
+            std::mem::take(&mut self.holds).into_iter().partition(|h| h.deadline <= now);
+        self.holds = keep;
+        for h in due {
+            match h.owner {
+                Owner::Trigger(id, _) => self.fire(&id, h.fired, false),
+                Owner::Wait(run, thread) => self.resume_wait(run, thread, h.fired),
+            }
+        }
+        // Delays, waits' timeouts and waits' time triggers.
+        let ids: Vec<u64> = self.runs.keys().copied().collect();
+        for id in ids {
+            let mut woke = false;
+            let mut timed_out = Vec::new();
+            let mut time_fired = Vec::new();
+            if let Some(run) = self.runs.get_mut(&id) {
+                for (ti, t) in run.threads.iter_mut().enumerate() {
+                    match &t.state {
+                        ThreadState::Sleeping { until } if *until <= now => {
+                            t.state = ThreadState::Ready;
+                            woke = true;
+                        }
+                        ThreadState::Waiting { times, .. } if times.iter().flatten().any(|at| *at <= now) => {
+                            time_fired.push(ti);
+                        }
+                        ThreadState::Waiting { until: Some(until), .. } if *until <= now => timed_out.push(ti),
+                        _ => {}
+                    }
+                }
+            }
+            for ti in time_fired {
+                let fired =
+                    Fired { kind: "time".into(), description: "the time came".into(), at: now, ..Default::default() };
+                self.resume_wait(id, ti, fired);
+            }
+            for ti in timed_out {
+                self.wait_timed_out(id, ti);
+            }
+            if woke {
+                self.advance(id);
+            }
+        }
+    }
+
+    /// When [`Engine::tick`] next has something to do.
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        let schedules = self.automations.values().flat_map(|e| e.next.iter().flatten().copied());
+        let holds = self.holds.iter().map(|h| h.deadline);
+        let runs = self.runs.values().flat_map(|r| r.threads.iter()).flat_map(|t| match &t.state {
+            ThreadState::Sleeping { until } => vec![*until],
+            ThreadState::Waiting { until, times } => until.iter().chain(times.iter().flatten()).copied().collect(),
+            _ => Vec::new(),
+        });
+        schedules.chain(holds).chain(runs).min()
+    }
+
+    /// Reports how a command or publish went (only failures need reporting).
+    pub fn report(&mut self, step: StepRef, result: Result<(), String>) {
+        let Some(i) = step.step else { return };
+        let Err(e) = result else { return };
+        let trace = match self.runs.get_mut(&step.run) {
+            Some(r) => &mut r.trace,
+            None => match self.traces.iter_mut().find(|t| t.run == step.run) {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        if let Some(s) = trace.steps.get_mut(i) {
+            s.ok = false;
+            s.outcome = format!("{}; failed: {e}", s.outcome);
+        }
+    }
+
+    /// A webhook call the engine asked for has answered.
+    pub fn call_done(&mut self, run: u64, thread: usize, result: Result<String, String>) {
+        let now = self.now();
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        let Some(t) = r.threads.get_mut(thread) else { return };
+        if t.state != ThreadState::Calling {
+            return;
+        }
+        let path = t.stack.last().map(|f| path_text(&f.block, f.index)).unwrap_or_default();
+        if let Some(top) = t.stack.last_mut() {
+            top.index += 1;
+        }
+        t.state = ThreadState::Ready;
+        let (ok, outcome) = match result {
+            Ok(status) => (true, format!("answered {status}")),
+            Err(e) => (false, format!("failed: {e}")),
+        };
+        r.trace.step(Step { path, alias: None, action: "webhook (answer)".into(), at: now, ok, outcome });
+        self.advance(run);
+    }
+
+    /// What the hub must do now.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Traces of runs that ended (take after carrying out [`Engine::take_outputs`] and reporting).
+    pub fn take_traces(&mut self) -> Vec<Trace> {
+        std::mem::take(&mut self.traces)
+    }
+
+    /// The runs going now.
+    pub fn runs(&self) -> Vec<RunInfo> {
+        self.runs
+            .values()
+            .map(|r| RunInfo {
+                run: r.id,
+                automation: r.automation.clone(),
+                started_at: r.trace.started_at,
+                queued: r.queued,
+                threads: r.threads.iter().map(|t| t.state.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// MQTT topic filters the engine's triggers and waits listen to.
+    pub fn mqtt_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .automations
+            .values()
+            .filter(|e| e.def.enabled)
+            .flat_map(|e| e.def.triggers.iter().map(|t| &t.kind).chain(wait_triggers(&e.def.actions)))
+            .filter_map(|k| match k {
+                TriggerKind::Mqtt { topic, .. } => Some(topic.clone()),
+                _ => None,
+            })
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Checks the automation's conditions now and lists what it would do, doing nothing.
+    pub fn dry_run(&self, id: &str) -> Result<DryRun, EngineError> {
+        let entry = self.automations.get(id).ok_or_else(|| EngineError::NoAutomation(id.to_owned()))?;
+        let fired =
+            Fired { kind: "manual".into(), description: "dry run".into(), at: self.now(), ..Default::default() };
+        let mut conditions = Vec::new();
+        let would_run = self.check_all(&entry.def.conditions, "conditions", &fired, &mut conditions);
+        let mut actions = Vec::new();
+        self.describe(&entry.def.actions, &fired, 0, &mut actions);
+        Ok(DryRun { would_run, conditions, actions })
+    }
+
+    // ----- triggers ----------------------------------------------------------------------------
+
+    fn schedule(&self, a: &Automation, now: Timestamp) -> Vec<Option<Timestamp>> {
+        a.triggers
+            .iter()
+            .map(|t| {
+                if a.enabled {
+                    schedule::next_fire(&t.kind, &self.settings.zone, self.settings.location, now)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// After a (re)load, `for` holds whose condition is already true start from when the value
+    /// last changed: a light on for ten minutes before a restart still turns off on time.
+    fn arm_holds_from_state(&mut self, id: &str, now: Timestamp) {
+        let Some(entry) = self.automations.get(id) else { return };
+        if !entry.def.enabled {
+            return;
+        }
+        let def = entry.def.clone();
+        for (i, t) in def.triggers.iter().enumerate() {
+            let TriggerKind::State { target, feature, from, to, above, below, hold: Some(hold) } = &t.kind else {
+                continue;
+            };
+            if from.is_some() {
+                continue;
+            }
+            let test = StateTest { from: None, to: to.as_ref(), above: *above, below: *below };
+            for d in resolve(&self.home, target) {
+                let Some(st) = d.state.get(feature) else { continue };
+                if test.holds(&st.value) {
+                    let deadline = plus(st.changed_at, hold.as_millis()).max(now);
+                    let fired = Fired {
+                        index: Some(i),
+                        id: t.id.clone(),
+                        kind: "state".into(),
+                        description: format!("{} {feature} has been {} for {hold}", d.id, value_text(&st.value)),
+                        at: deadline,
+                        device: Some(d.id.clone()),
+                        feature: Some(feature.clone()),
+                        new: Some(st.value.clone()),
+                        ..Default::default()
+                    };
+                    self.holds.push(Hold {
+                        owner: Owner::Trigger(id.to_owned(), i),
+                        device: d.id.clone(),
+                        deadline,
+                        fired,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Fires every enabled automation trigger `matches` accepts; returns how many runs started.
+    fn fire_matching(
+        &mut self,
+        matches: &dyn Fn(&TriggerKind) -> bool,
+        make: &dyn Fn(usize, &Trigger) -> Fired,
+    ) -> usize {
+        let hits: Vec<(String, Fired)> = self
+            .automations
+            .iter()
+            .filter(|(_, e)| e.def.enabled)
+            .flat_map(|(id, e)| {
+                e.def
+                    .triggers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| matches(&t.kind))
+                    .map(|(i, t)| (id.clone(), make(i, t)))
+            })
+            .collect();
+        let n = hits.len();
+        for (id, fired) in hits {
+            self.fire(&id, fired, false);
+        }
+        n
+    }
+
+    /// Ends the waits whose triggers `matches` accepts; returns how many.
+    fn wake_waits(&mut self, matches: &dyn Fn(&TriggerKind) -> bool, make: &dyn Fn(&TriggerKind) -> Fired) -> usize {
+        let mut hits = Vec::new();
+        for (id, run) in &self.runs {
+            let Some(entry) = self.automations.get(&run.automation) else { continue };
+            for (ti, t) in run.threads.iter().enumerate() {
+                if !matches!(t.state, ThreadState::Waiting { .. }) {
+                    continue;
+                }
+                if let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, t).map(|a| &a.kind)
+                    && let Some(k) = triggers.iter().find(|k| matches(k))
+                {
+                    hits.push((*id, ti, make(k)));
+                }
+            }
+        }
+        let n = hits.len();
+        for (run, ti, fired) in hits {
+            self.resume_wait(run, ti, fired);
+        }
+        n
+    }
+
+    fn state_changed(
+        &mut self,
+        device: &DeviceId,
+        feature: &str,
+        old: Option<&hearth_sdk::Value>,
+        new: &hearth_sdk::Value,
+        at: Timestamp,
+        context: &Context,
+    ) {
+        let Some(d) = self.home.get(device) else { return };
+        let describe = |i: Option<usize>, id: Option<String>, held: Option<crate::duration::Duration>| Fired {
+            index: i,
+            id,
+            kind: "state".into(),
+            description: match held {
+                None => format!("{device} {feature} changed from {} to {}", opt_text(old), value_text(new)),
+                Some(h) => format!("{device} {feature} changed to {} and stayed so for {h}", value_text(new)),
+            },
+            at,
+            device: Some(device.clone()),
+            feature: Some(feature.to_owned()),
+            old: old.cloned(),
+            new: Some(new.clone()),
+            context: Some(context.clone()),
+            ..Default::default()
+        };
+        // Automations' triggers.
+        let mut fire = Vec::new();
+        let mut arm = Vec::new();
+        let mut cancel = Vec::new();
+        for (id, e) in self.automations.iter().filter(|(_, e)| e.def.enabled) {
+            for (i, t) in e.def.triggers.iter().enumerate() {
+                let TriggerKind::State { target, feature: f, from, to, above, below, hold } = &t.kind else { continue };
+                if f != feature || !matching::in_target(d, target) {
+                    continue;
+                }
+                let test = StateTest { from: from.as_ref(), to: to.as_ref(), above: *above, below: *below };
+                let owner = Owner::Trigger(id.clone(), i);
+                match hold {
+                    None if test.fires(old, new) => fire.push((id.clone(), describe(Some(i), t.id.clone(), None))),
+                    None => {}
+                    Some(h) if test.fires(old, new) => {
+                        let fired = describe(Some(i), t.id.clone(), Some(*h));
+                        arm.push((owner, plus(at, h.as_millis()), fired));
+                    }
+                    Some(_) if !test.holds(new) => cancel.push(owner),
+                    Some(_) => {}
+                }
+            }
+        }
+        // Waits' triggers.
+        let mut wake = Vec::new();
+        for (rid, run) in &self.runs {
+            let Some(entry) = self.automations.get(&run.automation) else { continue };
+            for (ti, th) in run.threads.iter().enumerate() {
+                if !matches!(th.state, ThreadState::Waiting { .. }) {
+                    continue;
+                }
+                let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, th).map(|a| &a.kind) else {
+                    continue;
+                };
+                for k in triggers {
+                    let TriggerKind::State { target, feature: f, from, to, above, below, hold } = k else { continue };
+                    if f != feature || !matching::in_target(d, target) {
+                        continue;
+                    }
+                    let test = StateTest { from: from.as_ref(), to: to.as_ref(), above: *above, below: *below };
+                    let owner = Owner::Wait(*rid, ti);
+                    match hold {
+                        None if test.fires(old, new) => wake.push((*rid, ti, describe(None, None, None))),
+                        Some(h) if test.fires(old, new) => {
+                            arm.push((owner, plus(at, h.as_millis()), describe(None, None, Some(*h))))
+                        }
+                        Some(_) if !test.holds(new) => cancel.push(owner),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.holds.retain(|h| !(h.device == *device && cancel.contains(&h.owner)));
+        for (owner, deadline, fired) in arm {
+            if !self.holds.iter().any(|h| h.owner == owner && h.device == *device) {
+                self.holds.push(Hold { owner, device: device.clone(), deadline, fired });
+            }
+        }
+        for (id, fired) in fire {
+            self.fire(&id, fired, false);
+        }
+        for (run, ti, fired) in wake {
+            self.resume_wait(run, ti, fired);
+        }
+    }
+
+    fn device_event(&mut self, device: &DeviceId, feature: &str, event: &str, at: Timestamp, context: &Context) {
+        let Some(d) = self.home.get(device).cloned() else { return };
+        let matches = |k: &TriggerKind| match k {
+            TriggerKind::Event { target, feature: f, events } => {
+                f == feature
+                    && matching::in_target(&d, target)
+                    && (events.is_empty() || events.iter().any(|e| e == event))
+            }
+            _ => false,
+        };
+        let make = |i: Option<usize>, id: Option<String>| Fired {
+            index: i,
+            id,
+            kind: "event".into(),
+            description: format!("{device} {feature}: {event}"),
+            at,
+            device: Some(device.clone()),
+            feature: Some(feature.to_owned()),
+            event: Some(event.to_owned()),
+            context: Some(context.clone()),
+            ..Default::default()
+        };
+        self.fire_matching(&matches, &|i, t| make(Some(i), t.id.clone()));
+        self.wake_waits(&matches, &|_| make(None, None));
+    }
+
+    fn availability_changed(&mut self, device: &DeviceId, old: Option<AvailabilityState>, new: AvailabilityState) {
+        let Some(d) = self.home.get(device).cloned() else { return };
+        let now = self.now();
+        let describe = |i: Option<usize>, id: Option<String>| Fired {
+            index: i,
+            id,
+            kind: "availability".into(),
+            description: format!("{device} went {}", format!("{new:?}").to_lowercase()),
+            at: now,
+            device: Some(device.clone()),
+            ..Default::default()
+        };
+        let _ = old;
+        let mut fire = Vec::new();
+        let mut arm = Vec::new();
+        let mut cancel = Vec::new();
+        for (id, e) in self.automations.iter().filter(|(_, e)| e.def.enabled) {
+            for (i, t) in e.def.triggers.iter().enumerate() {
+                let TriggerKind::Availability { target, to, hold } = &t.kind else { continue };
+                if !matching::in_target(&d, target) {
+                    continue;
+                }
+                let owner = Owner::Trigger(id.clone(), i);
+                let ok = to.is_none_or(|to| to == new);
+                match (ok, hold) {
+                    (true, None) => fire.push((id.clone(), describe(Some(i), t.id.clone()))),
+                    (true, Some(h)) => arm.push((owner, plus(now, h.as_millis()), describe(Some(i), t.id.clone()))),
+                    (false, _) => cancel.push(owner),
+                }
+            }
+        }
+        self.holds.retain(|h| !(h.device == *device && cancel.contains(&h.owner)));
+        for (owner, deadline, fired) in arm {
+            self.holds.retain(|h| !(h.owner == owner && h.device == *device));
+            self.holds.push(Hold { owner, device: device.clone(), deadline, fired });
+        }
+        for (id, fired) in fire {
+            self.fire(&id, fired, false);
+        }
+        let matches = |k: &TriggerKind| match k {
+            TriggerKind::Availability { target, to, hold: None } => {
+                matching::in_target(&d, target) && to.is_none_or(|to| to == new)
+            }
+            _ => false,
+        };
+        self.wake_waits(&matches, &|_| describe(None, None));
+    }
+
+    // ----- runs --------------------------------------------------------------------------------
+
+    fn next_context(&mut self, automation: &str, parent: Option<&Context>) -> Context {
+        self.ctx_seq += 1;
+        let id = format!("{}-{:x}", self.ctx_prefix, self.ctx_seq);
+        let origin = Origin::Automation { id: automation.to_owned() };
+        match parent {
+            Some(p) => Context::child_of(id, origin, p),
+            None => Context::new(id, origin),
+        }
+    }
+
+    fn remember_depth(&mut self, context: &str, depth: u32, chain: Vec<String>) {
+        if self.depths.insert(context.to_owned(), (depth, chain)).is_none() {
+            self.depth_order.push_back(context.to_owned());
+            if self.depth_order.len() > DEPTHS_KEPT
+                && let Some(old) = self.depth_order.pop_front()
+            {
+                self.depths.remove(&old);
+            }
+        }
+    }
+
+    fn fire(&mut self, id: &str, fired: Fired, skip_conditions: bool) {
+        self.start_run(id, fired, skip_conditions, false);
+    }
+
+    /// Starts (or queues, ignores, drops) a run; returns its id when one was made.
+    fn start_run(&mut self, id: &str, fired: Fired, skip_conditions: bool, by_hand: bool) -> Option<u64> {
+        let entry = self.automations.get(id)?;
+        if !entry.def.enabled && !by_hand {
+            return None;
+        }
+        let def = entry.def.clone();
+        let version = entry.version;
+        let now = self.now();
+        let (depth, mut chain) = fired
+            .context
+            .as_ref()
+            .and_then(|c| self.depths.get(&c.id).cloned())
+            .map_or((1, Vec::new()), |(d, c)| (d + 1, c));
+        chain.push(id.to_owned());
+        let context = self.next_context(id, fired.context.as_ref());
+        let run_id = self.next_run;
+        self.next_run += 1;
+        let trace = Trace {
+            run: run_id,
+            automation: id.to_owned(),
+            version,
+            started_at: now,
+            trigger: fired.clone(),
+            context: context.id.clone(),
+            conditions: Vec::new(),
+            steps: Vec::new(),
+            steps_dropped: 0,
+            ended_at: None,
+            ending: None,
+        };
+        let mut run = RunRecord {
+            id: run_id,
+            automation: id.to_owned(),
+            version,
+            fired,
+            context,
+            depth,
+            chain,
+            queued: false,
+            threads: vec![Thread {
+                stack: vec![Frame { block: Vec::new(), index: 0, round: 0 }],
+                state: ThreadState::Ready,
+                parent: None,
+            }],
+            trace,
+        };
+        if depth > self.settings.max_depth {
+            let msg = format!(
+                "stopped as a loop: the chain of automations {} is {depth} deep, more than {} allowed",
+                run.chain.join(" → "),
+                self.settings.max_depth
+            );
+            run.trace.end(now, EndKind::Loop, msg);
+            self.traces.push(run.trace);
+            return Some(run_id);
+        }
+        if !skip_conditions {
+            let mut results = Vec::new();
+            let ok = self.check_all(&def.conditions, "conditions", &run.fired, &mut results);
+            run.trace.conditions = results;
+            if !ok {
+                run.trace.end(now, EndKind::ConditionsFailed, "a condition did not hold; nothing was done");
+                self.traces.push(run.trace);
+                return Some(run_id);
+            }
+        }
+        let active = self.runs.values().filter(|r| r.automation == id && !r.queued).count();
+        let queued = self.runs.values().filter(|r| r.automation == id && r.queued).count();
+        let max = def.max_runs as usize;
+        match def.mode {
+            Mode::Single if active > 0 => {
+                run.trace.end(now, EndKind::Ignored, "a run was still going (mode single); this trigger was ignored");
+                self.traces.push(run.trace);
+                return Some(run_id);
+            }
+            Mode::Restart if active > 0 => {
+                self.cancel_runs_with(id, EndKind::Restarted, "restarted by a new trigger (mode restart)");
+            }
+            Mode::Queued if active + queued >= max => {
+                run.trace.end(now, EndKind::Dropped, format!("{max} runs were already going or waiting (max_runs)"));
+                self.traces.push(run.trace);
+                return Some(run_id);
+            }
+            Mode::Queued if active > 0 => {
+                run.queued = true;
+                self.remember_depth(&run.context.id, depth, run.chain.clone());
+                self.save(&run);
+                self.runs.insert(run_id, run);
+                return Some(run_id);
+            }
+            Mode::Parallel if active >= max => {
+                run.trace.end(now, EndKind::Dropped, format!("{max} runs were already going (max_runs)"));
+                self.traces.push(run.trace);
+                return Some(run_id);
+            }
+            _ => {}
+        }
+        self.remember_depth(&run.context.id, depth, run.chain.clone());
+        self.runs.insert(run_id, run);
+        self.advance(run_id);
+        Some(run_id)
+    }
+
+    fn save(&mut self, run: &RunRecord) {
+        self.stored.insert(run.id);
+        self.outputs.push(Output::SaveRun(Box::new(run.clone())));
+    }
+
+    fn cancel_runs(&mut self, id: &str, why: &str) {
+        self.cancel_runs_with(id, EndKind::Cancelled, why);
+    }
+
+    fn cancel_runs_with(&mut self, id: &str, kind: EndKind, why: &str) {
+        let now = self.now();
+        // Take them all out first, so ending one does not start a queued one.
+        let ids: Vec<u64> = self.runs.values().filter(|r| r.automation == id).map(|r| r.id).collect();
+        let runs: Vec<RunRecord> = ids.iter().filter_map(|rid| self.runs.remove(rid)).collect();
+        for mut run in runs {
+            run.trace.end(now, kind, why);
+            self.end_run(run);
+        }
+    }
+
+    fn end_run(&mut self, run: RunRecord) {
+        if self.stored.remove(&run.id) {
+            self.outputs.push(Output::DropRun(run.id));
+        }
+        self.holds.retain(|h| !matches!(h.owner, Owner::Wait(r, _) if r == run.id));
+        let automation = run.automation.clone();
+        self.traces.push(run.trace);
+        // The next queued run of the automation, if any, goes now.
+        let next = self.runs.values().filter(|r| r.automation == automation && r.queued).map(|r| r.id).min();
+        let active = self.runs.values().any(|r| r.automation == automation && !r.queued);
+        if let Some(next) = next
+            && !active
+        {
+            if let Some(r) = self.runs.get_mut(&next) {
+                r.queued = false;
+            }
+            self.advance(next);
+        }
+    }
+
+    fn resume_wait(&mut self, run: u64, thread: usize, fired: Fired) {
+        let now = self.now();
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        let Some(t) = r.threads.get_mut(thread) else { return };
+        if !matches!(t.state, ThreadState::Waiting { .. }) {
+            return;
+        }
+        let path = t.stack.last().map(|f| path_text(&f.block, f.index)).unwrap_or_default();
+        if let Some(top) = t.stack.last_mut() {
+            top.index += 1;
+        }
+        t.state = ThreadState::Ready;
+        r.trace.step(Step {
+            path,
+            alias: None,
+            action: "wait (ended)".into(),
+            at: now,
+            ok: true,
+            outcome: format!("the wait ended: {}", fired.description),
+        });
+        self.holds.retain(|h| h.owner != Owner::Wait(run, thread));
+        self.advance(run);
+    }
+
+    fn wait_timed_out(&mut self, run: u64, thread: usize) {
+        let now = self.now();
+        let Some(entry_def) =
+            self.runs.get(&run).and_then(|r| self.automations.get(&r.automation)).map(|e| e.def.clone())
+        else {
+            return;
+        };
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        let Some(t) = r.threads.get_mut(thread) else { return };
+        let go_on = matches!(
+            current_action(&entry_def, t).map(|a| &a.kind),
+            Some(ActionKind::Wait { continue_on_timeout: true, .. })
+        );
+        let path = t.stack.last().map(|f| path_text(&f.block, f.index)).unwrap_or_default();
+        self.holds.retain(|h| h.owner != Owner::Wait(run, thread));
+        if go_on {
+            if let Some(top) = t.stack.last_mut() {
+                top.index += 1;
+            }
+            t.state = ThreadState::Ready;
+            r.trace.step(Step {
+                path,
+                alias: None,
+                action: "wait (timeout)".into(),
+                at: now,
+                ok: true,
+                outcome: "timed out; going on (continue_on_timeout)".into(),
+            });
+            self.advance(run);
+        } else if let Some(mut r) = self.runs.remove(&run) {
+            r.trace.end(now, EndKind::Timeout, format!("{path}: the wait timed out"));
+            self.end_run(r);
+        }
+    }
+
+    /// Steps a run until every thread waits or is done; saves or ends it.
+    fn advance(&mut self, id: u64) {
+        let Some(mut run) = self.runs.remove(&id) else { return };
+        if run.queued {
+            self.runs.insert(id, run);
+            return;
+        }
+        let Some(def) = self.automations.get(&run.automation).map(|e| e.def.clone()) else {
+            let now = self.now();
+            run.trace.end(now, EndKind::Cancelled, "the automation was removed");
+            self.end_run(run);
+            return;
+        };
+        let mut budget = MAX_STEPS_WITHOUT_WAIT;
+        let mut ended = false;
+        while let Some(ti) = run.threads.iter().position(|t| t.state == ThreadState::Ready) {
+            if budget == 0 {
+                let now = self.now();
+                run.trace.end(
+                    now,
+                    EndKind::Error,
+                    format!(
+                        "stopped after {MAX_STEPS_WITHOUT_WAIT} actions without waiting (a repeat without a delay?)"
+                    ),
+                );
+                ended = true;
+                break;
+            }
+            budget -= 1;
+            if self.step(&mut run, ti, &def) {
+                ended = true;
+                break;
+            }
+        }
+        let main_done = run.threads.first().is_none_or(|t| t.state == ThreadState::Done);
+        if ended || main_done {
+            let now = self.now();
+            run.trace.end(now, EndKind::Finished, "every action ran");
+            self.end_run(run);
+        } else {
+            self.save(&run);
+            self.runs.insert(id, run);
+        }
+    }
+
+    /// One step of one thread. Returns true when the whole run must end (a `stop`, a timeout).
+    fn step(&mut self, run: &mut RunRecord, ti: usize, def: &Automation) -> bool {
+        let now = self.now();
+        let Some(frame) = run.threads[ti].stack.last().cloned() else {
+            run.threads[ti].state = ThreadState::Done;
+            return false;
+        };
+        let Some(list) = block(&def.actions, &frame.block) else {
+            run.trace.end(now, EndKind::Error, "the run's position no longer exists in the automation");
+            return true;
+        };
+        if frame.index >= list.len() {
+            self.pop_frame(run, ti, def);
+            return false;
+        }
+        let action = &list[frame.index];
+        let path = path_text(&frame.block, frame.index);
+        let step = |run: &mut RunRecord, ok: bool, outcome: String| {
+            run.trace.step(Step {
+                path: path.clone(),
+                alias: action.alias.clone(),
+                action: kind_name(&action.kind).into(),
+                at: now,
+                ok,
+                outcome,
+            })
+        };
+        let thread = &mut run.threads[ti];
+        let advance = |thread: &mut Thread| {
+            if let Some(top) = thread.stack.last_mut() {
+                top.index += 1;
+            }
+        };
+        match &action.kind {
+            ActionKind::Set { target, values, toggle, transition } => {
+                advance(thread);
+                let devices: Vec<Device> = resolve(&self.home, target).into_iter().cloned().collect();
+                let explicit = !target.devices.is_empty();
+                let mut sent = Vec::new();
+                let mut commands = Vec::new();
+                for d in &devices {
+                    let mut req = CommandRequest { transition: *transition, ..Default::default() };
+                    for (k, v) in values {
+                        if explicit || d.feature(k).is_some() {
+                            req.set.insert(k.clone(), v.clone());
+                        }
+                    }
+                    for k in toggle {
+                        if explicit || d.feature(k).is_some() {
+                            req.toggle.push(k.clone());
+                        }
+                    }
+                    if req.set.is_empty() && req.toggle.is_empty() {
+                        continue;
+                    }
+                    sent.push(d.id.to_string());
+                    commands.push((d.id.clone(), req));
+                }
+                let missing: Vec<String> =
+                    target.devices.iter().filter(|id| !self.home.contains_key(*id)).map(ToString::to_string).collect();
+                let mut outcome = if sent.is_empty() {
+                    "no device matched".to_owned()
+                } else {
+                    format!("sent to {}", sent.join(", "))
+                };
+                if !missing.is_empty() {
+                    outcome.push_str(&format!("; no such device: {}", missing.join(", ")));
+                }
+                let idx = step(run, missing.is_empty(), outcome);
+                for (device, request) in commands {
+                    self.outputs.push(Output::Command {
+                        device,
+                        request,
+                        context: run.context.clone(),
+                        step: StepRef { run: run.id, step: idx },
+                    });
+                }
+            }
+            ActionKind::Scene { id, transition } => {
+                advance(thread);
+                let Some(scene) = self.scenes.get(id).cloned() else {
+                    step(run, false, format!("no scene `{id}`"));
+                    run.trace.end(now, EndKind::Error, format!("{path}: no scene `{id}`"));
+                    return true;
+                };
+                let names: Vec<String> = scene.devices.keys().map(ToString::to_string).collect();
+                let idx = step(run, true, format!("applied `{}` to {}", scene.name, names.join(", ")));
+                for (device, values) in scene.devices {
+                    let request = CommandRequest { set: values, transition: *transition, ..Default::default() };
+                    self.outputs.push(Output::Command {
+                        device,
+                        request,
+                        context: run.context.clone(),
+                        step: StepRef { run: run.id, step: idx },
+                    });
+                }
+            }
+            ActionKind::Delay(d) => {
+                advance(thread);
+                let until = plus(now, d.as_millis());
+                thread.state = ThreadState::Sleeping { until };
+                step(run, true, format!("waiting {d}, until {until}"));
+            }
+            ActionKind::Wait { triggers, timeout, .. } => {
+                let until = timeout.map(|t| plus(now, t.as_millis()));
+                let times = triggers
+                    .iter()
+                    .map(|k| schedule::next_fire(k, &self.settings.zone, self.settings.location, now))
+                    .collect();
+                thread.state = ThreadState::Waiting { until, times };
+                let kinds: Vec<&str> = triggers.iter().map(trigger_kind_name).collect();
+                let until_text = until.map(|u| format!(", at most until {u}")).unwrap_or_default();
+                step(run, true, format!("waiting for {}{until_text}", kinds.join(" or ")));
+            }
+            ActionKind::If { conditions, then, otherwise } => {
+                let mut results = Vec::new();
+                let ok = self.check_all(conditions, &format!("{path}.if.conditions"), &run.fired, &mut results);
+                let detail: Vec<String> = results.iter().map(|r| format!("{} ({})", r.detail, r.result)).collect();
+                let thread = &mut run.threads[ti];
+                let (seg, list, branch) = if ok {
+                    (Seg::Then(frame.index), then, "then")
+                } else {
+                    (Seg::Else(frame.index), otherwise, "else")
+                };
+                if list.is_empty() {
+                    advance(thread);
+                } else {
+                    thread.stack.push(Frame { block: with(&frame.block, seg), index: 0, round: 0 });
+                }
+                run.trace.conditions.extend(results);
+                step(run, true, format!("took `{branch}`: {}", detail.join("; ")));
+            }
+            ActionKind::Choose { options, default } => {
+                let mut taken = None;
+                let mut all = Vec::new();
+                for (k, opt) in options.iter().enumerate() {
+                    let mut results = Vec::new();
+                    let ok = self.check_all(
+                        &opt.conditions,
+                        &format!("{path}.choose.options[{k}].conditions"),
+                        &run.fired,
+                        &mut results,
+                    );
+                    all.extend(results);
+                    if ok {
+                        taken = Some(k);
+                        break;
+                    }
+                }
+                let thread = &mut run.threads[ti];
+                let outcome = match taken {
+                    Some(k) => {
+                        thread.stack.push(Frame {
+                            block: with(&frame.block, Seg::Option(frame.index, k)),
+                            index: 0,
+                            round: 0,
+                        });
+                        format!("took option {k}")
+                    }
+                    None if !default.is_empty() => {
+                        thread.stack.push(Frame {
+                            block: with(&frame.block, Seg::Default(frame.index)),
+                            index: 0,
+                            round: 0,
+                        });
+                        "took `default`".to_owned()
+                    }
+                    None => {
+                        advance(thread);
+                        "no option held; nothing to do".to_owned()
+                    }
+                };
+                run.trace.conditions.extend(all);
+                step(run, true, outcome);
+            }
+            ActionKind::Repeat { count, while_all, actions, .. } => {
+                let mut results = Vec::new();
+                let go = count.is_none_or(|c| c > 0)
+                    && !actions.is_empty()
+                    && self.check_all(while_all, &format!("{path}.repeat.while"), &run.fired, &mut results);
+                let thread = &mut run.threads[ti];
+                if go {
+                    thread.stack.push(Frame { block: with(&frame.block, Seg::Body(frame.index)), index: 0, round: 0 });
+                } else {
+                    advance(thread);
+                }
+                step(run, true, if go { "round 1".to_owned() } else { "nothing to repeat".to_owned() });
+            }
+            ActionKind::Parallel(branches) => {
+                let mut children = Vec::new();
+                let base = run.threads.len();
+                for (k, b) in branches.iter().enumerate() {
+                    if b.is_empty() {
+                        continue;
+                    }
+                    children.push(base + children.len());
+                    run.threads.push(Thread {
+                        stack: vec![Frame {
+                            block: with(&frame.block, Seg::Branch(frame.index, k)),
+                            index: 0,
+                            round: 0,
+                        }],
+                        state: ThreadState::Ready,
+                        parent: Some(ti),
+                    });
+                }
+                let n = children.len();
+                if children.is_empty() {
+                    advance(&mut run.threads[ti]);
+                } else {
+                    run.threads[ti].state = ThreadState::Joining { children };
+                }
+                step(run, true, format!("started {n} branches"));
+            }
+            ActionKind::Mqtt { topic, payload, retain } => {
+                advance(thread);
+                let topic = matching::render(topic, &run.fired);
+                let payload = matching::render(payload, &run.fired);
+                let idx = step(run, true, format!("published on `{topic}`"));
+                self.outputs.push(Output::Publish {
+                    topic,
+                    payload,
+                    retain: *retain,
+                    step: StepRef { run: run.id, step: idx },
+                });
+            }
+            ActionKind::Webhook { url, method, body } => {
+                thread.state = ThreadState::Calling;
+                let method = method.clone().unwrap_or_else(|| "POST".into()).to_uppercase();
+                let body = body.as_ref().map(|b| matching::render(b, &run.fired));
+                step(run, true, format!("calling {method} {url}"));
+                self.outputs.push(Output::Call { run: run.id, thread: ti, method, url: url.clone(), body });
+            }
+            ActionKind::Notify { message, title } => {
+                advance(thread);
+                let message = matching::render(message, &run.fired);
+                let title = title.as_ref().map(|t| matching::render(t, &run.fired));
+                step(run, true, format!("notified: {message}"));
+                self.outputs.push(Output::Notify { automation: run.automation.clone(), title, message });
+            }
+            ActionKind::Enable(other) | ActionKind::Disable(other) => {
+                advance(thread);
+                let enabled = matches!(action.kind, ActionKind::Enable(_));
+                let word = if enabled { "turned on" } else { "turned off" };
+                if other == &run.automation && !enabled {
+                    // Turning itself off ends this run too, once the trace says so.
+                    step(run, true, format!("{word} `{other}`"));
+                    run.trace.end(now, EndKind::Stopped, "the automation turned itself off");
+                    let _ = self.set_enabled(other, false);
+                    self.outputs.push(Output::SetEnabled { automation: other.clone(), enabled });
+                    return true;
+                }
+                match self.set_enabled(other, enabled) {
+                    Ok(()) => {
+                        self.outputs.push(Output::SetEnabled { automation: other.clone(), enabled });
+                        step(run, true, format!("{word} `{other}`"));
+                    }
+                    Err(e) => {
+                        step(run, false, e.to_string());
+                    }
+                }
+            }
+            ActionKind::Stop { reason } => {
+                let why = reason.clone().unwrap_or_else(|| "a stop action".into());
+                step(run, true, format!("stopped: {why}"));
+                run.trace.end(now, EndKind::Stopped, why);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The end of a list of actions: back to the action that opened it.
+    fn pop_frame(&mut self, run: &mut RunRecord, ti: usize, def: &Automation) {
+        let thread = &mut run.threads[ti];
+        thread.stack.pop();
+        let Some(parent) = thread.stack.last().cloned() else {
+            thread.state = ThreadState::Done;
+            if let Some(p) = thread.parent
+                && let ThreadState::Joining { children } = &run.threads[p].state
+                && children.iter().all(|c| run.threads[*c].state == ThreadState::Done)
+            {
+                run.threads[p].state = ThreadState::Ready;
+                if let Some(top) = run.threads[p].stack.last_mut() {
+                    top.index += 1;
+                }
+            }
+            return;
+        };
+        let action = block(&def.actions, &parent.block).and_then(|l| l.get(parent.index));
+        if let Some(Action { kind: ActionKind::Repeat { count, while_all, until, .. }, .. }) = action {
+            let round = parent.round + 1;
+            let path = path_text(&parent.block, parent.index);
+            let mut results = Vec::new();
+            let more = count.is_none_or(|c| round < c)
+                && (until.is_empty()
+                    || !self.check_all(until, &format!("{path}.repeat.until"), &run.fired, &mut results))
+                && self.check_all(while_all, &format!("{path}.repeat.while"), &run.fired, &mut results);
+            let thread = &mut run.threads[ti];
+            if let Some(top) = thread.stack.last_mut() {
+                if more {
+                    top.round = round;
+                    thread.stack.push(Frame {
+                        block: with(&parent.block, Seg::Body(parent.index)),
+                        index: 0,
+                        round: 0,
+                    });
+                } else {
+                    top.index += 1;
+                    top.round = 0;
+                }
+            }
+            if !more {
+                let now = self.now();
+                run.trace.step(Step {
+                    path,
+                    alias: None,
+                    action: "repeat (ended)".into(),
+                    at: now,
+                    ok: true,
+                    outcome: format!("ended after {round} round{}", if round == 1 { "" } else { "s" }),
+                });
+            }
+        } else if let Some(top) = thread.stack.last_mut() {
+            top.index += 1;
+        }
+    }
+
+    // ----- conditions --------------------------------------------------------------------------
+
+    fn check_all(&self, list: &[Condition], path: &str, fired: &Fired, out: &mut Vec<ConditionResult>) -> bool {
+        for (i, c) in list.iter().enumerate() {
+            if !self.check(c, &format!("{path}[{i}]"), fired, out) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn check(&self, c: &Condition, path: &str, fired: &Fired, out: &mut Vec<ConditionResult>) -> bool {
+        let (result, detail) = match c {
+            Condition::State { target, feature, is, above, below, matching: m } => {
+                let devices: Vec<&Device> = resolve(&self.home, target)
+                    .into_iter()
+                    .filter(|d| !target.devices.is_empty() || d.feature(feature).is_some())
+                    .collect();
+                let mut parts = Vec::new();
+                let mut oks = Vec::new();
+                for d in &devices {
+                    let v = d.value(feature);
+                    let ok = is.as_ref().is_none_or(|want| v.is_some_and(|v| same(v, want)))
+                        && ((above.is_none() && below.is_none()) || in_range(v, *above, *below));
+                    parts.push(format!("{} {feature} is {}", d.id, opt_text(v)));
+                    oks.push(ok);
+                }
+                let result = !oks.is_empty()
+                    && match m {
+                        Match::All => oks.iter().all(|o| *o),
+                        Match::Any => oks.iter().any(|o| *o),
+                    };
+                let mut want = Vec::new();
+                if let Some(v) = is {
+                    want.push(format!("= {}", value_text(v)));
+                }
+                if let Some(a) = above {
+                    want.push(format!("> {a}"));
+                }
+                if let Some(b) = below {
+                    want.push(format!("< {b}"));
+                }
+                let which = match m {
+                    Match::All => "all",
+                    Match::Any => "any",
+                };
+                let parts = if parts.is_empty() { "no device matched".to_owned() } else { parts.join(", ") };
+                (result, format!("{parts} (wanted {which} {})", want.join(" and ")))
+            }
+            Condition::Time { after, before, weekdays } => {
+                let now = self.now();
+                let local = self.settings.zone.local(now);
+                let s = local.seconds;
+                let in_window = match (after, before) {
+                    (Some(a), Some(b)) if a.seconds() <= b.seconds() => s >= a.seconds() && s < b.seconds(),
+                    (Some(a), Some(b)) => s >= a.seconds() || s < b.seconds(),
+                    (Some(a), None) => s >= a.seconds(),
+                    (None, Some(b)) => s < b.seconds(),
+                    (None, None) => true,
+                };
+                let day_ok = weekdays.is_empty() || weekdays.contains(&local.weekday);
+                let hh = s / 3600;
+                let mm = (s / 60) % 60;
+                (in_window && day_ok, format!("local time is {hh:02}:{mm:02} on {:?}", local.weekday).to_lowercase())
+            }
+            Condition::Sun { above, below } => match self.settings.location {
+                None => (false, "no location is set ([location] in the configuration)".to_owned()),
+                Some(loc) => {
+                    let e = sun::elevation(loc, self.now());
+                    (above.is_none_or(|a| e > a) && below.is_none_or(|b| e < b), format!("the sun is at {e:.1}°"))
+                }
+            },
+            Condition::Trigger { id } => {
+                let ok = fired.id.as_deref() == Some(id.as_str());
+                (
+                    ok,
+                    format!(
+                        "started by trigger {}",
+                        fired.id.as_deref().map_or("without an id".into(), |i| format!("`{i}`"))
+                    ),
+                )
+            }
+            Condition::And(list) => {
+                let ok = self.check_all(list, &format!("{path}.and"), fired, out);
+                (ok, "all of".to_owned())
+            }
+            Condition::Or(list) => {
+                let mut ok = false;
+                for (i, c) in list.iter().enumerate() {
+                    if self.check(c, &format!("{path}.or[{i}]"), fired, out) {
+                        ok = true;
+                        break;
+                    }
+                }
+                (ok, "any of".to_owned())
+            }
+            Condition::Not(inner) => {
+                let ok = !self.check(inner, &format!("{path}.not"), fired, out);
+                (ok, "not".to_owned())
+            }
+        };
+        out.push(ConditionResult { path: path.to_owned(), result, detail });
+        result
+    }
+
+    // ----- dry run -----------------------------------------------------------------------------
+
+    fn describe(&self, list: &[Action], fired: &Fired, depth: usize, out: &mut Vec<String>) {
+        let pad = "  ".repeat(depth);
+        for a in list {
+            let alias = a.alias.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
+            match &a.kind {
+                ActionKind::Set { target, values, toggle, transition } => {
+                    let devices: Vec<String> = resolve(&self.home, target).iter().map(|d| d.id.to_string()).collect();
+                    let mut what: Vec<String> =
+                        values.iter().map(|(k, v)| format!("{k} = {}", value_text(v))).collect();
+                    what.extend(toggle.iter().map(|k| format!("toggle {k}")));
+                    let tr = transition.map(|t| format!(" over {t}s")).unwrap_or_default();
+                    out.push(format!(
+                        "{pad}{alias}set {} on {}{tr}",
+                        what.join(", "),
+                        if devices.is_empty() { "no device".into() } else { devices.join(", ") }
+                    ));
+                }
+                ActionKind::Scene { id, .. } => out.push(format!("{pad}{alias}apply scene `{id}`")),
+                ActionKind::Delay(d) => out.push(format!("{pad}{alias}wait {d}")),
+                ActionKind::Wait { triggers, timeout, .. } => {
+                    let kinds: Vec<&str> = triggers.iter().map(trigger_kind_name).collect();
+                    let t = timeout.map(|t| format!(" (at most {t})")).unwrap_or_default();
+                    out.push(format!("{pad}{alias}wait for {}{t}", kinds.join(" or ")));
+                }
+                ActionKind::If { conditions, then, otherwise } => {
+                    let ok = self.check_all(conditions, "", fired, &mut Vec::new());
+                    out.push(format!(
+                        "{pad}{alias}if: the conditions {} now, so:",
+                        if ok { "hold" } else { "do not hold" }
+                    ));
+                    self.describe(if ok { then } else { otherwise }, fired, depth + 1, out);
+                }
+                ActionKind::Choose { options, default } => {
+                    let taken = options.iter().position(|o| self.check_all(&o.conditions, "", fired, &mut Vec::new()));
+                    match taken {
+                        Some(k) => {
+                            out.push(format!("{pad}{alias}choose: option {k} holds now, so:"));
+                            self.describe(&options[k].actions, fired, depth + 1, out);
+                        }
+                        None => {
+                            out.push(format!("{pad}{alias}choose: no option holds now, so the default:"));
+                            self.describe(default, fired, depth + 1, out);
+                        }
+                    }
+                }
+                ActionKind::Repeat { count, actions, .. } => {
+                    let times =
+                        count.map(|c| format!("{c} times")).unwrap_or_else(|| "while its conditions say".into());
+                    out.push(format!("{pad}{alias}repeat {times}:"));
+                    self.describe(actions, fired, depth + 1, out);
+                }
+                ActionKind::Parallel(branches) => {
+                    out.push(format!("{pad}{alias}at the same time:"));
+                    for b in branches {
+                        self.describe(b, fired, depth + 1, out);
+                    }
+                }
+                ActionKind::Mqtt { topic, payload, .. } => {
+                    out.push(format!("{pad}{alias}publish `{payload}` on `{topic}`"))
+                }
+                ActionKind::Webhook { url, method, .. } => {
+                    out.push(format!("{pad}{alias}call {} {url}", method.as_deref().unwrap_or("POST")))
+                }
+                ActionKind::Notify { message, .. } => out.push(format!("{pad}{alias}notify: {message}")),
+                ActionKind::Enable(id) => out.push(format!("{pad}{alias}turn on automation `{id}`")),
+                ActionKind::Disable(id) => out.push(format!("{pad}{alias}turn off automation `{id}`")),
+                ActionKind::Stop { reason } => out
+                    .push(format!("{pad}{alias}stop{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())),
+            }
+        }
+    }
+}
+
+fn with(block: &[Seg], seg: Seg) -> Vec<Seg> {
+    let mut b = block.to_vec();
+    b.push(seg);
+    b
+}
+
+fn current_action<'a>(def: &'a Automation, t: &Thread) -> Option<&'a Action> {
+    let f = t.stack.last()?;
+    block(&def.actions, &f.block)?.get(f.index)
+}
+
+/// Every trigger of every `wait` in a list of actions, nested ones too.
+fn wait_triggers(list: &[Action]) -> Vec<&TriggerKind> {
+    let mut out = Vec::new();
+    for a in list {
+        match &a.kind {
+            ActionKind::Wait { triggers, .. } => out.extend(triggers.iter()),
+            ActionKind::If { then, otherwise, .. } => {
+                out.extend(wait_triggers(then));
+                out.extend(wait_triggers(otherwise));
+            }
+            ActionKind::Choose { options, default } => {
+                for o in options {
+                    out.extend(wait_triggers(&o.actions));
+                }
+                out.extend(wait_triggers(default));
+            }
+            ActionKind::Repeat { actions, .. } => out.extend(wait_triggers(actions)),
+            ActionKind::Parallel(branches) => {
+                for b in branches {
+                    out.extend(wait_triggers(b));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
