@@ -436,6 +436,11 @@ impl Engine {
         self.home = devices.into_iter().map(|d| (d.id.clone(), d)).collect();
     }
 
+    /// Run ids start after this one (the store's highest), so traces never share an id.
+    pub fn set_last_run_id(&mut self, last: u64) {
+        self.next_run = self.next_run.max(last + 1);
+    }
+
     /// The devices the engine knows, with their state.
     pub fn devices(&self) -> impl Iterator<Item = &Device> {
         self.home.values()

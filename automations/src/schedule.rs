@@ -41,7 +41,9 @@ pub fn next_time(zone: &Zone, at: TimeOfDay, weekdays: &[Weekday], after: Timest
 /// fires at :00, :15, :30 and :45 of every hour (UTC; the same in zones whose offset is a whole
 /// number of quarter hours), and at the same instants after a restart.
 ///
-/// An `every` under [`MIN_INTERVAL_MILLIS`] is taken as that.
+/// Intervals are UTC: `1d` fires at 00:00 UTC, not at local midnight (a time trigger does
+/// that), and `7d` on Thursdays (1 January 1970 was one). An `every` under
+/// [`MIN_INTERVAL_MILLIS`] is taken as that.
 pub fn next_interval(every: Duration, after: Timestamp) -> Timestamp {
     let every = every.as_millis().max(MIN_INTERVAL_MILLIS);
     let n = after.as_millis().div_euclid(every);
@@ -101,17 +103,19 @@ pub fn missed(
     if from >= to {
         return None;
     }
-    if let TriggerKind::Interval { every } = kind {
-        return last_interval(*every, from, to);
+    match kind {
+        TriggerKind::Interval { every } => return last_interval(*every, from, to),
+        TriggerKind::Time { .. } => {}
+        TriggerKind::Sun { .. } if location.is_some() => {}
+        _ => return None,
     }
-    // Check the kind is scheduled at all before searching.
-    next_fire(kind, zone, location, from)?;
     let mut window = 2 * MS_PER_DAY;
     loop {
         let start = Timestamp::from_millis(to.as_millis().saturating_sub(window).max(from.as_millis()));
         let mut last = None;
         let mut t = next_fire(kind, zone, location, start);
-        while let Some(at) = t.filter(|&at| at <= to) {
+        // Each answer is later than the one before, except at the end of the timestamp range.
+        while let Some(at) = t.filter(|&at| at <= to && last.is_none_or(|l| at > l)) {
             last = Some(at);
             t = next_fire(kind, zone, location, at);
         }
@@ -196,6 +200,10 @@ mod tests {
         assert_eq!(next_interval(quarter, Timestamp::from_millis(-1)), Timestamp::from_millis(0));
         assert_eq!(next_interval(Duration(0), Timestamp::from_millis(500)), Timestamp::from_millis(1000));
         let _ = next_interval(quarter, Timestamp::from_millis(i64::MAX));
+        let daily = TriggerKind::Time { at: time("07:30"), weekdays: vec![] };
+        let end = Timestamp::from_millis(i64::MAX);
+        assert_eq!(next_fire(&daily, &berlin(), None, end), Some(end));
+        let _ = missed(&daily, &berlin(), None, Timestamp::from_millis(i64::MIN), end);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 
 use hearth_sdk::{Area, Device, Feature, Value, ValueType, check_value};
 
-use crate::model::{Action, ActionKind, Automation, Condition, Target, Trigger, TriggerKind};
+use crate::model::{Action, ActionKind, Automation, Condition, Scene, Target, Trigger, TriggerKind};
 
 /// What an automation may refer to.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,8 @@ pub struct Catalog<'a> {
     pub scenes: &'a [String],
     /// Ids of every automation (the one being checked included).
     pub automations: &'a [String],
+    /// Whether the home's location is known (sun triggers and conditions need it).
+    pub location: bool,
 }
 
 /// One fault: where and what.
@@ -40,12 +42,17 @@ struct Checker<'a> {
     catalog: Catalog<'a>,
     faults: Vec<Fault>,
     trigger_ids: Vec<String>,
+    own_id: String,
 }
 
 /// Every fault of `a`, in document order; empty when it is valid.
 pub fn validate(a: &Automation, catalog: Catalog<'_>) -> Vec<Fault> {
-    let mut c =
-        Checker { catalog, faults: Vec::new(), trigger_ids: a.triggers.iter().filter_map(|t| t.id.clone()).collect() };
+    let mut c = Checker {
+        catalog,
+        faults: Vec::new(),
+        trigger_ids: a.triggers.iter().filter_map(|t| t.id.clone()).collect(),
+        own_id: a.id.clone(),
+    };
     if a.id.is_empty() || !a.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
         c.fault("id", format!("`{}` is not an id: use lowercase letters, digits and _", a.id));
     }
@@ -185,8 +192,13 @@ impl<'a> Checker<'a> {
             TriggerKind::Interval { every } if every.as_millis() < 1000 => {
                 self.fault(&format!("{path}.interval.every"), format!("{every} is too often: at least 1s"));
             }
-            TriggerKind::Sun { offset_secs, .. } if offset_secs.abs() > 12 * 3600 => {
-                self.fault(&format!("{path}.sun.offset_secs"), "an offset is at most 12 hours either way".into());
+            TriggerKind::Sun { offset_secs, .. } => {
+                if offset_secs.abs() > 12 * 3600 {
+                    self.fault(&format!("{path}.sun.offset_secs"), "an offset is at most 12 hours either way".into());
+                }
+                if !self.catalog.location {
+                    self.fault(&format!("{path}.sun"), NO_LOCATION.into());
+                }
             }
             TriggerKind::Mqtt { topic, .. } => {
                 let ok = !topic.is_empty()
@@ -221,6 +233,9 @@ impl<'a> Checker<'a> {
                 self.compare(&p, &feats, &[("is", is)], above.is_some() || below.is_some());
             }
             Condition::Sun { above, below } => {
+                if !self.catalog.location {
+                    self.fault(&format!("{path}.sun"), NO_LOCATION.into());
+                }
                 for (k, v) in [("above", above), ("below", below)] {
                     if v.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
                         self.fault(&format!("{path}.sun.{k}"), "an elevation is from -90 to 90 degrees".into());
@@ -318,22 +333,99 @@ impl<'a> Checker<'a> {
                     self.actions(&format!("{path}.parallel[{i}]"), b);
                 }
             }
-            ActionKind::Mqtt { topic, .. } if topic.is_empty() || topic.contains(['+', '#']) => {
-                self.fault(
-                    &format!("{path}.mqtt.topic"),
-                    format!("`{topic}` cannot be published to: a topic has no `+` or `#`"),
-                );
+            ActionKind::Mqtt { topic, payload, .. } => {
+                if topic.is_empty() || topic.contains(['+', '#']) {
+                    self.fault(
+                        &format!("{path}.mqtt.topic"),
+                        format!("`{topic}` cannot be published to: a topic has no `+` or `#`"),
+                    );
+                }
+                self.template(&format!("{path}.mqtt.topic"), topic);
+                self.template(&format!("{path}.mqtt.payload"), payload);
             }
-            ActionKind::Webhook { url, .. } if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                self.fault(&format!("{path}.webhook.url"), format!("`{url}` is not an http:// or https:// address"));
+            ActionKind::Webhook { url, method, body } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.fault(
+                        &format!("{path}.webhook.url"),
+                        format!("`{url}` is not an http:// or https:// address"),
+                    );
+                }
+                if let Some(m) = method
+                    && !["GET", "POST", "PUT", "DELETE"].contains(&m.to_uppercase().as_str())
+                {
+                    self.fault(&format!("{path}.webhook.method"), format!("`{m}` is not GET, POST, PUT or DELETE"));
+                }
+                if let Some(b) = body {
+                    self.template(&format!("{path}.webhook.body"), b);
+                }
             }
-            ActionKind::Enable(id) | ActionKind::Disable(id) if !self.catalog.automations.contains(id) => {
+            ActionKind::Notify { message, title } => {
+                self.template(&format!("{path}.notify.message"), message);
+                if let Some(t) = title {
+                    self.template(&format!("{path}.notify.title"), t);
+                }
+            }
+            ActionKind::Enable(id) | ActionKind::Disable(id)
+                if !self.catalog.automations.contains(id) && *id != self.own_id =>
+            {
                 let verb = if matches!(a.kind, ActionKind::Enable(_)) { "enable" } else { "disable" };
                 self.fault(&format!("{path}.{verb}"), format!("no automation `{id}`"));
             }
             _ => {}
         }
     }
+}
+
+const NO_LOCATION: &str =
+    "the sun needs the home's location: set latitude and longitude under [location] in hearth.toml";
+
+impl Checker<'_> {
+    fn template(&mut self, path: &str, text: &str) {
+        if let Err(e) = crate::matching::template_names(text) {
+            self.fault(path, e);
+        }
+    }
+}
+
+/// Every fault of a scene: devices and features that do not exist or cannot be set, values that
+/// do not fit.
+pub fn validate_scene(scene: &Scene, catalog: Catalog<'_>) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    let mut fault = |path: String, message: String| faults.push(Fault { path, message });
+    if scene.id.is_empty() || !scene.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
+        fault("id".into(), format!("`{}` is not an id: use lowercase letters, digits and _", scene.id));
+    }
+    if scene.name.trim().is_empty() {
+        fault("name".into(), "must not be empty".into());
+    }
+    if scene.devices.is_empty() {
+        fault("devices".into(), "a scene needs at least one device".into());
+    }
+    for (id, values) in &scene.devices {
+        let Some(d) = catalog.devices.iter().find(|d| &d.id == id) else {
+            fault(format!("devices.{id}"), format!("no device `{id}`"));
+            continue;
+        };
+        if values.is_empty() {
+            fault(format!("devices.{id}"), "sets nothing".into());
+        }
+        for (key, v) in values {
+            let path = format!("devices.{id}.{key}");
+            match d.feature(key) {
+                None => {
+                    let keys: Vec<&str> = d.features.iter().map(|f| f.key.as_str()).collect();
+                    fault(path, format!("device `{id}` has no feature `{key}`; its features are: {}", list(&keys)));
+                }
+                Some(f) if !f.access.set => fault(path, format!("feature `{key}` is read-only")),
+                Some(f) => {
+                    if let Err(e) = check_value(f, v) {
+                        fault(path, e.to_string());
+                    }
+                }
+            }
+        }
+    }
+    faults
 }
 
 fn list(items: &[&str]) -> String {
@@ -376,10 +468,19 @@ mod tests {
         let (devices, areas) = home();
         let a: Automation = serde_json::from_value(v).expect("parses");
         let ids = vec![a.id.clone()];
-        validate(&a, Catalog { devices: &devices, areas: &areas, scenes: &["evening".into()], automations: &ids })
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        validate(
+            &a,
+            Catalog {
+                devices: &devices,
+                areas: &areas,
+                scenes: &["evening".into()],
+                automations: &ids,
+                location: false,
+            },
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect()
     }
 
     #[test]
@@ -445,5 +546,43 @@ mod tests {
                 "conditions[1].state.is: feature `brightness` takes a number, not bool true",
             ]
         );
+    }
+
+    #[test]
+    fn templates_and_the_sun_are_checked() {
+        let f = faults(json!({"id": "t", "name": "T",
+            "triggers": [{"sun": {"event": "sunset"}}],
+            "conditions": [{"sun": {"below": 0.0}}],
+            "actions": [{"mqtt": {"topic": "out/{{ trigger.topic }}", "payload": "{{ trigger.colour }}"}},
+                        {"notify": {"message": "{{ now() }}"}},
+                        {"webhook": {"url": "http://127.0.0.1:9/x", "method": "BREW"}},
+                        {"disable": "t"}]}));
+        assert_eq!(
+            f,
+            [
+                "triggers[0].sun: the sun needs the home's location: set latitude and longitude under [location] in hearth.toml",
+                "conditions[0].sun: the sun needs the home's location: set latitude and longitude under [location] in hearth.toml",
+                "actions[0].mqtt.payload: `trigger.colour` is not known; use one of: id, kind, device, feature, value, old, event, topic, payload, body, at, description",
+                "actions[1].notify.message: `{{ now() }}`: only `trigger.<name>` can be used here",
+                "actions[2].webhook.method: `BREW` is not GET, POST, PUT or DELETE",
+            ]
+        );
+    }
+
+    #[test]
+    fn scenes_are_checked_against_the_devices() {
+        let (devices, areas) = home();
+        let catalog = Catalog { devices: &devices, areas: &areas, scenes: &[], automations: &[], location: false };
+        let scene: Scene = serde_json::from_value(json!({"id": "evening", "name": "Evening", "devices": {
+            "demo:living_lamp": {"brightness": 140.0, "colour": "red"},
+            "demo:hall_button": {"action": "single"},
+            "demo:gone": {"state": true}}}))
+        .expect("parses");
+        let f: Vec<String> = validate_scene(&scene, catalog).iter().map(ToString::to_string).collect();
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert_eq!(f[0], "devices.demo:gone: no device `demo:gone`");
+        assert_eq!(f[1], "devices.demo:hall_button.action: feature `action` is read-only");
+        assert!(f[2].starts_with("devices.demo:living_lamp.brightness: "), "{f:?}");
+        assert!(f[3].starts_with("devices.demo:living_lamp.colour: device `demo:living_lamp` has no feature `colour`"));
     }
 }

@@ -350,13 +350,20 @@ impl Rules {
 }
 
 impl Table {
+    /// The offset at `utc`. After the last transition the footer's rule makes further
+    /// transitions, and the last transition's offset holds until the first of them, as in the
+    /// reference implementation (so a file whose footer disagrees with its last transition
+    /// still reads right up to that transition).
     fn offset_at(&self, utc: i64) -> i32 {
         let i = self.transitions.partition_point(|&(at, _)| at <= utc);
-        match (i, &self.footer) {
-            (0, _) if !self.transitions.is_empty() => self.initial,
-            (i, Some(footer)) if i == self.transitions.len() => footer.offset_at(utc),
-            (0, None) => self.initial,
-            (i, _) => self.transitions[i - 1].1,
+        if i < self.transitions.len() {
+            return if i == 0 { self.initial } else { self.transitions[i - 1].1 };
+        }
+        match (&self.footer, self.transitions.last()) {
+            (Some(footer), None) => footer.offset_at(utc),
+            (Some(footer), Some(&(last, offset))) => footer.latest(last, utc).unwrap_or(offset),
+            (None, Some(&(_, offset))) => offset,
+            (None, None) => self.initial,
         }
     }
 
@@ -367,10 +374,7 @@ impl Table {
         let mut changes: Vec<(i64, i32)> = self.transitions[lo..hi].to_vec();
         if let Some(footer) = &self.footer {
             let last = self.transitions.last().map_or(i64::MIN, |&(at, _)| at);
-            let after = from.max(last);
-            if after < to {
-                changes.extend(footer.changes(after, to));
-            }
+            changes.extend(footer.events(from.max(last), to));
         }
         (start, changes)
     }
@@ -461,29 +465,30 @@ impl Posix {
         all
     }
 
+    /// The offset the rule gives at `utc`.
     fn offset_at(&self, utc: i64) -> i32 {
-        let Some(dst) = &self.dst else { return self.std };
-        let year = self.year_of(utc);
-        // Rule times reach ±167 hours, so a change of the year before may still be ahead.
+        self.latest(i64::MIN, utc).unwrap_or(self.std)
+    }
+
+    /// The offset of the rule's last transition in `(from, to]`, if there is one.
+    fn latest(&self, from: i64, to: i64) -> Option<i32> {
+        let dst = self.dst.as_ref()?;
+        let year = self.year_of(to);
+        // Rule times reach ±167 hours, so a transition of the year before may still be ahead;
+        // two years back always holds one.
         self.changes_in_years(dst, year - 2, year + 1)
             .iter()
             .rev()
-            .find(|&&(at, _)| at <= utc)
-            .map_or(self.std, |&(_, offset)| offset)
+            .find(|&&(at, _)| at > from && at <= to)
+            .map(|&(_, offset)| offset)
     }
 
-    /// The changes in `(from, to]`.
-    fn changes(&self, from: i64, to: i64) -> Vec<(i64, i32)> {
+    /// The rule's transitions in `(from, to]`, in order (some may keep the offset).
+    fn events(&self, from: i64, to: i64) -> Vec<(i64, i32)> {
         let Some(dst) = &self.dst else { return Vec::new() };
-        let mut out = Vec::new();
-        let mut offset = self.offset_at(from);
-        for (at, next) in self.changes_in_years(dst, self.year_of(from) - 1, self.year_of(to) + 1) {
-            if at > from && at <= to && next != offset {
-                out.push((at, next));
-                offset = next;
-            }
-        }
-        out
+        let mut all = self.changes_in_years(dst, self.year_of(from) - 1, self.year_of(to) + 1);
+        all.retain(|&(at, _)| at > from && at <= to);
+        all
     }
 }
 
@@ -976,6 +981,30 @@ mod tests {
                 assert!(e.unwrap_err().to_string().contains("footer"), "{bad}");
             }
         }
+    }
+
+    #[test]
+    fn the_last_transition_holds_until_the_footer_changes_the_offset() {
+        // Like America/Ojinaga in a slim file: on 30 October 2022 it moved from MDT to CST for
+        // good, but the footer's US rule would still say CDT until 6 November.
+        let cst = Zone::from_tzif(
+            "Ojinaga",
+            &tzif(&[(1_667_116_800, 1)], &[(-21_600, true), (-21_600, false)], "CST6CDT,M3.2.0,M11.1.0"),
+        )
+        .unwrap();
+        for (at, offset) in [
+            ("2022-10-30T07:59:59Z", -21_600),
+            ("2022-10-30T09:00:00Z", -21_600),
+            ("2022-11-06T12:00:00Z", -21_600),
+            ("2023-03-12T07:59:59Z", -21_600),
+            ("2023-03-12T08:00:00Z", -18_000),
+            ("2023-11-05T07:00:00Z", -21_600),
+        ] {
+            assert_eq!(show(&cst, at).2, offset, "{at}");
+        }
+        // The rule's no-op change on 6 November 2022 makes no fold.
+        assert_eq!(cst.at((2022, 11, 6), hms(1, 30, 0)), ts("2022-11-06T07:30:00Z"));
+        assert_eq!(cst.at((2023, 3, 12), hms(2, 30, 0)), ts("2023-03-12T08:00:00Z"));
     }
 
     #[test]

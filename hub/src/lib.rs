@@ -4,6 +4,8 @@
 //! - [`cli`]: the `hearth` command and its subcommands.
 //! - [`config`]: `hearth.toml` to a typed [`config::Config`], with line-accurate errors.
 //! - [`runtime`]: starts the hub's long-lived tasks in order and stops them in stages.
+//! - [`automations`]: the task that drives the automation engine (`hearth-automations`) with
+//!   bus events, MQTT messages, API requests and the clock, and carries out what it asks.
 //! - [`core`]: the state store task (single owner of devices, areas, state), the event bus and
 //!   the command router.
 //! - [`store`]: SQLite: migrations, the one writer thread, history and reads.
@@ -19,6 +21,7 @@
 pub mod adapters;
 pub mod api;
 pub mod auth;
+pub mod automations;
 pub mod broker;
 pub mod cli;
 pub mod config;

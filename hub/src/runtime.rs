@@ -53,6 +53,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Storage first: nothing else is worth starting without it.
     let (conn, db_path) = store::open_and_migrate(&data_dir)?;
     let loaded = store::load(&conn)?;
+    let automations_loaded = crate::automations::load(&conn)?;
+    let engine_settings = engine_settings(&config)?;
+    let location = engine_settings.location.is_some();
     tracing::info!(
         path = %db_path.display(),
         devices = loaded.devices.len(),
@@ -107,6 +110,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (core, core_task) =
         core::spawn(CoreInit { registry, bus, writer: writer.clone(), adapter_events: events_rx, adapters: slots });
 
+    let (automations, automations_task) = crate::automations::spawn(crate::automations::AutomationsInit {
+        settings: engine_settings,
+        core: core.clone(),
+        writer: writer.clone(),
+        mqtt: mqtt.clone(),
+        loaded: automations_loaded,
+    });
+
     let mut adapter_tasks = Vec::new();
     for (id, adapter, ctx) in to_start {
         let core = core.clone();
@@ -135,10 +146,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let http_addr: SocketAddr = listener.local_addr()?;
     let app = Arc::new(App {
         core: core.clone(),
+        automations: automations.clone(),
         writer: writer.clone(),
         readers: Readers::new(db_path),
         started,
         broker: broker_addr,
+        location,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(app, listener, async move {
@@ -154,6 +167,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("Shutting down: stopping adapters.");
     let _ = stop_http.send(());
+    if tokio::time::timeout(CORE_STOP, automations.stop()).await.is_err() {
+        tracing::warn!("The automation engine did not stop within {CORE_STOP:?}.");
+    }
+    let _ = tokio::time::timeout(CORE_STOP, automations_task).await;
     let _ = stop_adapters.send(true);
     for t in adapter_tasks {
         if tokio::time::timeout(ADAPTER_STOP, t).await.is_err() {
@@ -174,6 +191,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(HTTP_STOP, server).await;
     tracing::info!("Hearth has stopped.");
     Ok(())
+}
+
+/// The engine's time zone and location from `[location]`.
+fn engine_settings(config: &Config) -> anyhow::Result<hearth_automations::engine::Settings> {
+    use hearth_automations::zone::Zone;
+    let l = &config.location;
+    let zone = match &l.timezone {
+        Some(name) => Zone::named(name).map_err(|e| anyhow::anyhow!("[location] timezone: {e}"))?,
+        None => {
+            let (zone, problem) = Zone::system();
+            if let Some(p) = problem {
+                tracing::warn!("Using UTC for automations: {p}. Set [location] timezone to your zone.");
+            }
+            zone
+        }
+    };
+    let location = match (l.latitude, l.longitude) {
+        (Some(lat), Some(lon)) => {
+            Some(hearth_automations::sun::Location::new(lat, lon).map_err(|e| anyhow::anyhow!("[location]: {e}"))?)
+        }
+        _ => None,
+    };
+    tracing::info!(zone = %zone.name(), sun = location.is_some(), "Automations use this local time.");
+    Ok(hearth_automations::engine::Settings { zone, location, ..Default::default() })
 }
 
 async fn wait_for_signal() {

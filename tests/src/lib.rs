@@ -221,6 +221,19 @@ impl Hub {
         Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
     }
 
+    /// Any request with a text body (YAML, say).
+    pub fn request_text(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let mut b = ureq::http::Request::builder().method(method).uri(self.url(path));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = b.header("content-type", "application/yaml").body(body.to_owned()).expect("request");
+        let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
     /// GET.
     pub fn get(&self, path: &str, token: Option<&str>) -> Answer {
         self.request("GET", path, token, None)

@@ -32,12 +32,21 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             adapter_events: erx,
             adapters: vec![],
         });
+        let (automations, _engine) = hearth::automations::spawn(hearth::automations::AutomationsInit {
+            settings: Default::default(),
+            core: core.clone(),
+            writer: writer.clone(),
+            mqtt: None,
+            loaded: Default::default(),
+        });
         let app = Arc::new(App {
             core: core.clone(),
+            automations,
             writer,
             readers: Readers::new(db),
             started: Instant::now(),
             broker: None,
+            location: false,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

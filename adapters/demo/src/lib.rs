@@ -4,7 +4,8 @@
 //! button, a thermostat and a blind in four areas (Living room, Kitchen, Bedroom, Hallway), all
 //! with ids `demo:<native id>`. It obeys commands (reporting with the command's context as cause,
 //! ramping brightness over a transition) and every `interval_secs` lets its sensors drift,
-//! someone walk through the hallway, the door open and the button be pressed.
+//! someone walk through the hallway, the door open and the button be pressed. Its `simulate`
+//! action makes such things happen on demand (a press, a sensor value), for trying automations.
 //!
 //! Configuration (`[adapters.demo]`, as JSON in [`AdapterContext::config`]):
 //! `{"enabled": true, "interval_secs": 10.0}`. Missing keys take those defaults; a bad value is
@@ -49,7 +50,12 @@ impl DemoAdapter {
 
 impl Adapter for DemoAdapter {
     fn manifest(&self) -> AdapterManifest {
-        AdapterManifest { id: catalog::ADAPTER_ID, name: "Demo home", discovers: Discovers::default(), actions: &[] }
+        AdapterManifest {
+            id: catalog::ADAPTER_ID,
+            name: "Demo home",
+            discovers: Discovers::default(),
+            actions: &["simulate"],
+        }
     }
 
     fn run(self: Box<Self>, ctx: AdapterContext) -> BoxFuture<Result<(), AdapterError>> {
@@ -163,6 +169,19 @@ async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
                 home.advance_ramps(Instant::now())
             }
             _ = ticker.tick() => home.tick(),
+            Some(action) = ctx.actions.recv() => {
+                // `simulate` is the only action (the hub checks the name against the manifest).
+                match home.simulate(&action.params) {
+                    Ok(events) => {
+                        let _ = action.reply.send(Ok(serde_json::json!({"simulated": events.len()})));
+                        events
+                    }
+                    Err(e) => {
+                        let _ = action.reply.send(Err(hearth_sdk::ActionError::BadParams(e)));
+                        Vec::new()
+                    }
+                }
+            }
         };
         if outbox.send_all(batch).await.is_err() {
             return Ok(());

@@ -619,6 +619,47 @@ impl Home {
         events
     }
 
+    /// Makes something happen in the home, as the `simulate` action asks:
+    /// `{"device": "hall_button", "event": "single"}` presses a button;
+    /// `{"device": "hall_motion", "values": {"occupancy": true}}` reports sensor values (until the
+    /// simulation's next tick changes them).
+    pub(crate) fn simulate(&mut self, params: &serde_json::Value) -> Result<Vec<AdapterEvent>, String> {
+        let native = params.get("device").and_then(|d| d.as_str()).ok_or("give `device`, a demo device's id")?;
+        let native = native.strip_prefix("demo:").unwrap_or(native);
+        let Some(device) = self.devices.iter().find(|d| d.descriptor.id.native() == native) else {
+            let ids: Vec<&str> = self.devices.iter().map(|d| d.descriptor.id.native()).collect();
+            return Err(format!("no demo device `{native}`; they are: {}", ids.join(", ")));
+        };
+        let d = &device.descriptor;
+        match (params.get("event"), params.get("values")) {
+            (Some(event), None) => {
+                let event = event.as_str().ok_or("`event` is text, like \"single\"")?;
+                let feature = d
+                    .features
+                    .iter()
+                    .find(|f| f.capability == Capability::Action)
+                    .ok_or_else(|| format!("`{native}` has no events"))?;
+                check_value(feature, &hearth_sdk::Value::Text(event.to_owned())).map_err(|e| e.to_string())?;
+                Ok(vec![AdapterEvent::Event {
+                    device: d.id.clone(),
+                    feature: feature.key.clone(),
+                    event: event.to_owned(),
+                    data: None,
+                }])
+            }
+            (None, Some(values)) => {
+                let values: Values = serde_json::from_value(values.clone())
+                    .map_err(|e| format!("`values` is not an object of values: {e}"))?;
+                for (key, value) in &values {
+                    let feature = d.feature(key).ok_or_else(|| format!("`{native}` has no feature `{key}`"))?;
+                    check_value(feature, value).map_err(|e| e.to_string())?;
+                }
+                Ok(report(d, values, None).into_iter().collect())
+            }
+            _ => Err("give either `event` or `values`".into()),
+        }
+    }
+
     /// Applies a (hub-validated) command; the reports carry the command's context as their cause.
     pub(crate) fn command(&mut self, command: &Command, now: Instant) -> Vec<AdapterEvent> {
         let Some(index) = self.devices.iter().position(|d| d.descriptor.id == command.device) else {

@@ -6,6 +6,7 @@
 //! walk the same table. The allow-list of public rows: `/healthz`, onboarding, login. The
 //! WebSocket authenticates with its first message; static UI files need no token.
 
+pub mod automations;
 pub mod routes;
 pub mod ui;
 pub mod ws;
@@ -34,6 +35,8 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct App {
     /// The core.
     pub core: CoreHandle,
+    /// The automation engine.
+    pub automations: crate::automations::AutomationsHandle,
     /// The store's writer (accounts, tokens).
     pub writer: StoreWriter,
     /// Read-only database connections.
@@ -42,6 +45,8 @@ pub struct App {
     pub started: Instant,
     /// Where the built-in broker listens, if it runs.
     pub broker: Option<SocketAddr>,
+    /// Whether the home's location is configured (sun triggers need it).
+    pub location: bool,
 }
 
 /// An API error: JSON `{"error": {"code", "message", "details"}}` with a status code.

@@ -6,6 +6,7 @@ use hearth_sdk::{CommandRequest, DeviceId, Origin, SCHEMA_VERSION, Timestamp};
 use serde::Deserialize;
 use warp::http::StatusCode;
 
+use super::automations as a;
 use super::{ApiError, App, Reply, Req};
 use crate::auth;
 use crate::store::{HistoryQuery, StoreError};
@@ -38,7 +39,7 @@ pub struct Route {
 }
 
 macro_rules! route {
-    ($method:literal, $path:literal, $access:ident, $summary:literal, $handler:ident) => {
+    ($method:literal, $path:literal, $access:ident, $summary:literal, $handler:path) => {
         Route {
             method: $method,
             path: $path,
@@ -71,6 +72,45 @@ pub static ROUTES: &[Route] = &[
     route!("DELETE", "/api/v1/areas/{id}", User, "remove an area", delete_area),
     route!("GET", "/api/v1/adapters", User, "every adapter with its status", adapters),
     route!("POST", "/api/v1/adapters/{id}/actions/{action}", Admin, "a management action of an adapter", action),
+    route!("GET", "/api/v1/automations", User, "every automation with its version and last run", a::list),
+    route!("POST", "/api/v1/automations", User, "create an automation (JSON)", a::create),
+    route!("POST", "/api/v1/automations/validate", User, "check an automation without saving it", a::check),
+    route!("GET", "/api/v1/automations/export", User, "every automation as YAML", a::export),
+    route!("POST", "/api/v1/automations/import", User, "create or update automations from YAML", a::import),
+    route!("GET", "/api/v1/automations/{id}", User, "one automation", a::get),
+    route!("PUT", "/api/v1/automations/{id}", User, "replace an automation (a new version)", a::replace),
+    route!("DELETE", "/api/v1/automations/{id}", User, "delete an automation with its versions and traces", a::delete),
+    route!("GET", "/api/v1/automations/{id}/yaml", User, "one automation as YAML", a::yaml),
+    route!("POST", "/api/v1/automations/{id}/enable", User, "turn an automation on", a::enable),
+    route!("POST", "/api/v1/automations/{id}/disable", User, "turn an automation off (its runs stop)", a::disable),
+    route!("POST", "/api/v1/automations/{id}/trigger", User, "run an automation now", a::trigger),
+    route!(
+        "POST",
+        "/api/v1/automations/{id}/dry-run",
+        User,
+        "conditions now and the actions it would take",
+        a::dry_run
+    ),
+    route!("GET", "/api/v1/automations/{id}/traces", User, "the last runs, newest first", a::traces),
+    route!("GET", "/api/v1/automations/{id}/traces/{run}", User, "one run's trace", a::trace),
+    route!("GET", "/api/v1/automations/{id}/versions", User, "saved versions, newest first", a::versions),
+    route!("GET", "/api/v1/automations/{id}/versions/{version}", User, "one saved version", a::version),
+    route!("GET", "/api/v1/automations/{id}/diff", User, "the difference between two versions", a::difference),
+    route!("POST", "/api/v1/automations/{id}/rollback", User, "save an earlier version as the newest", a::rollback),
+    route!("GET", "/api/v1/automation-runs", User, "runs going or waiting now", a::runs),
+    route!("POST", "/api/v1/webhooks/{id}", User, "call a webhook trigger", a::webhook),
+    route!("GET", "/api/v1/scenes", User, "every scene", a::scenes),
+    route!(
+        "POST",
+        "/api/v1/scenes",
+        User,
+        "create a scene, or capture one from devices' current state",
+        a::create_scene
+    ),
+    route!("GET", "/api/v1/scenes/{id}", User, "one scene", a::scene),
+    route!("PUT", "/api/v1/scenes/{id}", User, "replace a scene", a::replace_scene),
+    route!("DELETE", "/api/v1/scenes/{id}", User, "delete a scene", a::delete_scene),
+    route!("POST", "/api/v1/scenes/{id}/apply", User, "apply a scene as one batch", a::apply_scene),
 ];
 
 /// How long an adapter action may take before the caller gets 504.
