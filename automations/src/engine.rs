@@ -546,10 +546,16 @@ impl Engine {
             if def.catch_up == CatchUp::RunOnce
                 && let Some(since) = alive_at
             {
-                let missed = def.triggers.iter().enumerate().find_map(|(i, t)| {
-                    schedule::missed(&t.kind, &self.settings.zone, self.settings.location, since, now)
-                        .map(|at| (i, t, at))
-                });
+                // Once, for the latest occurrence missed by any of its triggers.
+                let missed = def
+                    .triggers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| {
+                        schedule::missed(&t.kind, &self.settings.zone, self.settings.location, since, now)
+                            .map(|at| (i, t, at))
+                    })
+                    .max_by_key(|(_, _, at)| *at);
                 if let Some((i, t, at)) = missed {
                     let fired = Fired {
                         index: Some(i),

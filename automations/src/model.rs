@@ -4,10 +4,21 @@
 //! object with a single key naming its kind (`{"state": {...}}`, `{"delay": "30s"}`), the shape
 //! Home Assistant users know from YAML. Validation against the devices that exist (with the
 //! path of each fault) is separate from parsing.
+//!
+//! Reading refuses what it would otherwise lose: a key it does not know (with serde's
+//! "unknown field `x`, expected one of ..." message), and a trigger or action with no kind or
+//! with several. Serde cannot refuse unknown keys beside a `#[serde(flatten)]` field, so the
+//! flattened parts are read by hand: [`Trigger`] and [`Action`] split their one kind key from
+//! `id` or `alias`, and the kinds with a [`Target`] read its keys inline (`with_target!`).
+//! Writing uses the derived `Serialize`, flattening as the attributes say.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 use hearth_sdk::{AvailabilityState, Capability, DeviceId, Value};
+use serde::de::value::{EnumAccessDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::{Duration, TimeOfDay};
@@ -84,7 +95,8 @@ pub struct Automation {
 }
 
 /// Which devices a trigger, condition or action means: listed devices, or every device of an
-/// area, narrowed to a capability (`{"area": "kitchen", "capability": "on_off"}`).
+/// area, narrowed to a capability (`{"area": "kitchen", "capability": "on_off"}`). Its keys are
+/// written beside the kind's own; the kinds read them inline (see `with_target!`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Target {
     /// These devices.
@@ -112,23 +124,26 @@ pub enum Weekday {
     Sun,
 }
 
-/// A trigger, with an optional id that conditions and `choose` can refer to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A trigger, with an optional id that conditions and `choose` can refer to: one mapping of
+/// `id` and exactly one key naming the kind (`{"id": "motion", "state": {...}}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trigger {
     /// Its id within the automation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// What starts a run.
     #[serde(flatten)]
     pub kind: TriggerKind,
 }
 
-/// What starts a run.
+/// What starts a run. The kinds with a target are read by `read_*` functions (the target's keys
+/// inline, unknown keys refused), so their fields' attributes here are for writing only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// A feature's value changes (optionally from/to a value, crossing above/below a number,
     /// and staying so `for` a while).
+    #[serde(deserialize_with = "read_state_trigger")]
     State {
         /// Whose feature.
         #[serde(flatten)]
@@ -136,43 +151,44 @@ pub enum TriggerKind {
         /// The feature key.
         feature: String,
         /// The value before.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<Value>,
         /// The value after.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<Value>,
         /// Fires when the number rises above this.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         above: Option<f64>,
         /// Fires when the number falls below this.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         below: Option<f64>,
         /// ... and stays so this long.
-        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
         hold: Option<Duration>,
     },
     /// A momentary device event (a button's `single`).
+    #[serde(deserialize_with = "read_event_trigger")]
     Event {
         /// Whose event.
         #[serde(flatten)]
         target: Target,
         /// The feature (`action`).
-        #[serde(default = "action")]
         feature: String,
         /// Only these events; any when empty.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         events: Vec<String>,
     },
     /// A device goes online, offline or unknown.
+    #[serde(deserialize_with = "read_availability_trigger")]
     Availability {
         /// Which devices.
         #[serde(flatten)]
         target: Target,
         /// Only to this state.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<AvailabilityState>,
         /// ... and stays so this long.
-        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
         hold: Option<Duration>,
     },
     /// A time of day, on some weekdays (every day when empty).
@@ -233,6 +249,7 @@ pub enum Match {
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// Feature values: equal to `is`, or a number above/below.
+    #[serde(deserialize_with = "read_state_condition")]
     State {
         /// Whose feature.
         #[serde(flatten)]
@@ -240,16 +257,16 @@ pub enum Condition {
         /// The feature key.
         feature: String,
         /// Equal to this.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         is: Option<Value>,
         /// A number above this.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         above: Option<f64>,
         /// A number below this.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         below: Option<f64>,
         /// All the target's devices, or any.
-        #[serde(default, rename = "match", skip_serializing_if = "is_default")]
+        #[serde(rename = "match", skip_serializing_if = "is_default")]
         matching: Match,
     },
     /// A time window (across midnight when `after` is later than `before`) and weekdays.
@@ -286,11 +303,12 @@ pub enum Condition {
     Not(Box<Condition>),
 }
 
-/// An action, with an optional alias for traces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An action, with an optional alias for traces: one mapping of `alias` and exactly one key
+/// naming the kind (`{"alias": "lights off", "set": {...}}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Action {
     /// How traces name it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// What it does.
     #[serde(flatten)]
@@ -312,18 +330,19 @@ pub struct Choice {
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// Set features of the target's devices (and toggle bools), as one command each.
+    #[serde(deserialize_with = "read_set_action")]
     Set {
         /// Which devices.
         #[serde(flatten)]
         target: Target,
         /// Feature key to value.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         values: BTreeMap<String, Value>,
         /// Bool features to flip.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         toggle: Vec<String>,
         /// Seconds of transition.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         transition: Option<f64>,
     },
     /// Apply a scene.
@@ -435,6 +454,289 @@ pub struct Scene {
     pub devices: BTreeMap<DeviceId, BTreeMap<String, Value>>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reading the parts that `#[serde(flatten)]` would read too leniently.
+
+/// The keys of a trigger: its own first, then its kinds, the variants of [`TriggerKind`] (keep
+/// them in step; `every_kind_key_is_a_kind` checks one way, the round trips the other).
+const TRIGGER_KEYS: &[&str] =
+    &["id", "state", "event", "availability", "time", "interval", "sun", "start", "mqtt", "webhook"];
+
+/// The keys of an action: its own first, then its kinds, the variants of [`ActionKind`].
+const ACTION_KEYS: &[&str] = &[
+    "alias", "set", "scene", "delay", "wait", "if", "choose", "repeat", "parallel", "mqtt", "webhook", "notify",
+    "enable", "disable", "stop",
+];
+
+impl TriggerKind {
+    /// The keys that name the kinds (`state`, `time` ...), in the order of the variants.
+    pub const NAMES: &'static [&'static str] = match TRIGGER_KEYS.split_first() {
+        Some((_, kinds)) => kinds,
+        None => &[],
+    };
+}
+
+impl ActionKind {
+    /// The keys that name the kinds (`set`, `delay` ...), in the order of the variants.
+    pub const NAMES: &'static [&'static str] = match ACTION_KEYS.split_first() {
+        Some((_, kinds)) => kinds,
+        None => &[],
+    };
+}
+
+impl<'de> Deserialize<'de> for Trigger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Trigger, D::Error> {
+        let (id, kind) = d.deserialize_map(PartVisitor::new("a trigger", TRIGGER_KEYS))?;
+        Ok(Trigger { id, kind })
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+        let (alias, kind) = d.deserialize_map(PartVisitor::new("an action", ACTION_KEYS))?;
+        Ok(Action { alias, kind })
+    }
+}
+
+/// Reads a trigger or action: its own optional text key (`id`, `alias`) and exactly one key
+/// naming its kind `K`, whose value is read straight from the mapping (so errors inside keep
+/// their place). Any other key is refused as serde refuses unknown fields.
+struct PartVisitor<K> {
+    /// `a trigger`, for messages.
+    what: &'static str,
+    /// The own key, then the kinds.
+    keys: &'static [&'static str],
+    kind: PhantomData<K>,
+}
+
+impl<K> PartVisitor<K> {
+    fn new(what: &'static str, keys: &'static [&'static str]) -> Self {
+        PartVisitor { what, keys, kind: PhantomData }
+    }
+}
+
+impl<'de, K: Deserialize<'de>> Visitor<'de> for PartVisitor<K> {
+    type Value = (Option<String>, K);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: a mapping with one key naming its kind", self.what)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (own, kinds) = self.keys.split_first().unwrap_or((&"", &[]));
+        let keys = KeySeed(self.keys);
+        let mut name: Option<Option<String>> = None;
+        let mut read: Option<(&'static str, K)> = None;
+        while let Some(key) = map.next_key_seed(keys)? {
+            if key == *own {
+                if name.is_some() {
+                    return Err(de::Error::duplicate_field(own));
+                }
+                name = Some(map.next_value()?);
+            } else if let Some((first, _)) = read {
+                // Name every kind given, not only the first two.
+                map.next_value::<IgnoredAny>()?;
+                let mut found = vec![first, key];
+                while let Some(key) = map.next_key_seed(keys)? {
+                    map.next_value::<IgnoredAny>()?;
+                    if key != *own {
+                        found.push(key);
+                    }
+                }
+                return Err(de::Error::custom(format!(
+                    "{} has exactly one kind; found {}",
+                    self.what,
+                    quoted(&found, " and ")
+                )));
+            } else {
+                let kind = K::deserialize(EnumAccessDeserializer::new(KindAccess { kind: key, map: &mut map }))?;
+                read = Some((key, kind));
+            }
+        }
+        match read {
+            Some((_, kind)) => Ok((name.flatten(), kind)),
+            None => {
+                Err(de::Error::custom(format!("{} has no kind; expected one of {}", self.what, quoted(kinds, " or "))))
+            }
+        }
+    }
+}
+
+/// `` `a`, `b` and `c` `` (with `last` as " and ").
+fn quoted(names: &[&str], last: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match names.split_last() {
+        Some((tail, rest)) if !rest.is_empty() => format!("{}{last}{tail}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// Reads a key of a trigger or action as one of the given ones, else refuses it with serde's
+/// unknown field error, listing them.
+#[derive(Clone, Copy)]
+struct KeySeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
+        self.0.iter().find(|k| **k == v).copied().ok_or_else(|| E::unknown_field(v, self.0))
+    }
+}
+
+/// A kind as an externally tagged enum: the key already read is the variant, the mapping's
+/// next value its content.
+struct KindAccess<'a, A> {
+    kind: &'static str,
+    map: &'a mut A,
+}
+
+impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for KindAccess<'_, A> {
+    type Error = A::Error;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), A::Error> {
+        let variant = seed.deserialize(StrDeserializer::<A::Error>::new(self.kind))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for KindAccess<'_, A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        self.map.next_value()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(ContentSeed { shape: Shape::Tuple(len), visitor })
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(ContentSeed { shape: Shape::Struct(self.kind, fields), visitor })
+    }
+}
+
+/// The content of a tuple or struct variant.
+enum Shape {
+    Tuple(usize),
+    /// The variant's name and fields.
+    Struct(&'static str, &'static [&'static str]),
+}
+
+/// Reads a variant's content with the variant's visitor.
+struct ContentSeed<V> {
+    shape: Shape,
+    visitor: V,
+}
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for ContentSeed<V> {
+    type Value = V::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        match self.shape {
+            Shape::Tuple(len) => d.deserialize_tuple(len, self.visitor),
+            Shape::Struct(name, fields) => d.deserialize_struct(name, fields, self.visitor),
+        }
+    }
+}
+
+/// Declares how a kind with a [`Target`] is read: a form struct with the target's keys
+/// (`devices`, `area`, `capability`) beside the kind's own fields, unknown keys refused, and a
+/// function for the variant's `#[serde(deserialize_with)]` that gives the variant's fields as a
+/// tuple. The target must be the variant's first field and the others must follow in the
+/// variant's order (the round-trip tests hold each field a different value).
+macro_rules! with_target {
+    ($read:ident, $form:ident { $($(#[$attr:meta])* $field:ident: $ty:ty,)* }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $form {
+            #[serde(default)]
+            devices: Vec<DeviceId>,
+            #[serde(default)]
+            area: Option<String>,
+            #[serde(default)]
+            capability: Option<Capability>,
+            $($(#[$attr])* $field: $ty,)*
+        }
+
+        fn $read<'de, D: Deserializer<'de>>(d: D) -> Result<(Target, $($ty),*), D::Error> {
+            let form = $form::deserialize(d)?;
+            let target = Target { devices: form.devices, area: form.area, capability: form.capability };
+            Ok((target, $(form.$field),*))
+        }
+    };
+}
+
+with_target!(read_state_trigger, StateTriggerForm {
+    feature: String,
+    #[serde(default)]
+    from: Option<Value>,
+    #[serde(default)]
+    to: Option<Value>,
+    #[serde(default)]
+    above: Option<f64>,
+    #[serde(default)]
+    below: Option<f64>,
+    #[serde(rename = "for", default)]
+    hold: Option<Duration>,
+});
+
+with_target!(read_event_trigger, EventTriggerForm {
+    #[serde(default = "action")]
+    feature: String,
+    #[serde(default)]
+    events: Vec<String>,
+});
+
+with_target!(read_availability_trigger, AvailabilityTriggerForm {
+    #[serde(default)]
+    to: Option<AvailabilityState>,
+    #[serde(rename = "for", default)]
+    hold: Option<Duration>,
+});
+
+with_target!(read_state_condition, StateConditionForm {
+    feature: String,
+    #[serde(default)]
+    is: Option<Value>,
+    #[serde(default)]
+    above: Option<f64>,
+    #[serde(default)]
+    below: Option<f64>,
+    #[serde(rename = "match", default)]
+    matching: Match,
+});
+
+with_target!(read_set_action, SetActionForm {
+    #[serde(default)]
+    values: BTreeMap<String, Value>,
+    #[serde(default)]
+    toggle: Vec<String>,
+    #[serde(default)]
+    transition: Option<f64>,
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +822,186 @@ mod tests {
             "demo:living_lamp": {"brightness": 30.0, "state": true},
             "demo:living_ceiling": {"state": false}}}));
         assert_eq!(s.devices.len(), 2);
+    }
+
+    fn trigger_error(v: serde_json::Value) -> String {
+        serde_json::from_value::<Trigger>(v).unwrap_err().to_string()
+    }
+
+    fn action_error(v: serde_json::Value) -> String {
+        serde_json::from_value::<Action>(v).unwrap_err().to_string()
+    }
+
+    fn condition_error(v: serde_json::Value) -> String {
+        serde_json::from_value::<Condition>(v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_trigger_or_action_with_several_kinds_is_refused() {
+        let door = json!({"devices": ["demo:door"], "feature": "contact"});
+        let e = trigger_error(json!({"state": door, "time": {"at": "07:00"}}));
+        assert_eq!(e, "a trigger has exactly one kind; found `state` and `time`");
+        // All of them are named (a JSON value's keys come sorted).
+        let e = action_error(json!({"alias": "a", "delay": "1s", "stop": {}, "notify": {"message": "m"}}));
+        assert_eq!(e, "an action has exactly one kind; found `delay`, `notify` and `stop`");
+        // JSON text keeps its order; the own key is no kind.
+        let e = serde_json::from_str::<Trigger>(r#"{"time": {"at": "07:00"}, "id": "t", "start": {}}"#).unwrap_err();
+        assert!(e.to_string().starts_with("a trigger has exactly one kind; found `time` and `start`"), "{e}");
+        let e = serde_json::from_str::<Trigger>(r#"{"id": "a", "id": "b", "start": {}}"#).unwrap_err();
+        assert!(e.to_string().starts_with("duplicate field `id`"), "{e}");
+    }
+
+    #[test]
+    fn a_trigger_or_action_without_a_kind_lists_the_kinds() {
+        assert_eq!(
+            trigger_error(json!({"id": "x"})),
+            "a trigger has no kind; expected one of `state`, `event`, `availability`, `time`, `interval`, `sun`, \
+             `start`, `mqtt` or `webhook`"
+        );
+        assert_eq!(
+            action_error(json!({})),
+            "an action has no kind; expected one of `set`, `scene`, `delay`, `wait`, `if`, `choose`, `repeat`, \
+             `parallel`, `mqtt`, `webhook`, `notify`, `enable`, `disable` or `stop`"
+        );
+        assert_eq!(
+            trigger_error(json!("state")),
+            "invalid type: string \"state\", expected a trigger: a mapping with one key naming its kind"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_beside_and_inside_kinds_are_refused() {
+        let door = json!({"devices": ["demo:door"], "feature": "contact"});
+        let target = "`devices`, `area`, `capability`";
+        for (e, want) in [
+            (
+                trigger_error(json!({"bogus": 1, "state": door})),
+                "unknown field `bogus`, expected one of `id`, `state`, `event`, `availability`, `time`, `interval`, \
+                 `sun`, `start`, `mqtt`, `webhook`"
+                    .to_owned(),
+            ),
+            (
+                trigger_error(json!({"state": {"devices": ["demo:door"], "feature": "contact", "colour": 1}})),
+                format!(
+                    "unknown field `colour`, expected one of {target}, `feature`, `from`, `to`, `above`, `below`, `for`"
+                ),
+            ),
+            (
+                trigger_error(json!({"event": {"devices": ["demo:button"], "evnets": ["single"]}})),
+                format!("unknown field `evnets`, expected one of {target}, `feature`, `events`"),
+            ),
+            (
+                trigger_error(json!({"availability": {"area": "kitchen", "hold": "5m"}})),
+                format!("unknown field `hold`, expected one of {target}, `to`, `for`"),
+            ),
+            (
+                action_error(json!({"set": {"devices": ["demo:lamp"], "values": {"state": true}, "tansition": 2}})),
+                format!("unknown field `tansition`, expected one of {target}, `values`, `toggle`, `transition`"),
+            ),
+            (
+                action_error(json!({"alias": "a", "dealy": "1s"})),
+                "unknown field `dealy`, expected one of `alias`, `set`, `scene`, `delay`, `wait`, `if`, `choose`, \
+                 `repeat`, `parallel`, `mqtt`, `webhook`, `notify`, `enable`, `disable`, `stop`"
+                    .to_owned(),
+            ),
+            (
+                condition_error(json!({"state": {"area": "bedroom", "feature": "contact", "matching": "any"}})),
+                format!(
+                    "unknown field `matching`, expected one of {target}, `feature`, `is`, `above`, `below`, `match`"
+                ),
+            ),
+        ] {
+            assert_eq!(e, want);
+        }
+
+        // Also deep inside an automation, and from JSON text.
+        let bad = json!({"id": "x", "name": "X", "triggers": [], "actions": [
+            {"wait": {"triggers": [{"state": {"devices": ["demo:door"], "feature": "contact", "colour": 1}}]}}]});
+        let e = serde_json::from_value::<Automation>(bad).unwrap_err().to_string();
+        assert!(e.starts_with("unknown field `colour`"), "{e}");
+        let bad = json!({"id": "x", "name": "X", "triggers": [], "actions": [
+            {"if": {"conditions": [], "then": [{"set": {"area": "hall", "tansition": 2}}]}}]});
+        let e = serde_json::from_value::<Automation>(bad).unwrap_err().to_string();
+        assert!(e.starts_with("unknown field `tansition`"), "{e}");
+        let e = serde_json::from_str::<Action>(r#"{"set": {"area": "hall", "tansition": 2}}"#).unwrap_err();
+        assert!(e.to_string().starts_with("unknown field `tansition`"), "{e}");
+    }
+
+    #[test]
+    fn every_kind_key_is_a_kind() {
+        for name in TriggerKind::NAMES {
+            let e = trigger_error(json!({*name: true}));
+            assert!(!e.contains("unknown"), "{name}: {e}");
+        }
+        for name in ActionKind::NAMES {
+            let e = action_error(json!({*name: true}));
+            assert!(!e.contains("unknown"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_field_of_a_kind_with_a_target_keeps_its_place() {
+        let a: Automation = round_trip(json!({
+            "id": "fields", "name": "Fields", "enabled": true, "max_runs": 10,
+            "triggers": [
+                {"id": "t", "state": {"devices": ["demo:a", "demo:b"], "area": "hall", "capability": "temperature",
+                    "feature": "temperature", "from": 1.0, "to": 2.0, "above": 3.0, "below": 4.0, "for": "5s"}},
+                {"event": {"area": "hall", "feature": "press", "events": ["long"]}},
+                {"availability": {"devices": ["demo:c"], "capability": "on_off", "to": "online", "for": "6s"}}
+            ],
+            "conditions": [
+                {"state": {"devices": ["demo:d"], "area": "den", "capability": "contact", "feature": "contact",
+                    "is": true, "above": 7.0, "below": 8.0, "match": "any"}}
+            ],
+            "actions": [
+                {"alias": "all", "set": {"devices": ["demo:e"], "area": "attic", "capability": "on_off",
+                    "values": {"state": true}, "toggle": ["flag"], "transition": 9.0}}
+            ]
+        }));
+        match &a.triggers[0].kind {
+            TriggerKind::State { target, from, to, above, below, hold, .. } => {
+                assert_eq!((target.devices.len(), target.area.as_deref()), (2, Some("hall")));
+                assert_eq!((from, to), (&Some(Value::Number(1.0)), &Some(Value::Number(2.0))));
+                assert_eq!((*above, *below, *hold), (Some(3.0), Some(4.0), Some(Duration::from_secs(5))));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An event trigger's feature is `action` unless given.
+        let t: Trigger = serde_json::from_value(json!({"event": {"devices": ["demo:button"]}})).unwrap();
+        assert!(matches!(t.kind, TriggerKind::Event { ref feature, .. } if feature == "action"), "{t:?}");
+    }
+
+    #[test]
+    fn a_typo_in_the_text_form_is_reported_with_its_path_and_place() {
+        use crate::text::{TextError, automation_from_yaml};
+        let at = |text: &str| match automation_from_yaml(text).unwrap_err() {
+            TextError::Invalid { line, column, path, message } => (line, column, path, message),
+            other => panic!("{other:?}"),
+        };
+        let text = "id: x\nname: X\ntriggers: []\nactions:\n  - alias: lights\n    set:\n      area: hall\n      tansition: 2\n";
+        let (line, column, path, message) = at(text);
+        assert_eq!((line, column, path.as_str()), (8, 7, "actions[0].set.tansition"));
+        assert_eq!(
+            message,
+            "unknown field `tansition`, expected one of `devices`, `area`, `capability`, `values`, `toggle`, `transition`"
+        );
+        let text = "id: x\nname: X\ntriggers: []\nactions:\n  - if:\n      conditions: []\n      then: [{set: {area: hall, tansition: 2}}]\n";
+        assert_eq!(at(text).2, "actions[0].if.then[0].set.tansition");
+
+        let door = "{devices: [demo:door], feature: contact}";
+        for (trigger, want) in [
+            (format!("bogus: 1\n    state: {door}"), (4, 5, "triggers[0].bogus")),
+            (
+                "state: {devices: [demo:door], feature: contact, colour: 1}".to_owned(),
+                (4, 53, "triggers[0].state.colour"),
+            ),
+            (format!("state: {door}\n    time: {{at: '07:00'}}"), (4, 5, "triggers[0]")),
+        ] {
+            let text = format!("id: x\nname: X\ntriggers:\n  - {trigger}\nactions: []\n");
+            let (line, column, path, message) = at(&text);
+            assert_eq!((line, column, path.as_str()), want, "{message}");
+            let key = if path == "triggers[0]" { "`state`, `time`" } else { path.rsplit('.').next().unwrap_or("") };
+            assert!(message.contains(key), "{message}");
+        }
     }
 }

@@ -29,7 +29,7 @@ use serde::ser::{self, Serialize};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::model::{ActionKind, Automation, Scene, Target, TriggerKind};
+use crate::model::{ActionKind, Automation, Scene, TriggerKind};
 
 /// The deepest nesting of lists and mappings read; each level of actions nested in `if`,
 /// `choose` or `repeat` takes three or four.
@@ -524,12 +524,12 @@ struct What {
     one: &'static str,
     /// `automations`.
     many: &'static str,
-    /// Whether the model's flattened parts need a second look to find a fault (see `refine`).
-    flattened: bool,
+    /// Whether it holds triggers and actions, whose faults need a second look (see `refine`).
+    parts: bool,
 }
 
-const AUTOMATION: What = What { one: "an automation", many: "automations", flattened: true };
-const SCENE: What = What { one: "a scene", many: "scenes", flattened: false };
+const AUTOMATION: What = What { one: "an automation", many: "automations", parts: true };
+const SCENE: What = What { one: "a scene", many: "scenes", parts: false };
 
 fn read_one<T: DeserializeOwned>(text: &str, what: &What) -> Result<T, TextError> {
     let docs = read_stream(text)?;
@@ -572,7 +572,7 @@ fn read_many<T: DeserializeOwned>(text: &str, what: &What) -> Result<Vec<T>, Tex
 fn from_node<T: DeserializeOwned>(node: &Node, prefix: &[Seg], what: &What) -> Result<T, TextError> {
     T::deserialize(De(node)).map_err(|e| {
         let mut fault = e.into_fault(node.pos);
-        if what.flattened {
+        if what.parts {
             fault = refine(node, fault);
         }
         let path: Vec<Seg> = prefix.iter().cloned().chain(fault.path).collect();
@@ -629,20 +629,19 @@ impl de::Error for DeError {
     }
 }
 
-/// Where the model uses `#[serde(flatten)]`, serde first buffers the data, so a fault inside
-/// is only known to lie somewhere in the trigger, action or kind that holds it. This looks
-/// again at that part alone, as the type flattened into it, until the path goes no deeper.
-/// It follows model.rs: a trigger flattens its kind (beside `id`), an action its kind (beside
-/// `alias`), and the `state`, `event`, `availability` and `set` kinds their target.
-fn refine(root: &Node, mut fault: Fault) -> Fault {
-    while let Some(deeper) = lookup(root, &fault.path).and_then(|node| refine_at(&fault.path, node)) {
-        // The part's own words beat serde's about flattened data, even with no deeper path.
-        let done = deeper.path.is_empty();
-        fault.path.extend(deeper.path);
-        fault.pos = deeper.pos;
-        fault.message = deeper.message;
-        if done {
-            break;
+/// The model reads a trigger or action key by key and stops at the first fault, so with several
+/// kind keys the fault may lie inside the first kind; and its words for no kind or several are
+/// not this reader's. So the outermost trigger or action on the fault's path that has several
+/// kind keys, or no key at all besides `id` or `alias`, is looked at again as its kind alone,
+/// and the fault is reported there: `expected one key naming the kind, found `a`, `b``.
+/// Which parts are triggers and actions follows model.rs (and the paths that lead to them).
+fn refine(root: &Node, fault: Fault) -> Fault {
+    for end in 0..=fault.path.len() {
+        let path = &fault.path[..end];
+        let Some(node) = lookup(root, path) else { break };
+        if let Some(found) = refine_at(path, node) {
+            let path = path.iter().cloned().chain(found.path).collect();
+            return Fault { path, pos: found.pos, message: found.message };
         }
     }
     fault
@@ -659,25 +658,24 @@ fn lookup<'a>(mut node: &'a Node, path: &[Seg]) -> Option<&'a Node> {
     Some(node)
 }
 
-/// The fault found by reading `node`, at `path`, as the part flattened into it.
+/// The fault of `node`, at `path`, when it is a trigger or action with several kind keys or
+/// with no key besides its own; an unknown key is left to the model's "unknown field" fault.
 fn refine_at(path: &[Seg], node: &Node) -> Option<Fault> {
     let Kind::Map(entries) = &node.kind else { return None };
     let step = |back: usize| path.len().checked_sub(back).and_then(|i| path.get(i));
     let key = |back: usize| step(back).and_then(Seg::key);
     let index = |back: usize| matches!(step(back), Some(Seg::Index(_)));
-    let without = |name: &str| Node {
-        pos: node.pos,
-        kind: Kind::Map(entries.iter().filter(|e| e.key != name).cloned().collect()),
+    let kinds_only = |own: &str, names: &[&str]| -> Option<Node> {
+        let kinds: Vec<Entry> = entries.iter().filter(|e| names.contains(&e.key.as_str())).cloned().collect();
+        let bare = entries.iter().all(|e| e.key == own);
+        (kinds.len() > 1 || bare).then_some(Node { pos: node.pos, kind: Kind::Map(kinds) })
     };
     if index(1) && key(2) == Some("triggers") && key(3) != Some("wait") {
-        probe::<TriggerKind>(&without("id"))
+        probe::<TriggerKind>(&kinds_only("id", TriggerKind::NAMES)?)
     } else if index(1)
         && (matches!(key(2), Some("actions" | "then" | "else" | "default")) || (index(2) && key(3) == Some("parallel")))
     {
-        probe::<ActionKind>(&without("alias"))
-    } else if matches!(key(1), Some("state" | "event" | "availability" | "set")) && (index(2) || key(2) == Some("not"))
-    {
-        probe::<Target>(node)
+        probe::<ActionKind>(&kinds_only("alias", ActionKind::NAMES)?)
     } else {
         None
     }

@@ -336,6 +336,8 @@ fn missed_schedules_follow_the_catch_up_policy() {
     assert!(out.iter().any(|o| matches!(o, Output::Notify { message, .. } if message == "Hearth started (start)")));
     let caught = rig.traces.iter().find(|t| t.automation == "once").unwrap();
     assert_eq!(caught.trigger.kind, "catch_up");
+    assert_eq!(caught.trigger.index, Some(1), "the latest missed occurrence (08:30) is the one reported");
+    assert!(caught.trigger.description.contains("2026-11-28T08:30:00"), "{}", caught.trigger.description);
     // Nothing was missed when the hub was down for no occurrence.
     let mut again = Rig::new(t0, Settings::default());
     again.add(json!({"id": "once", "name": "Once", "catch_up": "run_once", "triggers": [{"time": {"at": "07:30"}}],

@@ -154,6 +154,14 @@ async fn run(n: usize, rate: usize, secs: usize) {
         stats.runs.load(Ordering::Relaxed),
         stats.command_failures.load(Ordering::Relaxed)
     );
+    let drain = Instant::now();
+    writer.flush().await.unwrap();
+    println!(
+        "store: {} writes committed in {} transactions; the last traces were on disk {:.0} ms after the last command",
+        writer.stats().ops.load(Ordering::Relaxed),
+        writer.stats().batches.load(Ordering::Relaxed),
+        drain.elapsed().as_secs_f64() * 1000.0
+    );
     println!(
         "trigger-to-command latency: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,

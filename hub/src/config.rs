@@ -471,6 +471,21 @@ mod tests {
     }
 
     #[test]
+    fn a_location_needs_both_coordinates_in_range() {
+        let ok = Config::parse(
+            "[location]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = \"Europe/Berlin\"\n",
+            Path::new("x"),
+        );
+        assert_eq!(ok.expect("valid").location.timezone.as_deref(), Some("Europe/Berlin"));
+        let half = Config::parse("[location]\nlatitude = 52.5\n", Path::new("x")).expect_err("half");
+        assert!(half.to_string().contains("needs both latitude and longitude"), "{half}");
+        let far = Config::parse("[location]\nlatitude = 95.0\nlongitude = 13.4\n", Path::new("x")).expect_err("far");
+        assert!(far.to_string().contains("latitude is from -90 to 90"), "{far}");
+        let typo = Config::parse("[location]\nlatitud = 52.5\n", Path::new("x")).expect_err("typo");
+        assert!(typo.to_string().contains("did you mean `latitude`"), "{typo}");
+    }
+
+    #[test]
     fn secrets_are_not_in_debug_output() {
         let c = Config::parse("[[mqtt.users]]\nusername = \"z2m\"\npassword = \"hunter2hunter2\"\n", Path::new("x"))
             .expect("ok");

@@ -14,8 +14,9 @@ pub static WS_SESSIONS: AtomicU64 = AtomicU64::new(0);
 pub fn render(app: &App) -> String {
     let c = app.core.stats();
     let w = app.writer.stats();
+    let a = app.automations.stats();
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 14] = [
+    let rows: [(&str, &str, &str, u64); 19] = [
         ("hearth_adapter_events_total", "counter", "Events received from adapters.", r(&c.adapter_events)),
         ("hearth_state_changes_total", "counter", "Feature values that changed.", r(&c.state_changes)),
         ("hearth_device_events_total", "counter", "Momentary device events.", r(&c.device_events)),
@@ -32,6 +33,16 @@ pub fn render(app: &App) -> String {
             r(&c.input_rejected),
         ),
         ("hearth_commands_total", "counter", "Commands routed to adapters.", r(&c.commands)),
+        ("hearth_automation_runs_total", "counter", "Automation runs that ended, for any reason.", r(&a.runs)),
+        ("hearth_automation_loops_total", "counter", "Automation runs stopped as loops.", r(&a.loops)),
+        ("hearth_automation_commands_total", "counter", "Commands sent by automations.", r(&a.commands)),
+        (
+            "hearth_automation_command_failures_total",
+            "counter",
+            "Commands of automations the hub refused.",
+            r(&a.command_failures),
+        ),
+        ("hearth_automation_published_total", "counter", "MQTT messages published by automations.", r(&a.published)),
         ("hearth_devices", "gauge", "Devices in the registry.", r(&c.devices)),
         ("hearth_store_writes_total", "counter", "Database writes committed.", r(&w.ops)),
         ("hearth_store_transactions_total", "counter", "Database transactions committed.", r(&w.batches)),

@@ -77,6 +77,9 @@ fn a_button_press_toggles_a_light_and_the_trace_says_why() {
     assert_eq!(t[0]["trigger"]["description"], "demo:hall_button action: single");
     assert_eq!(t[0]["steps"][0]["outcome"], "sent to demo:kitchen_light");
     assert_eq!(t[0]["ending"]["kind"], "finished");
+    let metrics = hub.get("/metrics", Some(&token)).text;
+    assert!(metrics.contains("hearth_automation_runs_total 2"), "{metrics}");
+    assert!(metrics.contains("hearth_automation_commands_total 2"), "{metrics}");
     // History says an automation turned the light on, through the context chain.
     hub.wait_for(T, || {
         let history = hub.get("/api/v1/devices/demo:kitchen_light/history?feature=state", Some(&token)).body;
