@@ -122,6 +122,9 @@ pub enum Output {
     SaveRun(Box<RunRecord>),
     /// A stored run has ended: forget it.
     DropRun(u64),
+    /// A scheduled trigger (time, interval, sun, or a catch-up) fired: store the time as the
+    /// last moment the engine was alive, so a crash right after does not catch it up again.
+    Alive(Timestamp),
 }
 
 /// Why the engine refused a request.
@@ -464,7 +467,7 @@ impl Engine {
         let next = self.schedule(&automation, now);
         self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if *a == id));
         self.automations.insert(id.clone(), Entry { def: Arc::new(automation), version, next });
-        self.arm_holds_from_state(&id, now);
+        self.arm_holds_from_state(&id, now, None);
     }
 
     /// Removes an automation; its runs are cancelled.
@@ -569,7 +572,11 @@ impl Engine {
                         ..Default::default()
                     };
                     self.fire(id, fired, false);
+                    self.outputs.push(Output::Alive(now));
                 }
+            }
+            if let Some(since) = alive_at {
+                self.arm_holds_from_state(id, now, Some(since));
             }
             for (i, t) in def.triggers.iter().enumerate() {
                 if matches!(t.kind, TriggerKind::Start {}) {
@@ -699,6 +706,7 @@ impl Engine {
     /// wait is over.
     pub fn tick(&mut self) {
         let now = self.now();
+        let mut fired_any = false;
         // Time triggers.
         let due: Vec<(String, usize, Timestamp)> = self
             .automations
@@ -729,6 +737,10 @@ impl Engine {
                 ..Default::default()
             };
             self.fire(&id, fired, false);
+            fired_any = true;
+        }
+        if fired_any {
+            self.outputs.push(Output::Alive(now));
         }
         // Holds (`for`).
         let (due, keep): (Vec<Hold>, Vec<Hold>) =
@@ -895,7 +907,7 @@ impl Engine {
 
     /// After a (re)load, `for` holds whose condition is already true start from when the value
     /// last changed: a light on for ten minutes before a restart still turns off on time.
-    fn arm_holds_from_state(&mut self, id: &str, now: Timestamp) {
+    fn arm_holds_from_state(&mut self, id: &str, now: Timestamp, missed_since: Option<Timestamp>) {
         let Some(entry) = self.automations.get(id) else { return };
         if !entry.def.enabled {
             return;
@@ -911,25 +923,31 @@ impl Engine {
             let test = StateTest { from: None, to: to.as_ref(), above: *above, below: *below };
             for d in resolve(&self.home, target) {
                 let Some(st) = d.state.get(feature) else { continue };
-                if test.holds(&st.value) {
-                    let deadline = plus(st.changed_at, hold.as_millis()).max(now);
-                    let fired = Fired {
-                        index: Some(i),
-                        id: t.id.clone(),
-                        kind: "state".into(),
-                        description: format!("{} {feature} has been {} for {hold}", d.id, value_text(&st.value)),
-                        at: deadline,
-                        device: Some(d.id.clone()),
-                        feature: Some(feature.clone()),
-                        new: Some(st.value.clone()),
-                        ..Default::default()
-                    };
-                    self.holds.push(Hold {
-                        owner: Owner::Trigger(id.to_owned(), i),
-                        device: d.id.clone(),
-                        deadline,
-                        fired,
-                    });
+                if !test.holds(&st.value) {
+                    continue;
+                }
+                let due = plus(st.changed_at, hold.as_millis());
+                // A countdown still going is picked up where it is; one that ran out while the
+                // hub was down fires now; one that ran out while the hub was up has fired then.
+                let deadline = match missed_since {
+                    None if due > now => due,
+                    Some(since) if due <= now && due > since => now,
+                    _ => continue,
+                };
+                let fired = Fired {
+                    index: Some(i),
+                    id: t.id.clone(),
+                    kind: "state".into(),
+                    description: format!("{} {feature} has been {} for {hold}", d.id, value_text(&st.value)),
+                    at: deadline,
+                    device: Some(d.id.clone()),
+                    feature: Some(feature.clone()),
+                    new: Some(st.value.clone()),
+                    ..Default::default()
+                };
+                let owner = Owner::Trigger(id.to_owned(), i);
+                if !self.holds.iter().any(|h| h.owner == owner && h.device == d.id) {
+                    self.holds.push(Hold { owner, device: d.id.clone(), deadline, fired });
                 }
             }
         }
@@ -1026,6 +1044,10 @@ impl Engine {
                     None if test.fires(old, new) => fire.push((id.clone(), describe(Some(i), t.id.clone(), None))),
                     None => {}
                     Some(h) if test.fires(old, new) => {
+                        if test.any_change() {
+                            // "Changed, then stayed unchanged for": every change starts over.
+                            cancel.push(owner.clone());
+                        }
                         let fired = describe(Some(i), t.id.clone(), Some(*h));
                         arm.push((owner, plus(at, h.as_millis()), fired));
                     }
@@ -1055,6 +1077,9 @@ impl Engine {
                     match hold {
                         None if test.fires(old, new) => wake.push((*rid, ti, describe(None, None, None))),
                         Some(h) if test.fires(old, new) => {
+                            if test.any_change() {
+                                cancel.push(owner.clone());
+                            }
                             arm.push((owner, plus(at, h.as_millis()), describe(None, None, Some(*h))))
                         }
                         Some(_) if !test.holds(new) => cancel.push(owner),
@@ -1131,6 +1156,30 @@ impl Engine {
                     (true, None) => fire.push((id.clone(), describe(Some(i), t.id.clone()))),
                     (true, Some(h)) => arm.push((owner, plus(now, h.as_millis()), describe(Some(i), t.id.clone()))),
                     (false, _) => cancel.push(owner),
+                }
+            }
+        }
+        // Waits' availability triggers with `for` count down like the automations' own.
+        for (rid, run) in &self.runs {
+            let Some(entry) = self.automations.get(&run.automation) else { continue };
+            for (ti, th) in run.threads.iter().enumerate() {
+                if !matches!(th.state, ThreadState::Waiting { .. }) {
+                    continue;
+                }
+                let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, th).map(|a| &a.kind) else {
+                    continue;
+                };
+                for k in triggers {
+                    let TriggerKind::Availability { target, to, hold: Some(h) } = k else { continue };
+                    if !matching::in_target(&d, target) {
+                        continue;
+                    }
+                    let owner = Owner::Wait(*rid, ti);
+                    if to.is_none_or(|to| to == new) {
+                        arm.push((owner, plus(now, h.as_millis()), describe(None, None)));
+                    } else {
+                        cancel.push(owner);
+                    }
                 }
             }
         }

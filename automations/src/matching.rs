@@ -71,6 +71,11 @@ pub struct StateTest<'a> {
 }
 
 impl StateTest<'_> {
+    /// No `from`, `to` or range: any change fires (and with `for`, the value must then stay).
+    pub fn any_change(&self) -> bool {
+        self.from.is_none() && self.to.is_none() && !self.ranged()
+    }
+
     fn ranged(&self) -> bool {
         self.above.is_some() || self.below.is_some()
     }

@@ -556,3 +556,89 @@ fn disabling_an_automation_cancels_its_waiting_runs() {
     rig.advance_secs(40);
     assert!(rig.commands().is_empty(), "off means off");
 }
+
+#[test]
+fn for_countdowns_after_a_restart_resume_or_fire_once_for_what_was_missed() {
+    // The lamp has been on since t0; "on for 10m" turns it off.
+    let t0 = friday_evening();
+    let def = json!({"id": "auto_off", "name": "Auto off", "triggers": [{"state": {"devices": ["demo:hall_lamp"], "feature": "state", "to": true, "for": "10m"}}],
+        "actions": [{"set": {"devices": ["demo:hall_lamp"], "values": {"state": false}}}]});
+    let on = |at: Timestamp| {
+        let mut rig = Rig::new(at, Settings::default());
+        let mut devices = home(t0);
+        let lamp = devices.iter_mut().find(|d| d.id.native() == "hall_lamp").unwrap();
+        lamp.state.insert("state".into(), FeatureState { value: Value::Bool(true), changed_at: t0, reported_at: t0 });
+        rig.engine.set_devices(devices);
+        rig.add(def.clone());
+        rig
+    };
+    // Back after 4 minutes: the countdown goes on and ends at t0 + 10m.
+    let mut rig = on(Timestamp::from_millis(t0.as_millis() + 240_000));
+    rig.engine.start(Some(Timestamp::from_millis(t0.as_millis() + 200_000)));
+    assert!(rig.commands().is_empty());
+    assert_eq!(rig.engine.next_wakeup(), Some(Timestamp::from_millis(t0.as_millis() + 600_000)));
+    // Back after 15 minutes, down since minute 5: the end was missed; it acts now, once.
+    let mut rig = on(Timestamp::from_millis(t0.as_millis() + 900_000));
+    rig.engine.start(Some(Timestamp::from_millis(t0.as_millis() + 300_000)));
+    assert_eq!(rig.commands().len(), 1);
+    rig.advance_secs(3600);
+    assert!(rig.commands().is_empty());
+    // Down only from minute 12: the hub was up when the 10 minutes ran out, so that was handled.
+    let mut rig = on(Timestamp::from_millis(t0.as_millis() + 900_000));
+    rig.engine.start(Some(Timestamp::from_millis(t0.as_millis() + 720_000)));
+    assert!(rig.commands().is_empty(), "no second action for the same countdown");
+    // Editing the automation does not fire countdowns that ran out long ago either.
+    let mut edited = def.clone();
+    edited["name"] = json!("Auto off (edited)");
+    rig.add(edited);
+    rig.advance_secs(1);
+    assert!(rig.commands().is_empty());
+}
+
+#[test]
+fn for_without_a_value_means_changed_then_unchanged_for_that_long() {
+    let mut rig = Rig::new(friday_evening(), Settings::default());
+    rig.add(json!({"id": "settled", "name": "Settled", "triggers": [{"state": {"devices": ["demo:living_climate"], "feature": "temperature", "for": "1m"}}],
+        "actions": [{"notify": {"message": "settled at {{ trigger.value }}"}}]}));
+    rig.state("living_climate", "temperature", Value::Number(21.5), None);
+    rig.advance_secs(40);
+    rig.state("living_climate", "temperature", Value::Number(22.0), None);
+    rig.advance_secs(40);
+    assert!(rig.outputs().is_empty(), "the second change started the minute over");
+    rig.advance_secs(20);
+    let out = rig.outputs();
+    assert!(matches!(out.as_slice(), [Output::Notify { message, .. }] if message == "settled at 22"), "{out:?}");
+}
+
+#[test]
+fn a_wait_for_availability_with_for_ends_when_it_held_long_enough() {
+    let mut rig = Rig::new(friday_evening(), Settings::default());
+    rig.add(json!({"id": "watch", "name": "Watch", "triggers": [{"event": {"devices": ["demo:hall_button"]}}],
+        "actions": [{"wait": {"triggers": [{"availability": {"devices": ["demo:hall_motion"], "to": "offline", "for": "30s"}}], "timeout": "10m"}},
+                    {"notify": {"message": "the motion sensor is gone"}}]}));
+    rig.press("hall_button", "single");
+    let offline = |rig: &mut Rig, state: AvailabilityState| {
+        rig.engine.event(&Event::AvailabilityChanged {
+            device: DeviceId::new("demo", "hall_motion"),
+            availability: Availability { state, reason: None, since: None },
+        });
+    };
+    offline(&mut rig, AvailabilityState::Offline);
+    rig.advance_secs(10);
+    offline(&mut rig, AvailabilityState::Online);
+    rig.advance_secs(60);
+    assert!(!rig.outputs().iter().any(|o| matches!(o, Output::Notify { .. })), "it came back within 30 s");
+    offline(&mut rig, AvailabilityState::Offline);
+    rig.advance_secs(30);
+    assert!(rig.outputs().iter().any(|o| matches!(o, Output::Notify { .. })));
+}
+
+#[test]
+fn scheduled_triggers_record_that_the_engine_was_alive() {
+    let mut rig = Rig::new("2026-11-27T20:14:00Z".parse().unwrap(), Settings::default());
+    rig.add(json!({"id": "tick", "name": "Tick", "triggers": [{"interval": {"every": "15m"}}],
+        "actions": [{"mqtt": {"topic": "t", "payload": "x"}}]}));
+    rig.advance_secs(60);
+    let out = rig.outputs();
+    assert!(out.contains(&Output::Alive("2026-11-27T20:15:00Z".parse().unwrap())), "{out:?}");
+}

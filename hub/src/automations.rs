@@ -446,6 +446,10 @@ impl Task {
                 }
             }
             Output::DropRun(id) => self.write(move |c| db::delete_run(c, id).map(|_| ())).await,
+            Output::Alive(at) => {
+                let ms = at.as_millis();
+                self.write(move |c| db::set_alive_at(c, ms)).await;
+            }
         }
     }
 

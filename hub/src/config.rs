@@ -361,6 +361,9 @@ impl Config {
             (None, None) => {}
             _ => return Err("[location] needs both latitude and longitude, or neither".into()),
         }
+        if let Some(name) = &l.timezone {
+            hearth_automations::zone::Zone::named(name).map_err(|e| format!("[location] timezone: {e}"))?;
+        }
         if !(self.adapters.demo.interval_secs.is_finite() && self.adapters.demo.interval_secs >= 0.01) {
             return Err("[adapters.demo] interval_secs must be at least 0.01".into());
         }
@@ -481,6 +484,8 @@ mod tests {
         assert!(half.to_string().contains("needs both latitude and longitude"), "{half}");
         let far = Config::parse("[location]\nlatitude = 95.0\nlongitude = 13.4\n", Path::new("x")).expect_err("far");
         assert!(far.to_string().contains("latitude is from -90 to 90"), "{far}");
+        let zone = Config::parse("[location]\ntimezone = \"Europe/Berlni\"\n", Path::new("x")).expect_err("zone");
+        assert!(zone.to_string().contains("unknown time zone `Europe/Berlni`"), "{zone}");
         let typo = Config::parse("[location]\nlatitud = 52.5\n", Path::new("x")).expect_err("typo");
         assert!(typo.to_string().contains("did you mean `latitude`"), "{typo}");
     }

@@ -328,3 +328,23 @@ fn an_mqtt_trigger_echoes_the_payload_unchanged() {
     let t = hub.wait_for(T, || traces(&hub, &token, "echo").into_iter().next());
     assert_eq!(t["trigger"]["payload"], payload);
 }
+
+#[test]
+fn a_notify_action_reaches_the_web_ui_over_the_websocket() {
+    let (hub, token, _dir) = quiet_demo();
+    create(
+        &hub,
+        &token,
+        json!({"id": "door_note", "name": "Door note", "triggers": [{"webhook": {"id": "door"}}],
+        "actions": [{"notify": {"title": "Hall", "message": "Someone at the door: {{ trigger.body }}"}}]}),
+    );
+    let mut ws = hub.ws(&token);
+    ws.send(json!({"type": "subscribe"}));
+    ws.recv_type("snapshot", T);
+    let a = hub.request_text("POST", "/api/v1/webhooks/door", Some(&token), "the postman");
+    assert_eq!(a.status, 202, "{}", a.text);
+    let note = ws.recv_until(T, |m| m["type"] == "event" && m["event"]["type"] == "notification");
+    assert_eq!(note["event"]["message"], "Someone at the door: the postman");
+    assert_eq!(note["event"]["title"], "Hall");
+    assert_eq!(note["event"]["context"]["origin"], json!({"kind": "automation", "id": "door_note"}));
+}

@@ -483,7 +483,7 @@ async fn scene_from_body(app: &App, req: &Req, path_id: Option<&str>) -> Result<
         }
         (Some(p), _) => p.to_owned(),
         (None, Some(b)) => b,
-        (None, None) => crate::core::registry::slug(&body.name),
+        (None, None) => scene_id(&body.name),
     };
     let scene = Scene { id, name: body.name, devices };
     let home = Home::load(app).await?;
@@ -492,6 +492,21 @@ async fn scene_from_body(app: &App, req: &Req, path_id: Option<&str>) -> Result<
         return Err(faults_error("scene", &faults));
     }
     Ok(scene)
+}
+
+/// An id from a scene's name: lowercase ASCII letters, digits and `_` (`Küche` gives `k_che`;
+/// give `id` for a better one).
+fn scene_id(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_end_matches('_');
+    if out.is_empty() { "scene".to_owned() } else { out.to_owned() }
 }
 
 async fn save_scene(app: &App, scene: &Scene) -> Result<bool, ApiError> {
@@ -580,4 +595,17 @@ pub(super) async fn apply_scene(app: Arc<App>, req: Req) -> Result<Reply, ApiErr
         })
         .collect();
     Reply::json(&json!({"scene": scene.id, "context": context, "results": results}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scene_id;
+
+    #[test]
+    fn scene_ids_from_names_are_valid_ids() {
+        assert_eq!(scene_id("Reading"), "reading");
+        assert_eq!(scene_id("Movie night!"), "movie_night");
+        assert_eq!(scene_id("Küche hell"), "k_che_hell");
+        assert_eq!(scene_id("☀"), "scene");
+    }
 }
