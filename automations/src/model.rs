@@ -9,8 +9,11 @@
 //! "unknown field `x`, expected one of ..." message), and a trigger or action with no kind or
 //! with several. Serde cannot refuse unknown keys beside a `#[serde(flatten)]` field, so the
 //! flattened parts are read by hand: [`Trigger`] and [`Action`] split their one kind key from
-//! `id` or `alias`, and the kinds with a [`Target`] read its keys inline (`with_target!`).
-//! Writing uses the derived `Serialize`, flattening as the attributes say.
+//! `id` or `alias` (and a wait's triggers, which are kinds alone, are read the same way), and
+//! the kinds with a [`Target`] read its keys inline (`with_target!`). Every other kind refuses
+//! unknown keys through `#[serde(deny_unknown_fields)]` on its enum ([`TriggerKind`],
+//! [`Condition`], [`ActionKind`]), which is sound because no variant that the derived code reads
+//! has a flattened field. Writing uses the derived `Serialize`, flattening as the attributes say.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -137,9 +140,11 @@ pub struct Trigger {
 }
 
 /// What starts a run. The kinds with a target are read by `read_*` functions (the target's keys
-/// inline, unknown keys refused), so their fields' attributes here are for writing only.
+/// inline, unknown keys refused), so their fields' attributes here are for writing only; the
+/// other kinds refuse unknown keys by `deny_unknown_fields`, which needs every variant that the
+/// derived code reads to be free of `flatten`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerKind {
     /// A feature's value changes (optionally from/to a value, crossing above/below a number,
     /// and staying so `for` a while).
@@ -204,11 +209,12 @@ pub enum TriggerKind {
         /// How often.
         every: Duration,
     },
-    /// Sunrise, sunset, dawn or dusk, moved by an offset (`-30m` is half an hour before).
+    /// Sunrise, sunset, dawn or dusk, moved by an offset in seconds (`"offset_secs": -1800` is
+    /// half an hour before).
     Sun {
         /// Which.
         event: SunEvent,
-        /// Seconds before (negative) or after.
+        /// Seconds before (negative) or after, an integer; at most 12 hours either way.
         #[serde(default, skip_serializing_if = "is_default")]
         offset_secs: i64,
     },
@@ -244,9 +250,10 @@ pub enum Match {
     Any,
 }
 
-/// A condition: must hold for the run to act.
+/// A condition: must hold for the run to act. `state` is read by `read_state_condition` (its
+/// target's keys inline); the other kinds refuse unknown keys by `deny_unknown_fields`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// Feature values: equal to `is`, or a number above/below.
     #[serde(deserialize_with = "read_state_condition")]
@@ -325,9 +332,11 @@ pub struct Choice {
     pub actions: Vec<Action>,
 }
 
-/// What an action does.
+/// What an action does. `set` is read by `read_set_action` (its target's keys inline), a wait's
+/// `triggers` by `read_wait_triggers`; the other kinds refuse unknown keys by
+/// `deny_unknown_fields`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActionKind {
     /// Set features of the target's devices (and toggle bools), as one command each.
     #[serde(deserialize_with = "read_set_action")]
@@ -357,7 +366,8 @@ pub enum ActionKind {
     Delay(Duration),
     /// Wait for a trigger, at most `timeout` (durable).
     Wait {
-        /// Any of these ends the wait.
+        /// Any of these ends the wait: each a mapping with one key naming its kind, no `id`.
+        #[serde(deserialize_with = "read_wait_triggers")]
         triggers: Vec<TriggerKind>,
         /// The longest wait.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -498,20 +508,49 @@ impl<'de> Deserialize<'de> for Action {
     }
 }
 
-/// Reads a trigger or action: its own optional text key (`id`, `alias`) and exactly one key
-/// naming its kind `K`, whose value is read straight from the mapping (so errors inside keep
-/// their place). Any other key is refused as serde refuses unknown fields.
+/// A trigger's kind alone, as a wait's `triggers` hold it: read as a [`Trigger`] is, with its
+/// errors (several kinds, none, an unknown key), but without an `id`.
+struct BareTrigger(TriggerKind);
+
+impl<'de> Deserialize<'de> for BareTrigger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BareTrigger, D::Error> {
+        let (_, kind) = d.deserialize_map(PartVisitor::bare("a trigger", TriggerKind::NAMES))?;
+        Ok(BareTrigger(kind))
+    }
+}
+
+/// Reads a wait's `triggers` (see [`BareTrigger`]).
+fn read_wait_triggers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TriggerKind>, D::Error> {
+    let list = Vec::<BareTrigger>::deserialize(d)?;
+    Ok(list.into_iter().map(|BareTrigger(kind)| kind).collect())
+}
+
+/// Reads a trigger or action: its own optional text key (`id`, `alias`), if it has one, and
+/// exactly one key naming its kind `K`, whose value is read straight from the mapping (so errors
+/// inside keep their place). Any other key is refused as serde refuses unknown fields.
 struct PartVisitor<K> {
     /// `a trigger`, for messages.
     what: &'static str,
-    /// The own key, then the kinds.
+    /// The own key, if any.
+    own: Option<&'static str>,
+    /// Every key allowed: the own one first, then the kinds (the list that an unknown field's
+    /// error names).
     keys: &'static [&'static str],
+    /// The kinds.
+    kinds: &'static [&'static str],
     kind: PhantomData<K>,
 }
 
 impl<K> PartVisitor<K> {
+    /// A part whose first key is its own (`id`), the others its kinds.
     fn new(what: &'static str, keys: &'static [&'static str]) -> Self {
-        PartVisitor { what, keys, kind: PhantomData }
+        let (own, kinds) = keys.split_first().map_or((None, keys), |(own, kinds)| (Some(*own), kinds));
+        PartVisitor { what, own, keys, kinds, kind: PhantomData }
+    }
+
+    /// A part that is its kind alone (a wait's trigger), without an own key.
+    fn bare(what: &'static str, kinds: &'static [&'static str]) -> Self {
+        PartVisitor { what, own: None, keys: kinds, kinds, kind: PhantomData }
     }
 }
 
@@ -523,14 +562,13 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for PartVisitor<K> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (own, kinds) = self.keys.split_first().unwrap_or((&"", &[]));
         let keys = KeySeed(self.keys);
         let mut name: Option<Option<String>> = None;
         let mut read: Option<(&'static str, K)> = None;
         while let Some(key) = map.next_key_seed(keys)? {
-            if key == *own {
+            if Some(key) == self.own {
                 if name.is_some() {
-                    return Err(de::Error::duplicate_field(own));
+                    return Err(de::Error::duplicate_field(key));
                 }
                 name = Some(map.next_value()?);
             } else if let Some((first, _)) = read {
@@ -539,7 +577,7 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for PartVisitor<K> {
                 let mut found = vec![first, key];
                 while let Some(key) = map.next_key_seed(keys)? {
                     map.next_value::<IgnoredAny>()?;
-                    if key != *own {
+                    if Some(key) != self.own {
                         found.push(key);
                     }
                 }
@@ -556,7 +594,8 @@ impl<'de, K: Deserialize<'de>> Visitor<'de> for PartVisitor<K> {
         match read {
             Some((_, kind)) => Ok((name.flatten(), kind)),
             None => {
-                Err(de::Error::custom(format!("{} has no kind; expected one of {}", self.what, quoted(kinds, " or "))))
+                let kinds = quoted(self.kinds, " or ");
+                Err(de::Error::custom(format!("{} has no kind; expected one of {kinds}", self.what)))
             }
         }
     }
@@ -925,6 +964,198 @@ mod tests {
         assert!(e.starts_with("unknown field `tansition`"), "{e}");
         let e = serde_json::from_str::<Action>(r#"{"set": {"area": "hall", "tansition": 2}}"#).unwrap_err();
         assert!(e.to_string().starts_with("unknown field `tansition`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_inside_kinds_without_a_target_are_refused() {
+        let door = json!({"devices": ["demo:door"], "feature": "contact"});
+        for (e, want) in [
+            (
+                trigger_error(json!({"time": {"at": "07:30", "weekday": ["mon"]}})),
+                "unknown field `weekday`, expected `at` or `weekdays`",
+            ),
+            (
+                trigger_error(json!({"interval": {"every": "1m", "evry": "2m"}})),
+                "unknown field `evry`, expected `every`",
+            ),
+            (
+                trigger_error(json!({"sun": {"event": "sunset", "offset": "-30m"}})),
+                "unknown field `offset`, expected `event` or `offset_secs`",
+            ),
+            (trigger_error(json!({"start": {"x": 1}})), "unknown field `x`, there are no fields"),
+            (
+                trigger_error(json!({"mqtt": {"topic": "a/b", "qos": 1}})),
+                "unknown field `qos`, expected `topic` or `payload`",
+            ),
+            (trigger_error(json!({"webhook": {"id": "w", "secret": "s"}})), "unknown field `secret`, expected `id`"),
+            (
+                condition_error(json!({"time": {"afterr": "22:00"}})),
+                "unknown field `afterr`, expected one of `after`, `before`, `weekdays`",
+            ),
+            (condition_error(json!({"sun": {"abve": 0.0}})), "unknown field `abve`, expected `above` or `below`"),
+            (condition_error(json!({"trigger": {"id": "t", "ids": ["u"]}})), "unknown field `ids`, expected `id`"),
+            (
+                condition_error(json!({"not": {"time": {"weekdays": ["sat"], "weekday": "sun"}}})),
+                "unknown field `weekday`, expected one of `after`, `before`, `weekdays`",
+            ),
+            (
+                action_error(json!({"scene": {"id": "evening", "transtion": 2}})),
+                "unknown field `transtion`, expected `id` or `transition`",
+            ),
+            (
+                action_error(json!({"wait": {"triggers": [{"state": door}], "timout": "1m"}})),
+                "unknown field `timout`, expected one of `triggers`, `timeout`, `continue_on_timeout`",
+            ),
+            (
+                action_error(json!({"if": {"conditions": [], "then": [], "elif": []}})),
+                "unknown field `elif`, expected one of `conditions`, `then`, `else`",
+            ),
+            (
+                action_error(json!({"choose": {"options": [], "otherwise": []}})),
+                "unknown field `otherwise`, expected `options` or `default`",
+            ),
+            (
+                action_error(json!({"repeat": {"count": 2, "actions": [], "whilst": []}})),
+                "unknown field `whilst`, expected one of `count`, `while`, `until`, `actions`",
+            ),
+            (
+                action_error(json!({"mqtt": {"topic": "a", "payload": "p", "qos": 1}})),
+                "unknown field `qos`, expected one of `topic`, `payload`, `retain`",
+            ),
+            (
+                action_error(json!({"webhook": {"url": "http://x", "headers": {}}})),
+                "unknown field `headers`, expected one of `url`, `method`, `body`",
+            ),
+            (
+                action_error(json!({"notify": {"message": "m", "titel": "t"}})),
+                "unknown field `titel`, expected `message` or `title`",
+            ),
+            (action_error(json!({"stop": {"reason": "x", "colour": 1}})), "unknown field `colour`, expected `reason`"),
+        ] {
+            assert_eq!(e, want);
+        }
+
+        // Deep inside an automation, and from JSON text.
+        let bad = json!({"id": "x", "name": "X", "triggers": [], "actions": [
+            {"repeat": {"count": 2, "actions": [{"if": {"conditions": [{"or": [{"sun": {"above": 0.0, "colour": 1}}]}], "then": []}}]}}]});
+        let e = serde_json::from_value::<Automation>(bad).unwrap_err().to_string();
+        assert!(e.starts_with("unknown field `colour`, expected `above` or `below`"), "{e}");
+        let e = serde_json::from_str::<Action>(r#"{"notify": {"message": "m", "titel": "t"}}"#).unwrap_err();
+        assert!(e.to_string().starts_with("unknown field `titel`, expected `message` or `title` at line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_wait_trigger_is_one_kind_alone() {
+        let wait = |triggers: serde_json::Value| action_error(json!({"wait": {"triggers": triggers}}));
+        assert_eq!(
+            wait(json!([{"time": {"at": "07:00"}, "start": {}, "webhook": {"id": "w"}}])),
+            "a trigger has exactly one kind; found `start`, `time` and `webhook`"
+        );
+        assert_eq!(
+            wait(json!([{"start": {}}, {}])),
+            "a trigger has no kind; expected one of `state`, `event`, `availability`, `time`, `interval`, `sun`, \
+             `start`, `mqtt` or `webhook`"
+        );
+        // No `id` there.
+        assert_eq!(
+            wait(json!([{"id": "t", "start": {}}])),
+            "unknown field `id`, expected one of `state`, `event`, `availability`, `time`, `interval`, `sun`, \
+             `start`, `mqtt`, `webhook`"
+        );
+        assert_eq!(wait(json!([{"start": {"x": 1}}])), "unknown field `x`, there are no fields");
+        assert_eq!(
+            wait(json!(["start"])),
+            "invalid type: string \"start\", expected a trigger: a mapping with one key naming its kind"
+        );
+        // From JSON text, in its order.
+        let e = serde_json::from_str::<Action>(r#"{"wait": {"triggers": [{"time": {"at": "07:00"}, "start": {}}]}}"#)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("a trigger has exactly one kind; found `time` and `start`"), "{e}");
+        // And a good one still reads.
+        let a: Action = round_trip(json!({"wait": {"triggers": [{"start": {}}, {"time": {"at": "07:00"}}]}}));
+        assert!(matches!(a.kind, ActionKind::Wait { ref triggers, .. } if triggers.len() == 2), "{a:?}");
+    }
+
+    #[test]
+    fn a_sun_offset_is_whole_seconds() {
+        let t: Trigger = round_trip(json!({"sun": {"event": "sunrise", "offset_secs": -1800}}));
+        assert!(matches!(t.kind, TriggerKind::Sun { offset_secs: -1800, .. }), "{t:?}");
+        let e = trigger_error(json!({"sun": {"event": "sunrise", "offset_secs": "-30m"}}));
+        assert!(e.starts_with("invalid type: string \"-30m\", expected i64"), "{e}");
+    }
+
+    #[test]
+    fn the_json_form_is_written_as_before() {
+        // Key order as the fields', defaults left out, the target's keys first.
+        for (part, text) in [
+            (
+                serde_json::to_string(&round_trip::<Action>(
+                    json!({"wait": {"triggers": [{"state": {"feature": "f", "area": "a"}}], "timeout": "1m"}}),
+                ))
+                .unwrap(),
+                r#"{"wait":{"triggers":[{"state":{"area":"a","feature":"f"}}],"timeout":"1m"}}"#,
+            ),
+            (
+                serde_json::to_string(&round_trip::<Action>(json!({"alias": "s", "stop": {}}))).unwrap(),
+                r#"{"alias":"s","stop":{}}"#,
+            ),
+            (
+                serde_json::to_string(&round_trip::<Condition>(json!({"time": {"before": "06:00", "after": "22:00"}})))
+                    .unwrap(),
+                r#"{"time":{"after":"22:00","before":"06:00"}}"#,
+            ),
+            (
+                serde_json::to_string(&round_trip::<Trigger>(json!({"id": "t", "sun": {"event": "dusk"}}))).unwrap(),
+                r#"{"id":"t","sun":{"event":"dusk"}}"#,
+            ),
+        ] {
+            assert_eq!(part, text);
+        }
+    }
+
+    #[test]
+    fn the_text_form_reports_typos_inside_kinds_and_wait_triggers_with_their_path() {
+        use crate::text::{TextError, automation_from_yaml};
+        for (part, want) in [
+            (
+                "actions: [{wait: {triggers: [{start: {}}], timout: 1m}}]",
+                (4, 44, "actions[0].wait.timout", "unknown field `timout`, expected one of `triggers`, `timeout`, "),
+            ),
+            (
+                "actions: [{stop: {reason: x, colour: 1}}]",
+                (4, 30, "actions[0].stop.colour", "unknown field `colour`, expected `reason`"),
+            ),
+            (
+                "conditions: [{time: {afterr: '22:00'}}]\nactions: []",
+                (4, 22, "conditions[0].time.afterr", "unknown field `afterr`, expected one of `after`, "),
+            ),
+            (
+                "actions: [{wait: {triggers: [{start: {x: 1}}]}}]",
+                (4, 39, "actions[0].wait.triggers[0].start.x", "unknown field `x`, there are no fields"),
+            ),
+            // Several kinds in a wait's trigger are found before a fault inside the first.
+            (
+                "actions: [{wait: {triggers: [{state: {colour: 1}, time: {at: '07:00'}}]}}]",
+                (4, 31, "actions[0].wait.triggers[0]", "expected one key naming the kind, found `state`, `time`"),
+            ),
+            (
+                "actions: [{wait: {triggers: [{}]}}]",
+                (4, 30, "actions[0].wait.triggers[0]", "expected one key naming the kind, found none"),
+            ),
+            (
+                "actions: [{wait: {triggers: [{id: x, start: {}}]}}]",
+                (4, 31, "actions[0].wait.triggers[0].id", "unknown field `id`, expected one of `state`, "),
+            ),
+        ] {
+            let text = format!("id: x\nname: X\ntriggers: []\n{part}\n");
+            match automation_from_yaml(&text) {
+                Err(TextError::Invalid { line, column, path, message }) => {
+                    assert_eq!((line, column, path.as_str()), (want.0, want.1, want.2), "{message}");
+                    assert!(message.starts_with(want.3), "{message}");
+                }
+                other => panic!("{part}: {other:?}"),
+            }
+        }
     }
 
     #[test]

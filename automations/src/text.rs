@@ -633,8 +633,9 @@ impl de::Error for DeError {
 /// kind keys the fault may lie inside the first kind; and its words for no kind or several are
 /// not this reader's. So the outermost trigger or action on the fault's path that has several
 /// kind keys, or no key at all besides `id` or `alias`, is looked at again as its kind alone,
-/// and the fault is reported there: `expected one key naming the kind, found `a`, `b``.
-/// Which parts are triggers and actions follows model.rs (and the paths that lead to them).
+/// and the fault is reported there: `expected one key naming the kind, found `a`, `b``. A
+/// wait's triggers are read the same way, but have no `id`. Which parts are triggers and
+/// actions follows model.rs (and the paths that lead to them).
 fn refine(root: &Node, fault: Fault) -> Fault {
     for end in 0..=fault.path.len() {
         let path = &fault.path[..end];
@@ -665,17 +666,18 @@ fn refine_at(path: &[Seg], node: &Node) -> Option<Fault> {
     let step = |back: usize| path.len().checked_sub(back).and_then(|i| path.get(i));
     let key = |back: usize| step(back).and_then(Seg::key);
     let index = |back: usize| matches!(step(back), Some(Seg::Index(_)));
-    let kinds_only = |own: &str, names: &[&str]| -> Option<Node> {
+    let kinds_only = |own: Option<&str>, names: &[&str]| -> Option<Node> {
         let kinds: Vec<Entry> = entries.iter().filter(|e| names.contains(&e.key.as_str())).cloned().collect();
-        let bare = entries.iter().all(|e| e.key == own);
+        let bare = entries.iter().all(|e| Some(e.key.as_str()) == own);
         (kinds.len() > 1 || bare).then_some(Node { pos: node.pos, kind: Kind::Map(kinds) })
     };
-    if index(1) && key(2) == Some("triggers") && key(3) != Some("wait") {
-        probe::<TriggerKind>(&kinds_only("id", TriggerKind::NAMES)?)
+    if index(1) && key(2) == Some("triggers") {
+        let own = if key(3) == Some("wait") { None } else { Some("id") };
+        probe::<TriggerKind>(&kinds_only(own, TriggerKind::NAMES)?)
     } else if index(1)
         && (matches!(key(2), Some("actions" | "then" | "else" | "default")) || (index(2) && key(3) == Some("parallel")))
     {
-        probe::<ActionKind>(&kinds_only("alias", ActionKind::NAMES)?)
+        probe::<ActionKind>(&kinds_only(Some("alias"), ActionKind::NAMES)?)
     } else {
         None
     }

@@ -81,11 +81,23 @@ impl<'a> Checker<'a> {
         self.faults.push(Fault { path: path.to_owned(), message });
     }
 
-    /// The devices a target means; faults for what does not exist.
+    /// The devices a target means; faults for what does not exist, and for listed devices
+    /// beside an area or capability (which would narrow nothing).
     fn target(&mut self, path: &str, t: &Target) -> Vec<&'a Device> {
         if t.devices.is_empty() && t.area.is_none() && t.capability.is_none() {
             self.fault(path, "names no device: give `devices`, or an `area` and/or a `capability`".into());
             return Vec::new();
+        }
+        if !t.devices.is_empty() && (t.area.is_some() || t.capability.is_some()) {
+            let with = match (&t.area, &t.capability) {
+                (Some(_), Some(_)) => "an `area` and a `capability`",
+                (Some(_), None) => "an `area`",
+                _ => "a `capability`",
+            };
+            self.fault(
+                path,
+                format!("names `devices` and also {with}: give either `devices`, or an `area` and/or a `capability`"),
+            );
         }
         let mut out = Vec::new();
         for (i, id) in t.devices.iter().enumerate() {
@@ -228,9 +240,21 @@ impl<'a> Checker<'a> {
         match c {
             Condition::State { target, feature, is, above, below, .. } => {
                 let p = format!("{path}.state");
+                if is.is_none() && above.is_none() && below.is_none() {
+                    self.fault(&p, "always holds: give `is`, `above` or `below`".into());
+                }
                 let devices = self.target(&p, target);
                 let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
                 self.compare(&p, &feats, &[("is", is)], above.is_some() || below.is_some());
+            }
+            Condition::Time { after: Some(after), before: Some(before), .. } if after == before => {
+                self.fault(
+                    &format!("{path}.time"),
+                    format!(
+                        "`after` and `before` are both {after}: an empty window that never holds (leave both out for \
+                         the whole day)"
+                    ),
+                );
             }
             Condition::Sun { above, below } => {
                 if !self.catalog.location {
@@ -502,7 +526,7 @@ mod tests {
             {"state": {"devices": ["demo:nope"], "feature": "state"}},
             {"mqtt": {"topic": "a/#/b"}}
         ],
-        "conditions": [{"not": {"trigger": {"id": "ghost"}}}, {"state": {"area": "attic", "feature": "state"}}],
+        "conditions": [{"not": {"trigger": {"id": "ghost"}}}, {"state": {"area": "attic", "feature": "state", "is": true}}],
         "actions": [
             {"delay": "1s"},
             {"delay": "1s"},
@@ -567,6 +591,98 @@ mod tests {
                 "actions[2].webhook.method: `BREW` is not GET, POST, PUT or DELETE",
             ]
         );
+    }
+
+    #[test]
+    fn listed_devices_take_no_area_or_capability() {
+        let f = faults(json!({"id": "x", "name": "X",
+        "triggers": [
+            {"state": {"devices": ["demo:living_lamp"], "area": "living_room", "feature": "state"}},
+            {"availability": {"devices": ["demo:hall_button"], "capability": "action"}},
+            {"event": {"area": "living_room", "capability": "on_off", "feature": "state"}}
+        ],
+        "conditions": [{"state": {"devices": ["demo:living_lamp"], "area": "living_room", "capability": "on_off",
+            "feature": "state", "is": true}}],
+        "actions": [
+            {"set": {"devices": ["demo:living_lamp"], "capability": "on_off", "values": {"state": true}}},
+            {"set": {"area": "living_room", "capability": "on_off", "values": {"state": true}}},
+            {"wait": {"triggers": [{"event": {"devices": ["demo:hall_button"], "area": "hall"}}]}}
+        ]}));
+        let either = "give either `devices`, or an `area` and/or a `capability`";
+        assert_eq!(
+            f,
+            [
+                format!("triggers[0].state: names `devices` and also an `area`: {either}"),
+                format!("triggers[1].availability: names `devices` and also a `capability`: {either}"),
+                format!("conditions[0].state: names `devices` and also an `area` and a `capability`: {either}"),
+                format!("actions[0].set: names `devices` and also a `capability`: {either}"),
+                format!("actions[2].wait.triggers[0].event: names `devices` and also an `area`: {either}"),
+                "actions[2].wait.triggers[0].event.area: no area `hall`; areas are: living_room".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_time_window_must_not_be_empty() {
+        let f = faults(json!({"id": "x", "name": "X",
+            "triggers": [{"start": {}}],
+            "conditions": [
+                {"time": {"after": "22:00", "before": "22:00"}},
+                {"not": {"time": {"after": "07:30:15", "before": "07:30:15", "weekdays": ["mon"]}}},
+                {"time": {"after": "22:00", "before": "06:00"}},
+                {"time": {"after": "06:00", "before": "22:00"}},
+                {"time": {"after": "22:00"}},
+                {"time": {"before": "22:00"}}
+            ],
+            "actions": [{"if": {"conditions": [{"time": {"after": "00:00", "before": "00:00"}}], "then": []}}]}));
+        assert_eq!(
+            f,
+            [
+                "conditions[0].time: `after` and `before` are both 22:00: an empty window that never holds (leave \
+                 both out for the whole day)",
+                "conditions[1].not.time: `after` and `before` are both 07:30:15: an empty window that never holds \
+                 (leave both out for the whole day)",
+                "actions[0].if.conditions[0].time: `after` and `before` are both 00:00: an empty window that never \
+                 holds (leave both out for the whole day)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_state_condition_compares_something() {
+        let f = faults(json!({"id": "x", "name": "X",
+            "triggers": [{"start": {}}],
+            "conditions": [
+                {"state": {"devices": ["demo:living_lamp"], "feature": "state"}},
+                {"or": [{"state": {"area": "living_room", "feature": "brightness", "match": "any"}}]},
+                {"state": {"devices": ["demo:living_lamp"], "feature": "state", "is": false}},
+                {"state": {"devices": ["demo:living_lamp"], "feature": "brightness", "above": 10.0}},
+                {"state": {"devices": ["demo:living_lamp"], "feature": "brightness", "below": 90.0}}
+            ],
+            "actions": [{"repeat": {"until": [{"state": {"devices": ["demo:living_lamp"], "feature": "state"}}],
+                "actions": [{"delay": "1s"}]}}]}));
+        assert_eq!(
+            f,
+            [
+                "conditions[0].state: always holds: give `is`, `above` or `below`",
+                "conditions[1].or[0].state: always holds: give `is`, `above` or `below`",
+                "actions[0].repeat.until[0].state: always holds: give `is`, `above` or `below`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_state_trigger_with_only_for_means_unchanged_that_long() {
+        // "Changed, and then stayed unchanged for 5m": allowed, as are the usual forms.
+        let f = faults(json!({"id": "x", "name": "X",
+            "triggers": [
+                {"state": {"devices": ["demo:living_lamp"], "feature": "brightness", "for": "5m"}},
+                {"state": {"area": "living_room", "feature": "state", "for": "1m"}},
+                {"state": {"devices": ["demo:living_lamp"], "feature": "state"}},
+                {"state": {"devices": ["demo:living_lamp"], "feature": "state", "to": true, "for": "1m"}}
+            ],
+            "actions": [{"wait": {"triggers": [{"state": {"devices": ["demo:living_lamp"], "feature": "state", "for": "10s"}}]}}]}));
+        assert!(f.is_empty(), "{f:?}");
     }
 
     #[test]
