@@ -257,12 +257,57 @@ struct Hold {
     fired: Fired,
 }
 
+/// Which automation triggers a device's changes can fire: those that list the device, and those
+/// with an area or capability target (checked against the device each time).
+#[derive(Debug, Default)]
+struct TriggerIndex {
+    by_device: HashMap<DeviceId, Vec<(String, usize)>>,
+    wide: Vec<(String, usize)>,
+}
+
+impl TriggerIndex {
+    fn add(&mut self, id: &str, def: &Automation) {
+        for (i, t) in def.triggers.iter().enumerate() {
+            let target = match &t.kind {
+                TriggerKind::State { target, .. }
+                | TriggerKind::Event { target, .. }
+                | TriggerKind::Availability { target, .. } => target,
+                _ => continue,
+            };
+            if target.devices.is_empty() {
+                self.wide.push((id.to_owned(), i));
+            }
+            for d in &target.devices {
+                let list = self.by_device.entry(d.clone()).or_default();
+                if !list.iter().any(|(a, j)| a == id && *j == i) {
+                    list.push((id.to_owned(), i));
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.by_device.retain(|_, list| {
+            list.retain(|(a, _)| a != id);
+            !list.is_empty()
+        });
+        self.wide.retain(|(a, _)| a != id);
+    }
+
+    fn candidates(&self, device: &DeviceId) -> Vec<(String, usize)> {
+        let mut out = self.by_device.get(device).cloned().unwrap_or_default();
+        out.extend(self.wide.iter().cloned());
+        out
+    }
+}
+
 /// The automation engine. See the module documentation.
 pub struct Engine {
     clock: Arc<dyn Clock>,
     settings: Settings,
     home: BTreeMap<DeviceId, Device>,
     automations: BTreeMap<String, Entry>,
+    index: TriggerIndex,
     scenes: BTreeMap<String, Scene>,
     runs: BTreeMap<u64, RunRecord>,
     holds: Vec<Hold>,
@@ -414,6 +459,7 @@ impl Engine {
             settings,
             home: BTreeMap::new(),
             automations: BTreeMap::new(),
+            index: TriggerIndex::default(),
             scenes: BTreeMap::new(),
             runs: BTreeMap::new(),
             holds: Vec::new(),
@@ -466,6 +512,8 @@ impl Engine {
         let now = self.now();
         let next = self.schedule(&automation, now);
         self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if *a == id));
+        self.index.remove(&id);
+        self.index.add(&id, &automation);
         self.automations.insert(id.clone(), Entry { def: Arc::new(automation), version, next });
         self.arm_holds_from_state(&id, now, None);
     }
@@ -474,6 +522,7 @@ impl Engine {
     pub fn remove(&mut self, id: &str) -> bool {
         self.cancel_runs(id, "the automation was removed");
         self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if a == id));
+        self.index.remove(id);
         self.automations.remove(id).is_some()
     }
 
@@ -1032,8 +1081,10 @@ impl Engine {
         let mut fire = Vec::new();
         let mut arm = Vec::new();
         let mut cancel = Vec::new();
-        for (id, e) in self.automations.iter().filter(|(_, e)| e.def.enabled) {
-            for (i, t) in e.def.triggers.iter().enumerate() {
+        for (id, i) in self.index.candidates(device) {
+            let Some(e) = self.automations.get(&id).filter(|e| e.def.enabled) else { continue };
+            {
+                let Some(t) = e.def.triggers.get(i) else { continue };
                 let TriggerKind::State { target, feature: f, from, to, above, below, hold } = &t.kind else { continue };
                 if f != feature || !matching::in_target(d, target) {
                     continue;
@@ -1124,7 +1175,19 @@ impl Engine {
             context: Some(context.clone()),
             ..Default::default()
         };
-        self.fire_matching(&matches, &|i, t| make(Some(i), t.id.clone()));
+        let hits: Vec<(String, Fired)> = self
+            .index
+            .candidates(device)
+            .into_iter()
+            .filter_map(|(id, i)| {
+                let e = self.automations.get(&id).filter(|e| e.def.enabled)?;
+                let t = e.def.triggers.get(i).filter(|t| matches(&t.kind))?;
+                Some((id, make(Some(i), t.id.clone())))
+            })
+            .collect();
+        for (id, fired) in hits {
+            self.fire(&id, fired, false);
+        }
         self.wake_waits(&matches, &|_| make(None, None));
     }
 

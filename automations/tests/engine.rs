@@ -642,3 +642,34 @@ fn scheduled_triggers_record_that_the_engine_was_alive() {
     let out = rig.outputs();
     assert!(out.contains(&Output::Alive("2026-11-27T20:15:00Z".parse().unwrap())), "{out:?}");
 }
+
+#[test]
+fn area_triggers_follow_devices_into_and_out_of_the_area() {
+    let mut rig = Rig::new(friday_evening(), Settings::default());
+    rig.add(json!({"id": "living_warm", "name": "Living warm", "mode": "parallel",
+        "triggers": [{"state": {"area": "living_room", "capability": "temperature", "feature": "temperature", "above": 25}}],
+        "actions": [{"notify": {"message": "{{ trigger.device }}"}}]}));
+    let notes = |rig: &mut Rig| -> Vec<String> {
+        rig.outputs()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Notify { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    };
+    rig.state("living_climate", "temperature", Value::Number(26.0), None);
+    assert_eq!(notes(&mut rig), ["demo:living_climate"]);
+    // Moved to the hallway: no longer in the target.
+    let mut moved = rig.engine.devices().find(|d| d.id.native() == "living_climate").unwrap().clone();
+    moved.area = Some("hallway".into());
+    rig.engine.event(&Event::DeviceUpdated { device: moved.clone() });
+    rig.state("living_climate", "temperature", Value::Number(20.0), None);
+    rig.state("living_climate", "temperature", Value::Number(27.0), None);
+    assert!(notes(&mut rig).is_empty());
+    moved.area = Some("living_room".into());
+    rig.engine.event(&Event::DeviceUpdated { device: moved });
+    rig.state("living_climate", "temperature", Value::Number(20.0), None);
+    rig.state("living_climate", "temperature", Value::Number(27.5), None);
+    assert_eq!(notes(&mut rig), ["demo:living_climate"]);
+}
