@@ -358,39 +358,6 @@ pub struct DryRun {
     pub actions: Vec<String>,
 }
 
-fn kind_name(k: &ActionKind) -> &'static str {
-    match k {
-        ActionKind::Set { .. } => "set",
-        ActionKind::Scene { .. } => "scene",
-        ActionKind::Delay(_) => "delay",
-        ActionKind::Wait { .. } => "wait",
-        ActionKind::If { .. } => "if",
-        ActionKind::Choose { .. } => "choose",
-        ActionKind::Repeat { .. } => "repeat",
-        ActionKind::Parallel(_) => "parallel",
-        ActionKind::Mqtt { .. } => "mqtt",
-        ActionKind::Webhook { .. } => "webhook",
-        ActionKind::Notify { .. } => "notify",
-        ActionKind::Enable(_) => "enable",
-        ActionKind::Disable(_) => "disable",
-        ActionKind::Stop { .. } => "stop",
-    }
-}
-
-fn trigger_kind_name(k: &TriggerKind) -> &'static str {
-    match k {
-        TriggerKind::State { .. } => "state",
-        TriggerKind::Event { .. } => "event",
-        TriggerKind::Availability { .. } => "availability",
-        TriggerKind::Time { .. } => "time",
-        TriggerKind::Interval { .. } => "interval",
-        TriggerKind::Sun { .. } => "sun",
-        TriggerKind::Start {} => "start",
-        TriggerKind::Mqtt { .. } => "mqtt",
-        TriggerKind::Webhook { .. } => "webhook",
-    }
-}
-
 /// The list of actions at a path.
 fn block<'a>(actions: &'a [Action], path: &[Seg]) -> Option<&'a [Action]> {
     let mut list = actions;
@@ -615,7 +582,7 @@ impl Engine {
                         kind: "catch_up".into(),
                         description: format!(
                             "caught up: triggers[{i}] ({}) was due at {at} while the hub was down",
-                            trigger_kind_name(&t.kind)
+                            t.kind.name()
                         ),
                         at: now,
                         ..Default::default()
@@ -775,12 +742,12 @@ impl Engine {
                 TriggerKind::Sun { event, offset_secs } => {
                     format!("{event:?} with offset {offset_secs}s").to_lowercase()
                 }
-                other => trigger_kind_name(other).to_owned(),
+                other => other.name().to_owned(),
             };
             let fired = Fired {
                 index: Some(i),
                 id: t.id.clone(),
-                kind: trigger_kind_name(&t.kind).into(),
+                kind: t.kind.name().into(),
                 description,
                 at,
                 ..Default::default()
@@ -1031,17 +998,11 @@ impl Engine {
     /// Ends the waits whose triggers `matches` accepts; returns how many.
     fn wake_waits(&mut self, matches: &dyn Fn(&TriggerKind) -> bool, make: &dyn Fn(&TriggerKind) -> Fired) -> usize {
         let mut hits = Vec::new();
-        for (id, run) in &self.runs {
-            let Some(entry) = self.automations.get(&run.automation) else { continue };
-            for (ti, t) in run.threads.iter().enumerate() {
-                if !matches!(t.state, ThreadState::Waiting { .. }) {
-                    continue;
-                }
-                if let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, t).map(|a| &a.kind)
-                    && let Some(k) = triggers.iter().find(|k| matches(k))
-                {
-                    hits.push((*id, ti, make(k)));
-                }
+        for (id, ti, def) in self.waiting() {
+            if let Some(ActionKind::Wait { triggers, .. }) = current_action_at(&def, &self.runs, id, ti)
+                && let Some(k) = triggers.iter().find(|k| matches(k))
+            {
+                hits.push((id, ti, make(k)));
             }
         }
         let n = hits.len();
@@ -1109,13 +1070,9 @@ impl Engine {
         }
         // Waits' triggers.
         let mut wake = Vec::new();
-        for (rid, run) in &self.runs {
-            let Some(entry) = self.automations.get(&run.automation) else { continue };
-            for (ti, th) in run.threads.iter().enumerate() {
-                if !matches!(th.state, ThreadState::Waiting { .. }) {
-                    continue;
-                }
-                let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, th).map(|a| &a.kind) else {
+        for (rid, ti, def) in self.waiting() {
+            {
+                let Some(ActionKind::Wait { triggers, .. }) = current_action_at(&def, &self.runs, rid, ti) else {
                     continue;
                 };
                 for k in triggers {
@@ -1124,9 +1081,9 @@ impl Engine {
                         continue;
                     }
                     let test = StateTest { from: from.as_ref(), to: to.as_ref(), above: *above, below: *below };
-                    let owner = Owner::Wait(*rid, ti);
+                    let owner = Owner::Wait(rid, ti);
                     match hold {
-                        None if test.fires(old, new) => wake.push((*rid, ti, describe(None, None, None))),
+                        None if test.fires(old, new) => wake.push((rid, ti, describe(None, None, None))),
                         Some(h) if test.fires(old, new) => {
                             if test.any_change() {
                                 cancel.push(owner.clone());
@@ -1223,13 +1180,9 @@ impl Engine {
             }
         }
         // Waits' availability triggers with `for` count down like the automations' own.
-        for (rid, run) in &self.runs {
-            let Some(entry) = self.automations.get(&run.automation) else { continue };
-            for (ti, th) in run.threads.iter().enumerate() {
-                if !matches!(th.state, ThreadState::Waiting { .. }) {
-                    continue;
-                }
-                let Some(ActionKind::Wait { triggers, .. }) = current_action(&entry.def, th).map(|a| &a.kind) else {
+        for (rid, ti, def) in self.waiting() {
+            {
+                let Some(ActionKind::Wait { triggers, .. }) = current_action_at(&def, &self.runs, rid, ti) else {
                     continue;
                 };
                 for k in triggers {
@@ -1237,7 +1190,7 @@ impl Engine {
                     if !matching::in_target(&d, target) {
                         continue;
                     }
-                    let owner = Owner::Wait(*rid, ti);
+                    let owner = Owner::Wait(rid, ti);
                     if to.is_none_or(|to| to == new) {
                         arm.push((owner, plus(now, h.as_millis()), describe(None, None)));
                     } else {
@@ -1264,6 +1217,20 @@ impl Engine {
     }
 
     // ----- runs --------------------------------------------------------------------------------
+
+    /// Every thread that waits in a `wait`: its run, its index and the run's automation.
+    fn waiting(&self) -> Vec<(u64, usize, Arc<Automation>)> {
+        let mut out = Vec::new();
+        for (id, run) in &self.runs {
+            let Some(entry) = self.automations.get(&run.automation) else { continue };
+            for (ti, t) in run.threads.iter().enumerate() {
+                if matches!(t.state, ThreadState::Waiting { .. }) {
+                    out.push((*id, ti, entry.def.clone()));
+                }
+            }
+        }
+        out
+    }
 
     fn next_context(&mut self, automation: &str, parent: Option<&Context>) -> Context {
         self.ctx_seq += 1;
@@ -1559,7 +1526,7 @@ impl Engine {
             run.trace.step(Step {
                 path: path.clone(),
                 alias: action.alias.clone(),
-                action: kind_name(&action.kind).into(),
+                action: action.kind.name().into(),
                 at: now,
                 ok,
                 outcome,
@@ -1648,7 +1615,7 @@ impl Engine {
                     .map(|k| schedule::next_fire(k, &self.settings.zone, self.settings.location, now))
                     .collect();
                 thread.state = ThreadState::Waiting { until, times };
-                let kinds: Vec<&str> = triggers.iter().map(trigger_kind_name).collect();
+                let kinds: Vec<&str> = triggers.iter().map(TriggerKind::name).collect();
                 let until_text = until.map(|u| format!(", at most until {u}")).unwrap_or_default();
                 step(run, true, format!("waiting for {}{until_text}", kinds.join(" or ")));
             }
@@ -1993,7 +1960,7 @@ impl Engine {
                 ActionKind::Scene { id, .. } => out.push(format!("{pad}{alias}apply scene `{id}`")),
                 ActionKind::Delay(d) => out.push(format!("{pad}{alias}wait {d}")),
                 ActionKind::Wait { triggers, timeout, .. } => {
-                    let kinds: Vec<&str> = triggers.iter().map(trigger_kind_name).collect();
+                    let kinds: Vec<&str> = triggers.iter().map(TriggerKind::name).collect();
                     let t = timeout.map(|t| format!(" (at most {t})")).unwrap_or_default();
                     out.push(format!("{pad}{alias}wait for {}{t}", kinds.join(" or ")));
                 }
@@ -2050,6 +2017,16 @@ fn with(block: &[Seg], seg: Seg) -> Vec<Seg> {
     let mut b = block.to_vec();
     b.push(seg);
     b
+}
+
+/// The action a thread of a run is at, as its kind.
+fn current_action_at<'a>(
+    def: &'a Automation,
+    runs: &BTreeMap<u64, RunRecord>,
+    run: u64,
+    thread: usize,
+) -> Option<&'a ActionKind> {
+    current_action(def, runs.get(&run)?.threads.get(thread)?).map(|a| &a.kind)
 }
 
 fn current_action<'a>(def: &'a Automation, t: &Thread) -> Option<&'a Action> {

@@ -130,7 +130,9 @@ pub fn value_text(v: &Value) -> String {
 pub const TEMPLATE_NAMES: &[&str] =
     &["id", "kind", "device", "feature", "value", "old", "event", "topic", "payload", "body", "at", "description"];
 
-/// Each `{{ ... }}` of a text: the name inside, or an error saying what is wrong.
+/// Each `{{ ... }}` of a text: the name inside, or an error saying what is wrong. A name may be
+/// followed by `| json`, which writes the value as a JSON string (quotes and escapes), for JSON
+/// bodies and payloads.
 pub fn template_names(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let mut rest = text;
@@ -140,7 +142,16 @@ pub fn template_names(text: &str) -> Result<Vec<String>, String> {
             return Err(format!("`{{{{` at byte {} is never closed with `}}}}`", text.len() - rest.len() + start));
         };
         let inner = after[..end].trim();
-        let Some(name) = inner.strip_prefix("trigger.") else {
+        let (expr, filter) = match inner.split_once('|') {
+            Some((e, f)) => (e.trim(), Some(f.trim())),
+            None => (inner, None),
+        };
+        if let Some(f) = filter
+            && f != "json"
+        {
+            return Err(format!("`{{{{ {inner} }}}}`: the only filter is `json`, not `{f}`"));
+        }
+        let Some(name) = expr.strip_prefix("trigger.") else {
             return Err(format!("`{{{{ {inner} }}}}`: only `trigger.<name>` can be used here"));
         };
         if !TEMPLATE_NAMES.contains(&name) {
@@ -163,8 +174,17 @@ pub fn render(text: &str, fired: &Fired) -> String {
             out.push_str(&rest[start..]);
             return out;
         };
-        let name = after[..end].trim().strip_prefix("trigger.").unwrap_or("");
-        out.push_str(&field(fired, name).unwrap_or_default());
+        let inner = after[..end].trim();
+        let (expr, json) = match inner.split_once('|') {
+            Some((e, f)) => (e.trim(), f.trim() == "json"),
+            None => (inner, false),
+        };
+        let value = field(fired, expr.strip_prefix("trigger.").unwrap_or("")).unwrap_or_default();
+        if json {
+            out.push_str(&serde_json::Value::String(value).to_string());
+        } else {
+            out.push_str(&value);
+        }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -232,6 +252,9 @@ mod tests {
         assert_eq!(render("{{ trigger.payload }}", &f), r#"{"pressed": 1}"#);
         assert_eq!(render("t={{trigger.value}} on {{ trigger.topic }}!", &f), "t=21 on doorbell/front!");
         assert_eq!(render("{{ trigger.event }}x", &f), "x");
+        assert_eq!(render(r#"{"p": {{ trigger.payload | json }}}"#, &f), r#"{"p": "{\"pressed\": 1}"}"#);
+        assert_eq!(template_names("{{ trigger.payload|json }}").unwrap(), ["payload"]);
+        assert!(template_names("{{ trigger.payload | upper }}").unwrap_err().contains("the only filter is `json`"));
         assert_eq!(template_names("{{ trigger.payload }} {{ trigger.value }}").unwrap(), ["payload", "value"]);
         assert!(template_names("{{ trigger.colour }}").unwrap_err().contains("`trigger.colour` is not known"));
         assert!(template_names("{{ states('x') }}").unwrap_err().contains("only `trigger.<name>`"));

@@ -484,6 +484,39 @@ impl TriggerKind {
         Some((_, kinds)) => kinds,
         None => &[],
     };
+
+    /// The key that names this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TriggerKind::State { .. } => "state",
+            TriggerKind::Event { .. } => "event",
+            TriggerKind::Availability { .. } => "availability",
+            TriggerKind::Time { .. } => "time",
+            TriggerKind::Interval { .. } => "interval",
+            TriggerKind::Sun { .. } => "sun",
+            TriggerKind::Start {} => "start",
+            TriggerKind::Mqtt { .. } => "mqtt",
+            TriggerKind::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+impl Condition {
+    /// The keys that name the kinds, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["state", "time", "sun", "trigger", "and", "or", "not"];
+
+    /// The key that names this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Condition::State { .. } => "state",
+            Condition::Time { .. } => "time",
+            Condition::Sun { .. } => "sun",
+            Condition::Trigger { .. } => "trigger",
+            Condition::And(_) => "and",
+            Condition::Or(_) => "or",
+            Condition::Not(_) => "not",
+        }
+    }
 }
 
 impl ActionKind {
@@ -492,6 +525,64 @@ impl ActionKind {
         Some((_, kinds)) => kinds,
         None => &[],
     };
+
+    /// The key that names this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::Set { .. } => "set",
+            ActionKind::Scene { .. } => "scene",
+            ActionKind::Delay(_) => "delay",
+            ActionKind::Wait { .. } => "wait",
+            ActionKind::If { .. } => "if",
+            ActionKind::Choose { .. } => "choose",
+            ActionKind::Repeat { .. } => "repeat",
+            ActionKind::Parallel(_) => "parallel",
+            ActionKind::Mqtt { .. } => "mqtt",
+            ActionKind::Webhook { .. } => "webhook",
+            ActionKind::Notify { .. } => "notify",
+            ActionKind::Enable(_) => "enable",
+            ActionKind::Disable(_) => "disable",
+            ActionKind::Stop { .. } => "stop",
+        }
+    }
+}
+
+/// The example that uses every kind of trigger, condition and action (for tests).
+#[cfg(test)]
+pub(crate) fn everything_json() -> serde_json::Value {
+    serde_json::json!({
+        "id": "everything", "name": "Everything", "enabled": false, "mode": "queued", "max_runs": 3, "catch_up": "run_once",
+        "triggers": [
+            {"state": {"devices": ["demo:living_climate"], "feature": "temperature", "above": 25.0, "for": "10m"}},
+            {"event": {"devices": ["demo:hall_button"], "feature": "action", "events": ["single", "double"]}},
+            {"availability": {"area": "kitchen", "to": "offline", "for": "5m"}},
+            {"time": {"at": "07:30", "weekdays": ["mon", "fri"]}},
+            {"interval": {"every": "15m"}},
+            {"sun": {"event": "sunset", "offset_secs": -1800}},
+            {"start": {}},
+            {"mqtt": {"topic": "doorbell/+/pressed", "payload": "1"}},
+            {"webhook": {"id": "garage"}}
+        ],
+        "conditions": [
+            {"state": {"area": "bedroom", "capability": "contact", "feature": "contact", "is": false, "match": "any"}},
+            {"not": {"time": {"weekdays": ["sat", "sun"]}}},
+            {"and": [{"state": {"devices": ["demo:living_climate"], "feature": "temperature", "above": 18.0, "below": 26.0}}]},
+            {"or": [{"sun": {"below": -6.0}}, {"trigger": {"id": "x"}}]}
+        ],
+        "actions": [
+            {"set": {"devices": ["demo:living_lamp"], "toggle": ["state"]}},
+            {"scene": {"id": "evening", "transition": 2.0}},
+            {"delay": "30s"},
+            {"wait": {"triggers": [{"state": {"devices": ["demo:front_door"], "feature": "contact", "to": true}}], "timeout": "10m", "continue_on_timeout": true}},
+            {"if": {"conditions": [{"trigger": {"id": "x"}}], "then": [{"stop": {"reason": "done"}}], "else": [{"notify": {"message": "Door still open", "title": "Hall"}}]}},
+            {"choose": {"options": [{"conditions": [{"trigger": {"id": "x"}}], "actions": [{"delay": "1s"}]}], "default": [{"delay": "2s"}]}},
+            {"repeat": {"count": 3, "while": [{"sun": {"above": 0.0}}], "actions": [{"delay": "1s"}]}},
+            {"parallel": [[{"mqtt": {"topic": "hearth/echo", "payload": "{{ trigger.payload }}", "retain": true}}], [{"webhook": {"url": "http://127.0.0.1:9/hook", "method": "PUT", "body": "{}"}}]]},
+            {"enable": "porch_light"},
+            {"disable": "porch_light"},
+            {"stop": {}}
+        ]
+    })
 }
 
 impl<'de> Deserialize<'de> for Trigger {
@@ -780,6 +871,7 @@ with_target!(read_set_action, SetActionForm {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn round_trip<T: serde::de::DeserializeOwned + Serialize + std::fmt::Debug + PartialEq>(v: serde_json::Value) -> T {
         let parsed: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
@@ -812,36 +904,51 @@ mod tests {
 
     #[test]
     fn every_trigger_and_action_kind_has_a_json_form() {
-        let _: Automation = round_trip(json!({
-            "id": "everything", "name": "Everything", "enabled": false, "mode": "queued", "max_runs": 3, "catch_up": "run_once",
-            "triggers": [
-                {"event": {"devices": ["demo:hall_button"], "feature": "action", "events": ["single", "double"]}},
-                {"availability": {"area": "kitchen", "to": "offline", "for": "5m"}},
-                {"time": {"at": "07:30", "weekdays": ["mon", "fri"]}},
-                {"interval": {"every": "15m"}},
-                {"sun": {"event": "sunset", "offset_secs": -1800}},
-                {"start": {}},
-                {"mqtt": {"topic": "doorbell/+/pressed", "payload": "1"}},
-                {"webhook": {"id": "garage"}}
-            ],
-            "conditions": [
-                {"state": {"area": "bedroom", "capability": "contact", "feature": "contact", "is": false, "match": "any"}},
-                {"not": {"time": {"weekdays": ["sat", "sun"]}}},
-                {"and": [{"state": {"devices": ["demo:living_climate"], "feature": "temperature", "above": 18.0, "below": 26.0}}]}
-            ],
-            "actions": [
-                {"set": {"devices": ["demo:living_lamp"], "toggle": ["state"]}},
-                {"scene": {"id": "evening", "transition": 2.0}},
-                {"delay": "30s"},
-                {"wait": {"triggers": [{"state": {"devices": ["demo:front_door"], "feature": "contact", "to": true}}], "timeout": "10m", "continue_on_timeout": true}},
-                {"if": {"conditions": [{"trigger": {"id": "x"}}], "then": [{"stop": {"reason": "done"}}], "else": [{"notify": {"message": "Door still open", "title": "Hall"}}]}},
-                {"repeat": {"count": 3, "while": [{"sun": {"above": 0.0}}], "actions": [{"delay": "1s"}]}},
-                {"parallel": [[{"mqtt": {"topic": "hearth/echo", "payload": "{{ trigger.payload }}", "retain": true}}], [{"webhook": {"url": "http://127.0.0.1:9/hook", "method": "PUT", "body": "{}"}}]]},
-                {"enable": "porch_light"},
-                {"disable": "porch_light"},
-                {"stop": {}}
-            ]
-        }));
+        let a: Automation = round_trip(everything_json());
+        // The example names every kind, and `name()` agrees with `NAMES`.
+        fn conditions(list: &[Condition], out: &mut BTreeSet<&'static str>) {
+            for c in list {
+                out.insert(c.name());
+                match c {
+                    Condition::And(l) | Condition::Or(l) => conditions(l, out),
+                    Condition::Not(c) => conditions(std::slice::from_ref(c), out),
+                    _ => {}
+                }
+            }
+        }
+        fn actions(list: &[Action], acts: &mut BTreeSet<&'static str>, conds: &mut BTreeSet<&'static str>) {
+            for a in list {
+                acts.insert(a.kind.name());
+                match &a.kind {
+                    ActionKind::If { conditions: c, then, otherwise } => {
+                        conditions(c, conds);
+                        actions(then, acts, conds);
+                        actions(otherwise, acts, conds);
+                    }
+                    ActionKind::Choose { options, default } => {
+                        for o in options {
+                            conditions(&o.conditions, conds);
+                            actions(&o.actions, acts, conds);
+                        }
+                        actions(default, acts, conds);
+                    }
+                    ActionKind::Repeat { while_all, until, actions: body, .. } => {
+                        conditions(while_all, conds);
+                        conditions(until, conds);
+                        actions(body, acts, conds);
+                    }
+                    ActionKind::Parallel(branches) => branches.iter().for_each(|b| actions(b, acts, conds)),
+                    _ => {}
+                }
+            }
+        }
+        let triggers: BTreeSet<&str> = a.triggers.iter().map(|t| t.kind.name()).collect();
+        let (mut acts, mut conds) = (BTreeSet::new(), BTreeSet::new());
+        conditions(&a.conditions, &mut conds);
+        actions(&a.actions, &mut acts, &mut conds);
+        assert_eq!(triggers, TriggerKind::NAMES.iter().copied().collect());
+        assert_eq!(conds, Condition::NAMES.iter().copied().collect());
+        assert_eq!(acts, ActionKind::NAMES.iter().copied().collect());
     }
 
     #[test]

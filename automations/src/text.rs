@@ -1441,37 +1441,7 @@ mod tests {
 
     /// The "every kind" example of model.rs.
     fn everything() -> Automation {
-        serde_json::from_value(json!({
-            "id": "everything", "name": "Everything", "enabled": false, "mode": "queued", "max_runs": 3, "catch_up": "run_once",
-            "triggers": [
-                {"event": {"devices": ["demo:hall_button"], "feature": "action", "events": ["single", "double"]}},
-                {"availability": {"area": "kitchen", "to": "offline", "for": "5m"}},
-                {"time": {"at": "07:30", "weekdays": ["mon", "fri"]}},
-                {"interval": {"every": "15m"}},
-                {"sun": {"event": "sunset", "offset_secs": -1800}},
-                {"start": {}},
-                {"mqtt": {"topic": "doorbell/+/pressed", "payload": "1"}},
-                {"webhook": {"id": "garage"}}
-            ],
-            "conditions": [
-                {"state": {"area": "bedroom", "capability": "contact", "feature": "contact", "is": false, "match": "any"}},
-                {"not": {"time": {"weekdays": ["sat", "sun"]}}},
-                {"and": [{"state": {"devices": ["demo:living_climate"], "feature": "temperature", "above": 18.0, "below": 26.0}}]}
-            ],
-            "actions": [
-                {"set": {"devices": ["demo:living_lamp"], "toggle": ["state"]}},
-                {"scene": {"id": "evening", "transition": 2.0}},
-                {"delay": "30s"},
-                {"wait": {"triggers": [{"state": {"devices": ["demo:front_door"], "feature": "contact", "to": true}}], "timeout": "10m", "continue_on_timeout": true}},
-                {"if": {"conditions": [{"trigger": {"id": "x"}}], "then": [{"stop": {"reason": "done"}}], "else": [{"notify": {"message": "Door still open", "title": "Hall"}}]}},
-                {"repeat": {"count": 3, "while": [{"sun": {"above": 0.0}}], "actions": [{"delay": "1s"}]}},
-                {"parallel": [[{"mqtt": {"topic": "hearth/echo", "payload": "{{ trigger.payload }}", "retain": true}}], [{"webhook": {"url": "http://127.0.0.1:9/hook", "method": "PUT", "body": "{}"}}]]},
-                {"enable": "porch_light"},
-                {"disable": "porch_light"},
-                {"stop": {}}
-            ]
-        }))
-        .unwrap()
+        serde_json::from_value(crate::model::everything_json()).unwrap()
     }
 
     fn evening() -> Scene {

@@ -266,60 +266,11 @@ fn the_demo_home_here_is_the_demo_adapters() {
 
 // ----- kinds ---------------------------------------------------------------------------------------
 
-// No wildcards: a new kind fails to compile here until it is named, and then fails
-// `every_kind_has_an_example` until AUTOMATIONS.md shows it.
-
-fn trigger_kind(k: &TriggerKind) -> &'static str {
-    match k {
-        TriggerKind::State { .. } => "state",
-        TriggerKind::Event { .. } => "event",
-        TriggerKind::Availability { .. } => "availability",
-        TriggerKind::Time { .. } => "time",
-        TriggerKind::Interval { .. } => "interval",
-        TriggerKind::Sun { .. } => "sun",
-        TriggerKind::Start { .. } => "start",
-        TriggerKind::Mqtt { .. } => "mqtt",
-        TriggerKind::Webhook { .. } => "webhook",
-    }
-}
-const TRIGGER_KINDS: [&str; 9] =
-    ["state", "event", "availability", "time", "interval", "sun", "start", "mqtt", "webhook"];
-
-fn condition_kind(c: &Condition) -> &'static str {
-    match c {
-        Condition::State { .. } => "state",
-        Condition::Time { .. } => "time",
-        Condition::Sun { .. } => "sun",
-        Condition::Trigger { .. } => "trigger",
-        Condition::And(_) => "and",
-        Condition::Or(_) => "or",
-        Condition::Not(_) => "not",
-    }
-}
-const CONDITION_KINDS: [&str; 7] = ["state", "time", "sun", "trigger", "and", "or", "not"];
-
-fn action_kind(a: &ActionKind) -> &'static str {
-    match a {
-        ActionKind::Set { .. } => "set",
-        ActionKind::Scene { .. } => "scene",
-        ActionKind::Delay(_) => "delay",
-        ActionKind::Wait { .. } => "wait",
-        ActionKind::If { .. } => "if",
-        ActionKind::Choose { .. } => "choose",
-        ActionKind::Repeat { .. } => "repeat",
-        ActionKind::Parallel(_) => "parallel",
-        ActionKind::Mqtt { .. } => "mqtt",
-        ActionKind::Webhook { .. } => "webhook",
-        ActionKind::Notify { .. } => "notify",
-        ActionKind::Enable(_) => "enable",
-        ActionKind::Disable(_) => "disable",
-        ActionKind::Stop { .. } => "stop",
-    }
-}
-const ACTION_KINDS: [&str; 14] = [
-    "set", "scene", "delay", "wait", "if", "choose", "repeat", "parallel", "mqtt", "webhook", "notify", "enable",
-    "disable", "stop",
-];
+// The model names its kinds (`name()`, exhaustive, and `NAMES`, tied together by the model's
+// tests): a new kind fails `every_kind_has_an_example` until AUTOMATIONS.md shows it.
+const TRIGGER_KINDS: &[&str] = TriggerKind::NAMES;
+const CONDITION_KINDS: &[&str] = Condition::NAMES;
+const ACTION_KINDS: &[&str] = ActionKind::NAMES;
 
 fn end_kind(k: EndKind) -> &'static str {
     match k {
@@ -376,7 +327,7 @@ impl Seen {
     }
 
     fn trigger(&mut self, k: &TriggerKind) {
-        let name = trigger_kind(k);
+        let name = k.name();
         assert_eq!(json_kind(k), name);
         self.triggers.insert(name);
     }
@@ -388,7 +339,7 @@ impl Seen {
     }
 
     fn condition(&mut self, c: &Condition) {
-        let name = condition_kind(c);
+        let name = c.name();
         assert_eq!(json_kind(c), name);
         self.conditions.insert(name);
         match c {
@@ -408,7 +359,7 @@ impl Seen {
     }
 
     fn action(&mut self, a: &Action) {
-        let name = action_kind(&a.kind);
+        let name = a.kind.name();
         assert_eq!(json_kind(a), name);
         self.actions.insert(name);
         match &a.kind {
@@ -568,11 +519,12 @@ fn every_kind_has_an_example() {
             Example::Invalid(..) | Example::Scene(_) => {}
         }
     }
-    assert_eq!(seen.triggers, BTreeSet::from(TRIGGER_KINDS), "trigger kinds with an example");
-    assert_eq!(seen.conditions, BTreeSet::from(CONDITION_KINDS), "condition kinds with an example");
-    assert_eq!(seen.actions, BTreeSet::from(ACTION_KINDS), "action kinds with an example");
+    let set = |names: &[&'static str]| names.iter().copied().collect::<BTreeSet<&str>>();
+    assert_eq!(seen.triggers, set(TRIGGER_KINDS), "trigger kinds with an example");
+    assert_eq!(seen.conditions, set(CONDITION_KINDS), "condition kinds with an example");
+    assert_eq!(seen.actions, set(ACTION_KINDS), "action kinds with an example");
     // Each kind also has a section of its own.
-    for kind in TRIGGER_KINDS.iter().chain(&CONDITION_KINDS).chain(&ACTION_KINDS) {
+    for kind in TRIGGER_KINDS.iter().chain(CONDITION_KINDS).chain(ACTION_KINDS) {
         assert!(DOC.contains(&format!("\n### `{kind}`")), "AUTOMATIONS.md has no section `### `{kind}``");
     }
 }

@@ -348,3 +348,59 @@ fn a_notify_action_reaches_the_web_ui_over_the_websocket() {
     assert_eq!(note["event"]["title"], "Hall");
     assert_eq!(note["event"]["context"]["origin"], json!({"kind": "automation", "id": "door_note"}));
 }
+
+/// A one-request HTTP server: returns its address and a receiver of (request line, body).
+fn http_sink() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        tx.send((line.trim().to_owned(), String::from_utf8(body).unwrap())).unwrap();
+    });
+    (addr, rx)
+}
+
+#[test]
+fn an_outgoing_webhook_carries_the_trigger_as_valid_json_and_its_answer_is_traced() {
+    let (hub, token, _dir) = quiet_demo();
+    let (addr, requests) = http_sink();
+    create(
+        &hub,
+        &token,
+        json!({"id": "forward", "name": "Forward", "triggers": [{"webhook": {"id": "in"}}],
+        "actions": [{"webhook": {"url": format!("http://{addr}/hook"), "body": "{\"got\": {{ trigger.body | json }}}"}},
+                    {"notify": {"message": "forwarded"}}]}),
+    );
+    let body = r#"He said "hi" \ then left"#;
+    let a = hub.request_text("POST", "/api/v1/webhooks/in", Some(&token), body);
+    assert_eq!(a.status, 202, "{}", a.text);
+    let (line, sent) = requests.recv_timeout(T).unwrap();
+    assert_eq!(line, "POST /hook HTTP/1.1");
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent, json!({"got": body}));
+    let t = hub.wait_for(T, || traces(&hub, &token, "forward").into_iter().next());
+    let steps: Vec<&str> = t["steps"].as_array().unwrap().iter().map(|s| s["outcome"].as_str().unwrap()).collect();
+    assert_eq!(steps[0], format!("calling POST http://{addr}/hook"));
+    assert_eq!(steps[1], "answered 200 OK", "{t}");
+    assert_eq!(t["ending"]["kind"], "finished");
+}
