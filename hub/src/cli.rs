@@ -1,5 +1,7 @@
 //! The `hearth` command line: `run` (the default), `check-config`, `user`, `token`, `version`.
 //!
+//! What `user` and `token` change is recorded in the audit log with no actor (the command line).
+//!
 //! Every subcommand that touches data takes `--data-dir` (and `--config`, whose `data_dir` it
 //! honours) and works whether or not the hub is running: SQLite's locking lets it write beside
 //! the hub's writer.
@@ -75,13 +77,20 @@ struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Add an account; the password is asked for, or read from stdin with --password-stdin.
+    /// Add an account (a member unless --admin); the password is asked for, or read from stdin
+    /// with --password-stdin.
     Add {
         /// Account name.
         name: String,
-        /// Make it an administrator.
-        #[arg(long)]
+        /// Make it an administrator (may do everything).
+        #[arg(long, conflicts_with = "member")]
         admin: bool,
+        /// Make it a member (controls devices and runs scenes; the default).
+        #[arg(long)]
+        member: bool,
+        /// Limit a member to this area (an area id; repeat for more; none means every area).
+        #[arg(long = "area", value_name = "AREA")]
+        areas: Vec<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -288,20 +297,33 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
+/// Records what a command did in the audit log (no account acted: the actor is empty).
+fn cli_audit(conn: &rusqlite::Connection, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
+    let detail =
+        if detail.is_empty() { "from the command line".to_owned() } else { format!("{detail}; from the command line") };
+    crate::audit::record(conn, &crate::audit::Entry::new(None, action).target(target).detail(detail))?;
+    Ok(())
+}
+
 fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout();
     match c {
-        UserCommand::Add { name, admin, password_stdin, data } => {
+        UserCommand::Add { name, admin, member: _, areas, password_stdin, data } => {
             auth::check_name(&name)?;
-            let conn = open_db(&data)?;
+            let mut conn = open_db(&data)?;
             let hash = auth::hash_password(&read_password(password_stdin)?)?;
-            auth::insert_user(&conn, &name, &hash, admin)?;
-            writeln!(out, "Added {} `{name}`.", if admin { "administrator" } else { "user" })?;
+            let tx = conn.transaction()?;
+            auth::insert_user(&tx, &name, &hash, admin)?;
+            auth::set_user_areas(&tx, &name, &areas)?;
+            cli_audit(&tx, "user.add", &name, &format!("role {}", auth::role_name(admin)))?;
+            tx.commit()?;
+            writeln!(out, "Added {} `{name}`.", if admin { "administrator" } else { "member" })?;
         }
         UserCommand::Passwd { name, password_stdin, data } => {
             let conn = open_db(&data)?;
             let hash = auth::hash_password(&read_password(password_stdin)?)?;
             auth::set_password(&conn, &name, &hash)?;
+            cli_audit(&conn, "user.change", &name, "password set, sessions ended")?;
             writeln!(out, "Changed the password of `{name}`; their sessions have ended.")?;
         }
         UserCommand::List { data } => {
@@ -311,12 +333,14 @@ fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "No accounts yet: add one with `hearth user add NAME --admin`.")?;
             }
             for u in users {
-                writeln!(out, "{}\t{}\tcreated {}", u.name, if u.admin { "admin" } else { "user" }, u.created_at)?;
+                let areas = if u.admin || u.areas.is_empty() { "all areas".to_owned() } else { u.areas.join(",") };
+                writeln!(out, "{}\t{}\t{areas}\tcreated {}", u.name, u.role, u.created_at)?;
             }
         }
         UserCommand::Remove { name, data } => {
             let conn = open_db(&data)?;
             auth::remove_user(&conn, &name)?;
+            cli_audit(&conn, "user.remove", &name, "")?;
             writeln!(out, "Removed `{name}` and their tokens.")?;
         }
     }
@@ -329,6 +353,7 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Create { user, name, data } => {
             let conn = open_db(&data)?;
             let (id, token) = auth::create_token(&conn, &user, &name, "api")?;
+            cli_audit(&conn, "token.create", &id.to_string(), &format!("{name} of {user}"))?;
             writeln!(out, "Created token {id} for `{user}`. Keep it secret; it is not shown again:")?;
             writeln!(out, "{token}")?;
         }
@@ -341,6 +366,7 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Revoke { id, data } => {
             let conn = open_db(&data)?;
             auth::revoke_token(&conn, id)?;
+            cli_audit(&conn, "token.revoke", &id.to_string(), "")?;
             writeln!(out, "Revoked token {id}.")?;
         }
     }

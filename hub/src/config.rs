@@ -5,7 +5,7 @@
 //! the cloud link); everything a user edits in the UI lives in the database.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,11 +49,105 @@ pub struct LocationConfig {
 pub struct HttpConfig {
     /// Address and port of the web UI and API; the LAN by default, so phones can reach it.
     pub listen: SocketAddr,
+    /// How long a login session lasts, in seconds (30 days).
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure` on every response, for a hub served over TLS (a reverse
+    /// proxy's `X-Forwarded-Proto: https` does the same per request).
+    pub secure_cookies: bool,
+    /// Reverse proxies (addresses or networks like `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed logins of one account within the window that lock it.
+    pub login_max_failures: u32,
+    /// Failed logins from one client address within the window that lock the address.
+    pub login_ip_max_failures: u32,
+    /// The window failures are counted in, in seconds.
+    pub login_window_secs: u64,
+    /// The first lockout, in seconds; each further one doubles it.
+    pub login_lockout_secs: u64,
+    /// The longest lockout, in seconds: lockouts always expire.
+    pub login_lockout_max_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            session_ttl_secs: 30 * 86_400,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            login_max_failures: 5,
+            login_ip_max_failures: 20,
+            login_window_secs: 15 * 60,
+            login_lockout_secs: 60,
+            login_lockout_max_secs: 15 * 60,
+        }
+    }
+}
+
+/// An address or a network (`192.168.1.2`, `10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// The address (host bits beyond the prefix are ignored).
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(a: [u8; 16], prefix: u8) -> u128 {
+            let v = u128::from_be_bytes(a);
+            if prefix == 0 { 0 } else { v >> (128 - u32::from(prefix)) }
+        }
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                bits(n.to_ipv6_mapped().octets(), self.prefix + 96)
+                    == bits(a.to_ipv6_mapped().octets(), self.prefix + 96)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => bits(n.octets(), self.prefix) == bits(a.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not an address or network like 192.168.1.2 or 10.0.0.0/8");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -364,6 +458,31 @@ impl Config {
         if let Some(name) = &l.timezone {
             hearth_automations::zone::Zone::named(name).map_err(|e| format!("[location] timezone: {e}"))?;
         }
+        let h = &self.http;
+        const TEN_YEARS: u64 = 10 * 366 * 86_400;
+        for (key, value) in [
+            ("session_ttl_secs", h.session_ttl_secs),
+            ("login_window_secs", h.login_window_secs),
+            ("login_lockout_secs", h.login_lockout_secs),
+            ("login_lockout_max_secs", h.login_lockout_max_secs),
+        ] {
+            if value == 0 || value > TEN_YEARS {
+                return Err(format!("[http] {key} = {value} must be from 1 second to 10 years"));
+            }
+        }
+        for (key, value) in
+            [("login_max_failures", h.login_max_failures), ("login_ip_max_failures", h.login_ip_max_failures)]
+        {
+            if value == 0 {
+                return Err(format!("[http] {key} = 0 would lock every login at once: use 1 or more"));
+            }
+        }
+        if h.login_lockout_max_secs < h.login_lockout_secs {
+            return Err(format!(
+                "[http] login_lockout_max_secs = {} is shorter than login_lockout_secs = {}: the cap must be at least the first lockout",
+                h.login_lockout_max_secs, h.login_lockout_secs
+            ));
+        }
         if !(self.adapters.demo.interval_secs.is_finite() && self.adapters.demo.interval_secs >= 0.01) {
             return Err("[adapters.demo] interval_secs must be at least 0.01".into());
         }
@@ -488,6 +607,41 @@ mod tests {
         assert!(zone.to_string().contains("unknown time zone `Europe/Berlni`"), "{zone}");
         let typo = Config::parse("[location]\nlatitud = 52.5\n", Path::new("x")).expect_err("typo");
         assert!(typo.to_string().contains("did you mean `latitude`"), "{typo}");
+    }
+
+    #[test]
+    fn http_security_keys_have_defaults_and_are_checked() {
+        let c = Config::parse("", Path::new("x")).expect("defaults");
+        assert_eq!(
+            (c.http.session_ttl_secs, c.http.login_max_failures, c.http.login_ip_max_failures),
+            (2_592_000, 5, 20)
+        );
+        assert_eq!(
+            (c.http.login_window_secs, c.http.login_lockout_secs, c.http.login_lockout_max_secs),
+            (900, 60, 900)
+        );
+        let c = Config::parse(
+            "[http]\nsession_ttl_secs = 2\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n",
+            Path::new("x"),
+        )
+        .expect("valid");
+        let nets = &c.http.trusted_proxies;
+        assert!(
+            nets[0].contains("127.0.0.1".parse().expect("ip")) && !nets[0].contains("127.0.0.2".parse().expect("ip"))
+        );
+        assert!(
+            nets[1].contains("10.200.3.4".parse().expect("ip")) && !nets[1].contains("11.0.0.1".parse().expect("ip"))
+        );
+        assert!(nets[1].contains("::ffff:10.0.0.1".parse().expect("ip")), "IPv4-mapped peers count as IPv4");
+        assert!(nets[2].contains("fd12::1".parse().expect("ip")) && !nets[2].contains("fe80::1".parse().expect("ip")));
+        let e = err("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+        assert!(e.starts_with("hearth.toml:2:") && e.contains("not an address or network"), "{e}");
+        let e = err("[http]\nsession_ttl_secs = 0\n");
+        assert!(e.starts_with("hearth.toml:2:1: [http] session_ttl_secs = 0 must be from 1 second"), "{e}");
+        let e = err("[http]\nlogin_lockout_secs = 60\nlogin_lockout_max_secs = 30\n");
+        assert!(e.contains("cap must be at least the first lockout"), "{e}");
+        let e = err("[http]\nlogin_max_failures = 0\n");
+        assert!(e.contains("use 1 or more"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   the command router.
 //! - [`store`]: SQLite: migrations, the one writer thread, history and reads.
 //! - [`api`]: warp: the route table, REST handlers, the WebSocket, the embedded UI.
-//! - [`auth`]: accounts (argon2id) and bearer tokens (stored hashed).
+//! - [`auth`]: accounts (argon2id) with roles and areas, sessions and API tokens (stored hashed).
+//! - [`throttle`]: login throttling in memory, per account and per client address.
+//! - [`audit`]: the audit log of logins and administrators' actions.
 //! - [`broker`]: the built-in MQTT broker behind a small interface.
 //! - [`adapters`]: the explicit list of built-in adapters.
 //! - [`metrics`]: `/metrics` in Prometheus text.
@@ -20,6 +22,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod broker;
@@ -29,3 +32,4 @@ pub mod core;
 pub mod metrics;
 pub mod runtime;
 pub mod store;
+pub mod throttle;

@@ -152,6 +152,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         started,
         broker: broker_addr,
         location,
+        security: api::security::Security::from_config(&config.http),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(app, listener, async move {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod browser;
+
 /// Device simulators speaking the real wire protocols over real sockets (`tests/sim/`).
 #[path = "../sim/mod.rs"]
 pub mod sim;
@@ -76,6 +78,31 @@ pub struct Answer {
     pub body: Value,
     /// Body as text.
     pub text: String,
+    /// Body as bytes.
+    pub bytes: Vec<u8>,
+    /// Response headers, names in lowercase, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The `Set-Cookie` header that sets cookie `name`, whole (with its attributes).
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.split(';').next().is_some_and(|kv| kv.trim().starts_with(&format!("{name}="))))
+    }
+
+    /// The value cookie `name` is set to (`name=value` as a `Cookie` header sends it back).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookie(name).and_then(|v| v.split(';').next()).map(|kv| kv.trim().to_owned())
+    }
 }
 
 impl Hub {
@@ -84,6 +111,19 @@ impl Hub {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
         let mut hub = Hub::new_in(data_dir, args);
+        hub._tmp = Some(tmp);
+        hub.spawn();
+        hub
+    }
+
+    /// Starts a hub with a configuration file of `config` (TOML) and `args`.
+    pub fn start_with_config(config: &str, args: &[&str]) -> Hub {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let file = tmp.path().join("hearth.toml");
+        std::fs::write(&file, config).expect("write the configuration");
+        let mut all = vec!["--config", file.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        let mut hub = Hub::new_in(tmp.path().join("data"), &all);
         hub._tmp = Some(tmp);
         hub.spawn();
         hub
@@ -204,9 +244,16 @@ impl Hub {
 
     /// Any request; `token` as bearer, `body` as JSON.
     pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.request_with(method, path, &headers, body)
+    }
+
+    /// Any request with these headers (`Cookie`, `Origin`, ...), `body` as JSON.
+    pub fn request_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Answer {
         let mut b = ureq::http::Request::builder().method(method).uri(self.url(path));
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
         }
         let result = match body {
             Some(v) => {
@@ -215,10 +262,13 @@ impl Hub {
             }
             None => self.agent.run(b.body(()).expect("request")),
         };
-        let mut resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+        let resp = result.unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
+        answer(resp)
+    }
+
+    /// The address to send as `Origin` for requests from the hub's own pages.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.http)
     }
 
     /// Any request with a text body (YAML, say).
@@ -228,10 +278,8 @@ impl Hub {
             b = b.header("authorization", format!("Bearer {t}"));
         }
         let req = b.header("content-type", "application/yaml").body(body.to_owned()).expect("request");
-        let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+        let resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
+        answer(resp)
     }
 
     /// GET.
@@ -287,6 +335,18 @@ impl Hub {
     }
 }
 
+fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Answer {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let bytes = resp.body_mut().with_config().limit(256 << 20).read_to_vec().unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text, bytes, headers }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         self.kill9();
@@ -307,10 +367,24 @@ impl std::fmt::Debug for Ws {
 impl Ws {
     /// Connects without authenticating.
     pub fn connect(addr: SocketAddr) -> Ws {
+        Ws::connect_with(addr, &[]).unwrap_or_else(|status| panic!("websocket handshake refused with {status}"))
+    }
+
+    /// Connects with extra headers on the upgrade request (`Origin`, `Cookie`); a refused
+    /// handshake gives its HTTP status.
+    pub fn connect_with(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+        use tungstenite::client::IntoClientRequest;
         let stream = TcpStream::connect(addr).expect("connect");
-        let (socket, _) =
-            tungstenite::client::client(format!("ws://{addr}/api/v1/ws"), stream).expect("websocket handshake");
-        Ws { socket }
+        let mut request = format!("ws://{addr}/api/v1/ws").into_client_request().expect("request");
+        for (k, v) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            request.headers_mut().insert(name, v.parse().expect("header value"));
+        }
+        match tungstenite::client::client(request, stream) {
+            Ok((socket, _)) => Ok(Ws { socket }),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => Err(r.status().as_u16()),
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
     }
 
     /// Sends a JSON message.

@@ -47,6 +47,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             started: Instant::now(),
             broker: None,
             location: false,
+            security: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -529,9 +529,32 @@ async fn stored_scene(app: &App, id: &str) -> Result<Scene, ApiError> {
     Ok(serde_json::from_value(s.definition).map_err(crate::store::StoreError::from)?)
 }
 
-pub(super) async fn scenes(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+/// Whether the user may see and apply a scene: every device of it must be in its areas. (A
+/// scene that reaches beyond them is as absent for a member as a device there.)
+fn scene_visible(user: &crate::auth::Principal, devices: &[hearth_sdk::Device], scene: &Scene) -> bool {
+    !user.limited()
+        || scene.devices.keys().all(|id| devices.iter().any(|d| &d.id == id && user.sees(d.area.as_deref())))
+}
+
+async fn check_scene(app: &App, req: &Req, scene: &Scene) -> Result<(), ApiError> {
+    let user = req.user()?;
+    if user.limited() && !scene_visible(user, &app.core.snapshot().await?.devices, scene) {
+        return Err(ApiError::not_found(format!("no scene `{}`", scene.id)));
+    }
+    Ok(())
+}
+
+pub(super) async fn scenes(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let all = app.readers.with(db::load_scenes).await?;
-    Reply::json(&all.into_iter().map(|s| s.definition).collect::<Vec<_>>())
+    let user = req.user()?;
+    if !user.limited() {
+        return Reply::json(&all.into_iter().map(|s| s.definition).collect::<Vec<_>>());
+    }
+    let devices = app.core.snapshot().await?.devices;
+    let visible = |s: &db::StoredScene| {
+        serde_json::from_value::<Scene>(s.definition.clone()).is_ok_and(|scene| scene_visible(user, &devices, &scene))
+    };
+    Reply::json(&all.into_iter().filter(|s| visible(s)).map(|s| s.definition).collect::<Vec<_>>())
 }
 
 pub(super) async fn create_scene(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
@@ -545,7 +568,9 @@ pub(super) async fn create_scene(app: Arc<App>, req: Req) -> Result<Reply, ApiEr
 }
 
 pub(super) async fn scene(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    Reply::json(&stored_scene(&app, &param(&req, 0)).await?)
+    let scene = stored_scene(&app, &param(&req, 0)).await?;
+    check_scene(&app, &req, &scene).await?;
+    Reply::json(&scene)
 }
 
 pub(super) async fn replace_scene(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
@@ -576,6 +601,7 @@ struct ApplyBody {
 /// Applies a scene as one batch with one context: `{"context": ..., "results": [...]}`.
 pub(super) async fn apply_scene(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let scene = stored_scene(&app, &param(&req, 0)).await?;
+    check_scene(&app, &req, &scene).await?;
     let body: ApplyBody = if req.body.is_empty() { ApplyBody::default() } else { req.json()? };
     let commands: Vec<(DeviceId, CommandRequest)> = scene
         .devices

@@ -5,14 +5,21 @@
 //! handler runs, so a new route is authenticated unless it is deliberately marked public; tests
 //! walk the same table. The allow-list of public rows: `/healthz`, onboarding, login. The
 //! WebSocket authenticates with its first message; static UI files need no token.
+//!
+//! A request authenticates with `Authorization: Bearer <token>` or the session cookie. A
+//! state-changing request authenticated by the cookie must come from this origin (see
+//! [`security`]); so must any login or onboarding that names an origin. Rows marked with an audit
+//! action are recorded in the audit log when they succeed. Every response carries the headers of
+//! [`security::harden`].
 
 pub mod automations;
 pub mod routes;
+pub mod security;
 pub mod ui;
 pub mod ws;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +54,8 @@ pub struct App {
     pub broker: Option<SocketAddr>,
     /// Whether the home's location is configured (sun triggers need it).
     pub location: bool,
+    /// Sessions, cookies, trusted proxies and the login throttle (`[http]`).
+    pub security: security::Security,
 }
 
 /// An API error: JSON `{"error": {"code", "message", "details"}}` with a status code.
@@ -83,9 +92,37 @@ impl ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this route needs a valid token: send `Authorization: Bearer <token>`; get one with \
-             POST /api/v1/auth/login or `hearth token create --user NAME`",
+            "this route needs a valid token or session: send `Authorization: Bearer <token>` or the session \
+             cookie; get one with POST /api/v1/auth/login or `hearth token create --user NAME`",
         )
+    }
+
+    /// 403 for a member on an administrator's route.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 403 for a request that a cookie authenticates but that comes from another origin.
+    pub fn cross_site() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            "this request carries the session cookie but does not come from this hub's own pages \
+             (its Origin or Referer names another host, or it names none); API clients send \
+             `Authorization: Bearer <token>` instead",
+        )
+    }
+
+    /// 429 with the time to wait (also sent as `Retry-After`).
+    pub fn too_many_attempts(locked: crate::throttle::Locked) -> ApiError {
+        let secs = locked.retry_after_secs();
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins for this {}: try again in {secs} seconds", locked.scope.name()),
+        );
+        e.details = serde_json::json!({"retry_after_secs": secs, "scope": locked.scope.name()});
+        e
     }
 
     fn into_response(self) -> Response {
@@ -95,6 +132,12 @@ impl ApiError {
             && let Ok(v) = "Bearer".parse()
         {
             r.headers_mut().insert("www-authenticate", v);
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(secs) = self.details["retry_after_secs"].as_u64()
+            && let Ok(v) = secs.to_string().parse()
+        {
+            r.headers_mut().insert("retry-after", v);
         }
         r
     }
@@ -155,7 +198,6 @@ impl From<StoreError> for ApiError {
 }
 
 /// A successful reply: a status and a JSON or text body.
-#[derive(Debug)]
 pub enum Reply {
     /// JSON.
     Json(StatusCode, serde_json::Value),
@@ -163,6 +205,25 @@ pub enum Reply {
     Text(&'static str, String),
     /// No content.
     Empty,
+    /// A download: content type, file name, and the bytes as they come.
+    Download(&'static str, String, tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>),
+    /// Another reply with extra headers (`Set-Cookie`).
+    Headers(Box<Reply>, Vec<(&'static str, String)>),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Json(s, v) => f.debug_tuple("Json").field(s).field(v).finish(),
+            Reply::Text(ct, body) => f.debug_tuple("Text").field(ct).field(&body.len()).finish(),
+            Reply::Empty => f.write_str("Empty"),
+            Reply::Download(ct, name, _) => f.debug_tuple("Download").field(ct).field(name).finish(),
+            // Header values may be session cookies: never printed.
+            Reply::Headers(r, h) => {
+                f.debug_tuple("Headers").field(r).field(&h.iter().map(|(k, _)| *k).collect::<Vec<_>>()).finish()
+            }
+        }
+    }
 }
 
 impl Reply {
@@ -178,6 +239,26 @@ impl Reply {
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
     }
 
+    /// This reply with a header added.
+    pub fn with_header(self, name: &'static str, value: String) -> Reply {
+        match self {
+            Reply::Headers(r, mut h) => {
+                h.push((name, value));
+                Reply::Headers(r, h)
+            }
+            r => Reply::Headers(Box::new(r), vec![(name, value)]),
+        }
+    }
+
+    /// The JSON body, if there is one.
+    fn body(&self) -> Option<&serde_json::Value> {
+        match self {
+            Reply::Json(_, v) => Some(v),
+            Reply::Headers(r, _) => r.body(),
+            _ => None,
+        }
+    }
+
     fn into_response(self) -> Response {
         match self {
             Reply::Json(status, v) => {
@@ -185,6 +266,30 @@ impl Reply {
             }
             Reply::Text(ct, body) => warp::Reply::into_response(warp::reply::with_header(body, "content-type", ct)),
             Reply::Empty => warp::Reply::into_response(StatusCode::NO_CONTENT),
+            Reply::Download(ct, name, rx) => {
+                let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+                let mut r = warp::Reply::into_response(warp::reply::stream(stream));
+                let h = r.headers_mut();
+                if let Ok(v) = ct.parse() {
+                    h.insert("content-type", v);
+                }
+                if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
+                    h.insert("content-disposition", v);
+                }
+                if let Ok(v) = "no-store".parse() {
+                    h.insert("cache-control", v);
+                }
+                r
+            }
+            Reply::Headers(inner, headers) => {
+                let mut r = inner.into_response();
+                for (k, v) in headers {
+                    if let Ok(v) = warp::http::HeaderValue::from_str(&v) {
+                        r.headers_mut().append(k, v);
+                    }
+                }
+                r
+            }
         }
     }
 }
@@ -200,6 +305,10 @@ pub struct Req {
     pub query: HashMap<String, String>,
     /// The body.
     pub body: Bytes,
+    /// The client's address (the peer, or what a trusted proxy says).
+    pub ip: Option<IpAddr>,
+    /// Whether the request came over TLS (cookies get `Secure`).
+    pub tls: bool,
 }
 
 impl Req {
@@ -215,6 +324,16 @@ impl Req {
     /// The principal (present on every authenticated route).
     pub fn user(&self) -> Result<&Principal, ApiError> {
         self.principal.as_ref().ok_or_else(ApiError::unauthorized)
+    }
+
+    /// Refuses a device this user may not see with the same 404 as a device that does not
+    /// exist, so a member learns nothing about other areas.
+    pub fn check_device(&self, device: &hearth_sdk::Device) -> Result<(), ApiError> {
+        if self.user()?.sees(device.area.as_deref()) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("no device `{}`", device.id)))
+        }
     }
 }
 
@@ -261,46 +380,83 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
-/// Looks up the principal for a token.
+/// Looks up the principal for a token; an expired one is refused and deleted.
 pub async fn principal_for(app: &App, token: String) -> Result<Option<Principal>, ApiError> {
-    app.readers
-        .with(move |c| crate::auth::authenticate(c, &token).map_err(|e| StoreError::Write(e.to_string())))
-        .await
-        .map_err(ApiError::from)
+    principal_of(app, token, false).await
 }
 
-async fn dispatch(
-    app: Arc<App>,
+/// [`principal_for`]; `session_only` refuses API tokens (a cookie may only carry a session).
+async fn principal_of(app: &App, token: String, session_only: bool) -> Result<Option<Principal>, ApiError> {
+    let found =
+        app.readers.with(move |c| crate::auth::lookup(c, &token).map_err(|e| StoreError::Write(e.to_string()))).await?;
+    match found {
+        crate::auth::Lookup::Valid(p) if p.session || !session_only => Ok(Some(p)),
+        crate::auth::Lookup::Valid(_) | crate::auth::Lookup::Unknown => Ok(None),
+        crate::auth::Lookup::Expired(id) => {
+            app.writer
+                .exec(move |c| {
+                    c.execute("DELETE FROM tokens WHERE id = ?1", [id])?;
+                    Ok(())
+                })
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Bearer,
+    Cookie,
+    Nothing,
+}
+
+/// The principal of a request: its bearer token, else its session cookie.
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Option<Principal>, Via), ApiError> {
+    if let Some(token) = bearer(headers) {
+        return Ok((principal_of(app, token, false).await?, Via::Bearer));
+    }
+    if let Some(token) = security::cookie(headers, security::SESSION_COOKIE) {
+        let p = principal_of(app, token, true).await?;
+        let via = if p.is_some() { Via::Cookie } else { Via::Nothing };
+        return Ok((p, via));
+    }
+    Ok((None, Via::Nothing))
+}
+
+/// The session token of a WebSocket upgrade's cookie, if it is a valid session now.
+pub async fn cookie_session(app: &App, headers: &HeaderMap) -> Option<String> {
+    let token = security::cookie(headers, security::SESSION_COOKIE)?;
+    principal_of(app, token.clone(), true).await.ok().flatten().map(|_| token)
+}
+
+struct Request {
     method: Method,
     path: String,
     query: String,
     headers: HeaderMap,
+    peer: Option<SocketAddr>,
     body: Bytes,
-) -> Response {
+}
+
+async fn dispatch(app: Arc<App>, request: Request) -> Response {
     crate::metrics::HTTP_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    match dispatch_inner(app, method, &path, &query, &headers, body).await {
+    match dispatch_inner(app, request).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn dispatch_inner(
-    app: Arc<App>,
-    method: Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Reply, ApiError> {
+async fn dispatch_inner(app: Arc<App>, request: Request) -> Result<Reply, ApiError> {
+    let Request { method, path, query, headers, peer, body } = request;
+    let path = path.as_str();
     let matches: Vec<(&routes::Route, Vec<String>)> =
         routes::ROUTES.iter().filter_map(|r| match_path(r.path, path).map(|p| (r, p))).collect();
     let hit = matches.iter().find(|(r, _)| r.method == method.as_str());
     // Authenticate before revealing anything about the route, unless the route is public.
     let public = hit.is_some_and(|(r, _)| r.access == routes::Access::Public);
-    let principal = match bearer(headers) {
-        Some(token) => principal_for(&app, token).await?,
-        None => None,
-    };
+    let (principal, via) = authenticate(&app, &headers).await?;
     if !public && principal.is_none() {
         return Err(ApiError::unauthorized());
     }
@@ -317,13 +473,37 @@ async fn dispatch_inner(
         e.details = serde_json::json!({"allowed": allowed});
         return Err(e);
     };
-    if route.access == routes::Access::Admin && !principal.as_ref().is_some_and(|p| p.admin) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs an administrator account"));
+    // Cross-site requests: a state change the cookie authenticates must come from this origin;
+    // a login or onboarding from a page that names another origin is refused too.
+    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes {
+        let origin = security::same_origin(&headers);
+        let refused = match via {
+            Via::Cookie => origin != Some(true),
+            Via::Bearer => false,
+            Via::Nothing => public && origin == Some(false),
+        };
+        if refused {
+            return Err(ApiError::cross_site());
+        }
     }
-    let query: HashMap<String, String> = serde_urlencoded::from_str(query)
+    if route.access == routes::Access::Admin && !principal.as_ref().is_some_and(|p| p.admin) {
+        return Err(ApiError::forbidden("this route needs an administrator account"));
+    }
+    let query: HashMap<String, String> = serde_urlencoded::from_str(&query)
         .map_err(|e| ApiError::bad_request("invalid_query", format!("the query string is not valid: {e}")))?;
-    let req = Req { principal, params: params.clone(), query, body };
-    (route.handler)(app, req).await
+    let ip = app.security.client_ip(peer, &headers);
+    let tls = app.security.tls(&headers);
+    let actor = principal.as_ref().map(|p| p.name.clone());
+    let req = Req { principal, params: params.clone(), query, body, ip, tls };
+    let reply = (route.handler)(app.clone(), req).await?;
+    if let Some(action) = route.audit {
+        let entry = routes::audit_entry(action, actor.as_deref(), params, reply.body()).ip(ip);
+        if let Err(e) = app.writer.exec(move |c| crate::audit::record(c, &entry)).await {
+            tracing::error!(error = %e, action, "An audit log entry could not be written.");
+        }
+    }
+    Ok(reply)
 }
 
 async fn read_body(
@@ -370,11 +550,23 @@ pub fn filter(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = std::
         let app = app.clone();
         warp::any().map(move || app.clone())
     };
-    let ws = warp::path!("api" / "v1" / "ws").and(warp::ws()).and(with_app.clone()).map(
-        |ws: warp::ws::Ws, app: Arc<App>| {
-            warp::Reply::into_response(ws.max_message_size(MAX_BODY).on_upgrade(move |s| ws::session(app, s)))
-        },
-    );
+    let ws = warp::path!("api" / "v1" / "ws")
+        .and(warp::ws())
+        .and(with_app.clone())
+        .and(warp::header::headers_cloned())
+        .then(|ws: warp::ws::Ws, app: Arc<App>, headers: HeaderMap| async move {
+            // A page of another origin must not open a socket with this hub's cookie.
+            if security::foreign_origin(&headers) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "cross_site",
+                    "this WebSocket was opened from a page of another origin",
+                )
+                .into_response();
+            }
+            let cookie = cookie_session(&app, &headers).await;
+            warp::Reply::into_response(ws.max_message_size(MAX_BODY).on_upgrade(move |s| ws::session(app, s, cookie)))
+        });
     let table = warp::any()
         .and(warp::path::full())
         .and_then(|p: warp::path::FullPath| async move {
@@ -389,11 +581,18 @@ pub fn filter(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = std::
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(warp::body::stream().and_then(read_body))
-        .then(|path: String, app: Arc<App>, method: Method, query: String, headers: HeaderMap, body: Bytes| {
-            dispatch(app, method, path, query, headers, body)
-        });
-    ws.or(table).unify().or(ui::filter()).unify().recover(recover).unify()
+        .then(
+            |path: String,
+             app: Arc<App>,
+             method: Method,
+             query: String,
+             headers: HeaderMap,
+             peer: Option<SocketAddr>,
+             body: Bytes| { dispatch(app, Request { method, path, query, headers, peer, body }) },
+        );
+    ws.or(table).unify().or(ui::filter()).unify().recover(recover).unify().map(security::harden)
 }
 
 /// Serves until `shutdown` resolves; returns the bound address through `bound`.

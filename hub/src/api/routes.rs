@@ -1,6 +1,7 @@
 //! The route table and its handlers: every HTTP route of the hub, with its access level.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use hearth_sdk::{CommandRequest, DeviceId, Origin, SCHEMA_VERSION, Timestamp};
 use serde::Deserialize;
@@ -35,16 +36,26 @@ pub struct Route {
     pub access: Access,
     /// What it does, for the docs.
     pub summary: &'static str,
+    /// The audit log's action for a successful call, when the dispatcher records it. (Account,
+    /// session and token routes record their own entries, with more to say.)
+    pub audit: Option<&'static str>,
     pub(super) handler: Handler,
 }
 
 macro_rules! route {
     ($method:literal, $path:literal, $access:ident, $summary:literal, $handler:path) => {
+        route!(@row $method, $path, $access, $summary, $handler, None)
+    };
+    ($method:literal, $path:literal, $access:ident, $summary:literal, $handler:path, audit = $audit:literal) => {
+        route!(@row $method, $path, $access, $summary, $handler, Some($audit))
+    };
+    (@row $method:literal, $path:literal, $access:ident, $summary:literal, $handler:path, $audit:expr) => {
         Route {
             method: $method,
             path: $path,
             access: Access::$access,
             summary: $summary,
+            audit: $audit,
             handler: |app, req| Box::pin($handler(app, req)),
         }
     };
@@ -52,38 +63,108 @@ macro_rules! route {
 
 /// Every route the hub serves. The WebSocket (`GET /api/v1/ws`) is served beside this table: it
 /// authenticates with its first message.
+///
+/// Members (`User`) read devices, areas, adapters, automations and scenes, send commands, apply
+/// scenes and call webhooks, within their areas; everything that changes the home's setup is
+/// `Admin`.
 pub static ROUTES: &[Route] = &[
     route!("GET", "/healthz", Public, "liveness and version", healthz),
     route!("GET", "/metrics", User, "Prometheus metrics", metrics),
     route!("GET", "/api/v1/onboarding", Public, "whether the first account is still to be created", onboarding_status),
     route!("POST", "/api/v1/onboarding", Public, "create the first account (an administrator)", onboarding),
-    route!("POST", "/api/v1/auth/login", Public, "exchange name and password for a session token", login),
-    route!("POST", "/api/v1/auth/logout", User, "revoke the token of this request", logout),
+    route!("POST", "/api/v1/auth/login", Public, "exchange name and password for a session (cookie and token)", login),
+    route!("POST", "/api/v1/auth/logout", User, "revoke the token of this request and clear the cookie", logout),
     route!("GET", "/api/v1/auth/me", User, "the signed-in account", me),
+    route!("POST", "/api/v1/auth/password", User, "change the own password (other sessions end)", change_password),
+    route!("GET", "/api/v1/users", Admin, "every account", users),
+    route!("POST", "/api/v1/users", Admin, "add an account", create_user),
+    route!("PATCH", "/api/v1/users/{name}", Admin, "change an account's role, areas or password", patch_user),
+    route!("DELETE", "/api/v1/users/{name}", Admin, "remove an account and its tokens", delete_user),
+    route!("GET", "/api/v1/tokens", Admin, "every token and session (never the secrets)", tokens),
+    route!("POST", "/api/v1/tokens", Admin, "create an API token (shown once)", create_token),
+    route!("DELETE", "/api/v1/tokens/{id}", Admin, "revoke a token or session", delete_token),
+    route!("GET", "/api/v1/audit", Admin, "the audit log, newest first", audit),
+    route!("GET", "/api/v1/backup", Admin, "a consistent copy of the database", backup),
     route!("GET", "/api/v1/devices", User, "every device with its state", devices),
     route!("GET", "/api/v1/devices/{id}", User, "one device", device),
-    route!("PATCH", "/api/v1/devices/{id}", User, "rename a device or move it to an area", patch_device),
-    route!("DELETE", "/api/v1/devices/{id}", User, "remove a device", delete_device),
+    route!(
+        "PATCH",
+        "/api/v1/devices/{id}",
+        Admin,
+        "rename a device or move it to an area",
+        patch_device,
+        audit = "device.update"
+    ),
+    route!("DELETE", "/api/v1/devices/{id}", Admin, "remove a device", delete_device, audit = "device.remove"),
     route!("POST", "/api/v1/devices/{id}/commands", User, "send a command", command),
     route!("GET", "/api/v1/devices/{id}/history", User, "state changes and events", history),
     route!("GET", "/api/v1/areas", User, "every area", areas),
-    route!("POST", "/api/v1/areas", User, "create an area", create_area),
-    route!("PATCH", "/api/v1/areas/{id}", User, "rename or reorder an area", patch_area),
-    route!("DELETE", "/api/v1/areas/{id}", User, "remove an area", delete_area),
+    route!("POST", "/api/v1/areas", Admin, "create an area", create_area, audit = "area.create"),
+    route!("PATCH", "/api/v1/areas/{id}", Admin, "rename or reorder an area", patch_area, audit = "area.update"),
+    route!("DELETE", "/api/v1/areas/{id}", Admin, "remove an area", delete_area, audit = "area.remove"),
     route!("GET", "/api/v1/adapters", User, "every adapter with its status", adapters),
-    route!("POST", "/api/v1/adapters/{id}/actions/{action}", Admin, "a management action of an adapter", action),
+    route!(
+        "POST",
+        "/api/v1/adapters/{id}/actions/{action}",
+        Admin,
+        "a management action of an adapter",
+        action,
+        audit = "adapter.action"
+    ),
     route!("GET", "/api/v1/automations", User, "every automation with its version and last run", a::list),
-    route!("POST", "/api/v1/automations", User, "create an automation (JSON)", a::create),
-    route!("POST", "/api/v1/automations/validate", User, "check an automation without saving it", a::check),
+    route!("POST", "/api/v1/automations", Admin, "create an automation (JSON)", a::create, audit = "automation.create"),
+    route!("POST", "/api/v1/automations/validate", Admin, "check an automation without saving it", a::check),
     route!("GET", "/api/v1/automations/export", User, "every automation as YAML", a::export),
-    route!("POST", "/api/v1/automations/import", User, "create or update automations from YAML", a::import),
+    route!(
+        "POST",
+        "/api/v1/automations/import",
+        Admin,
+        "create or update automations from YAML",
+        a::import,
+        audit = "automation.import"
+    ),
     route!("GET", "/api/v1/automations/{id}", User, "one automation", a::get),
-    route!("PUT", "/api/v1/automations/{id}", User, "replace an automation (a new version)", a::replace),
-    route!("DELETE", "/api/v1/automations/{id}", User, "delete an automation with its versions and traces", a::delete),
+    route!(
+        "PUT",
+        "/api/v1/automations/{id}",
+        Admin,
+        "replace an automation (a new version)",
+        a::replace,
+        audit = "automation.update"
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/automations/{id}",
+        Admin,
+        "delete an automation with its versions and traces",
+        a::delete,
+        audit = "automation.delete"
+    ),
     route!("GET", "/api/v1/automations/{id}/yaml", User, "one automation as YAML", a::yaml),
-    route!("POST", "/api/v1/automations/{id}/enable", User, "turn an automation on", a::enable),
-    route!("POST", "/api/v1/automations/{id}/disable", User, "turn an automation off (its runs stop)", a::disable),
-    route!("POST", "/api/v1/automations/{id}/trigger", User, "run an automation now", a::trigger),
+    route!(
+        "POST",
+        "/api/v1/automations/{id}/enable",
+        Admin,
+        "turn an automation on",
+        a::enable,
+        audit = "automation.enable"
+    ),
+    route!(
+        "POST",
+        "/api/v1/automations/{id}/disable",
+        Admin,
+        "turn an automation off (its runs stop)",
+        a::disable,
+        audit = "automation.disable"
+    ),
+    route!(
+        "POST",
+        "/api/v1/automations/{id}/trigger",
+        Admin,
+        "run an automation now",
+        a::trigger,
+        audit = "automation.trigger"
+    ),
     route!(
         "POST",
         "/api/v1/automations/{id}/dry-run",
@@ -96,22 +177,61 @@ pub static ROUTES: &[Route] = &[
     route!("GET", "/api/v1/automations/{id}/versions", User, "saved versions, newest first", a::versions),
     route!("GET", "/api/v1/automations/{id}/versions/{version}", User, "one saved version", a::version),
     route!("GET", "/api/v1/automations/{id}/diff", User, "the difference between two versions", a::difference),
-    route!("POST", "/api/v1/automations/{id}/rollback", User, "save an earlier version as the newest", a::rollback),
+    route!(
+        "POST",
+        "/api/v1/automations/{id}/rollback",
+        Admin,
+        "save an earlier version as the newest",
+        a::rollback,
+        audit = "automation.rollback"
+    ),
     route!("GET", "/api/v1/automation-runs", User, "runs going or waiting now", a::runs),
     route!("POST", "/api/v1/webhooks/{id}", User, "call a webhook trigger", a::webhook),
-    route!("GET", "/api/v1/scenes", User, "every scene", a::scenes),
+    route!("GET", "/api/v1/scenes", User, "every scene (a member: those within its areas)", a::scenes),
     route!(
         "POST",
         "/api/v1/scenes",
-        User,
+        Admin,
         "create a scene, or capture one from devices' current state",
-        a::create_scene
+        a::create_scene,
+        audit = "scene.create"
     ),
     route!("GET", "/api/v1/scenes/{id}", User, "one scene", a::scene),
-    route!("PUT", "/api/v1/scenes/{id}", User, "replace a scene", a::replace_scene),
-    route!("DELETE", "/api/v1/scenes/{id}", User, "delete a scene", a::delete_scene),
+    route!("PUT", "/api/v1/scenes/{id}", Admin, "replace a scene", a::replace_scene, audit = "scene.update"),
+    route!("DELETE", "/api/v1/scenes/{id}", Admin, "delete a scene", a::delete_scene, audit = "scene.delete"),
     route!("POST", "/api/v1/scenes/{id}/apply", User, "apply a scene as one batch", a::apply_scene),
 ];
+
+/// The audit entry of a successful call of a row with an audit action: its target is the path's
+/// parameters, or for a creation the id the reply names; its note the version saved, if any.
+pub fn audit_entry(
+    action: &str,
+    actor: Option<&str>,
+    params: &[String],
+    reply: Option<&serde_json::Value>,
+) -> crate::audit::Entry {
+    let mut e = crate::audit::Entry::new(actor, action);
+    let null = serde_json::Value::Null;
+    let reply = reply.unwrap_or(&null);
+    let target = if params.is_empty() {
+        let saved: Vec<&str> =
+            reply["saved"].as_array().map(|l| l.iter().filter_map(|s| s["id"].as_str()).collect()).unwrap_or_default();
+        reply["id"]
+            .as_str()
+            .or_else(|| reply["automation"]["id"].as_str())
+            .map(str::to_owned)
+            .or_else(|| (!saved.is_empty()).then(|| saved.join(", ")))
+    } else {
+        Some(params.join("/"))
+    };
+    if let Some(t) = target {
+        e = e.target(t);
+    }
+    if let Some(v) = reply["version"].as_u64() {
+        e = e.detail(format!("version {v}"));
+    }
+    e
+}
 
 /// How long an adapter action may take before the caller gets 504.
 pub const ACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -151,6 +271,7 @@ fn auth_error(e: auth::AuthError) -> ApiError {
     match e {
         auth::AuthError::AlreadyOnboarded => ApiError::new(StatusCode::CONFLICT, "already_onboarded", e.to_string()),
         auth::AuthError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+        auth::AuthError::LastAdmin(_) => ApiError::new(StatusCode::CONFLICT, "last_admin", e.to_string()),
         auth::AuthError::BadName | auth::AuthError::WeakPassword => {
             ApiError::bad_request("invalid_account", e.to_string())
         }
@@ -161,6 +282,33 @@ fn auth_error(e: auth::AuthError) -> ApiError {
     }
 }
 
+/// Runs `f` in the writer's transaction; a refusal (an account error) undoes what `f` wrote, in
+/// a savepoint of its own, and becomes the API error. (Refusals are answers, not failed writes:
+/// the writer does not log them.)
+async fn write<T, F>(app: &App, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<T, auth::AuthError> + Send + 'static,
+{
+    let out = app
+        .writer
+        .exec(move |c| {
+            c.execute_batch("SAVEPOINT api_write")?;
+            match f(c) {
+                Ok(v) => {
+                    c.execute_batch("RELEASE api_write")?;
+                    Ok(Ok(v))
+                }
+                Err(e) => {
+                    c.execute_batch("ROLLBACK TO api_write; RELEASE api_write")?;
+                    Ok(Err(e))
+                }
+            }
+        })
+        .await?;
+    out.map_err(auth_error)
+}
+
 async fn hash(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
@@ -168,74 +316,476 @@ async fn hash(password: String) -> Result<String, ApiError> {
         .map_err(auth_error)
 }
 
+/// Checks a password off the runtime (argon2 is slow on purpose); an unknown account is checked
+/// against a dummy hash, so both take as long.
+async fn verify(hash: Option<String>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        auth::verify_password(hash.as_deref().unwrap_or_else(|| auth::dummy_hash()), &password)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Creates a session for `name` (removing expired ones on the way) and records `action` in the
+/// audit log; answers with the token in the body and in the cookie.
+async fn start_session(
+    app: &App,
+    req: &Req,
+    name: String,
+    status: StatusCode,
+    action: &'static str,
+) -> Result<Reply, ApiError> {
+    let ttl = app.security.session_ttl_secs;
+    let ip = req.ip;
+    let (user, token) = write(app, move |c| {
+        auth::delete_expired(c)?;
+        let (id, token) = auth::create_session(c, &name, ttl)?;
+        let user = auth::user(c, &name)?;
+        let entry = crate::audit::Entry::new(Some(&user.name), action)
+            .target(user.name.clone())
+            .detail(format!("session {id}"))
+            .ip(ip);
+        crate::audit::record(c, &entry)?;
+        Ok((user, token))
+    })
+    .await?;
+    let cookie = app.security.session_cookie(&token, req.tls);
+    Ok(Reply::status(status, &serde_json::json!({"token": token, "user": user_json(&user)}))?
+        .with_header("set-cookie", cookie))
+}
+
+fn user_json(u: &auth::User) -> serde_json::Value {
+    serde_json::json!({"name": u.name, "role": u.role, "admin": u.admin, "areas": u.areas})
+}
+
 async fn onboarding(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let c: Credentials = req.json()?;
     auth::check_name(&c.name).map_err(auth_error)?;
     let hashed = hash(c.password).await?;
     let name = c.name.clone();
-    let token = app
-        .writer
-        .exec(move |conn| {
-            let r = auth::onboard(conn, &name, &hashed).and_then(|_| auth::create_token(conn, &name, "web", "session"));
-            Ok(r)
-        })
-        .await?
-        .map_err(auth_error)?;
+    write(&app, move |conn| auth::onboard(conn, &name, &hashed)).await?;
     tracing::info!(user = %c.name, "The first account was created.");
-    Reply::status(StatusCode::CREATED, &serde_json::json!({"token": token.1, "user": {"name": c.name, "admin": true}}))
+    start_session(&app, &req, c.name, StatusCode::CREATED, "auth.onboarding").await
 }
 
 async fn login(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let c: Credentials = req.json()?;
-    let name = c.name.clone();
-    let found = app
-        .readers
-        .with(move |conn| auth::find_user(conn, &name).map_err(|e| StoreError::Write(e.to_string())))
-        .await?;
-    let (hash, admin) = match &found {
-        Some((_, admin, hash)) => (Some(hash.clone()), *admin),
-        None => (None, false),
+    // A locked account or address is refused before any password is looked at.
+    let attempt = app.security.throttle.begin(&c.name, req.ip, Instant::now()).map_err(ApiError::too_many_attempts)?;
+    let found = if auth::check_name(&c.name).is_ok() {
+        let name = c.name.clone();
+        app.readers.with(move |conn| auth::find_user(conn, &name).map_err(|e| StoreError::Write(e.to_string()))).await?
+    } else {
+        None
     };
-    let password = c.password.clone();
-    // Verify against a dummy hash for unknown names, so both take as long (both off the runtime).
-    let ok = tokio::task::spawn_blocking(move || {
-        auth::verify_password(hash.as_deref().unwrap_or_else(|| auth::dummy_hash()), &password)
-    })
-    .await
-    .unwrap_or(false);
-    if !ok || found.is_none() {
-        tracing::warn!(user = %c.name, "A login failed.");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_failed", "wrong name or password"));
+    let ok = verify(found.as_ref().map(|(_, _, h)| h.clone()), c.password).await && found.is_some();
+    if ok {
+        attempt.succeeded();
+        return start_session(&app, &req, c.name, StatusCode::OK, "auth.login").await;
     }
-    let name = c.name.clone();
-    let (_, token) = app
-        .writer
-        .exec(move |conn| Ok(auth::create_token(conn, &name, "web", "session")))
-        .await?
-        .map_err(auth_error)?;
-    Reply::json(&serde_json::json!({"token": token, "user": {"name": c.name, "admin": admin}}))
+    let lockouts = attempt.failed(Instant::now());
+    // The name tried is recorded only when such an account exists: an unknown "name" may be a
+    // password typed into the wrong field.
+    let known = found.is_some().then_some(c.name.as_str());
+    let client = req.ip.map(|i| i.to_string()).unwrap_or_default();
+    match known {
+        Some(name) => tracing::warn!(user = %name, ip = %client, "A login failed."),
+        None => tracing::warn!(ip = %client, "A login with an unknown name failed."),
+    }
+    let mut first = crate::audit::Entry::new(known, "auth.login_failed").ip(req.ip);
+    if known.is_none() {
+        first = first.detail("unknown account");
+    }
+    let mut entries = vec![first];
+    for l in lockouts {
+        let (scope, secs) = (l.scope.name(), l.duration.as_secs());
+        tracing::warn!(scope, secs, ip = %client, "Too many failed logins: locked for a while.");
+        let target = match l.scope {
+            crate::throttle::Scope::Account => known.unwrap_or("an unknown account").to_owned(),
+            crate::throttle::Scope::Address => client.clone(),
+        };
+        entries.push(
+            crate::audit::Entry::new(known, "auth.lockout")
+                .target(target)
+                .detail(format!("{scope} locked for {secs} s"))
+                .ip(req.ip),
+        );
+    }
+    write(&app, move |conn| {
+        for e in &entries {
+            crate::audit::record(conn, e)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Err(ApiError::new(StatusCode::UNAUTHORIZED, "login_failed", "wrong name or password"))
 }
 
 async fn logout(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let id = req.user()?.token_id;
-    app.writer.exec(move |conn| Ok(auth::revoke_token(conn, id))).await?.map_err(auth_error)?;
-    Ok(Reply::Empty)
+    let p = req.user()?;
+    let (id, name) = (p.token_id, p.name.clone());
+    let entry = crate::audit::Entry::new(Some(&name), "auth.logout").target(name.clone()).ip(req.ip);
+    write(&app, move |conn| {
+        auth::revoke_token(conn, id)?;
+        crate::audit::record(conn, &entry)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Reply::Empty.with_header("set-cookie", super::security::Security::clear_cookie(req.tls)))
 }
 
 async fn me(_: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     Reply::json(req.user()?)
 }
 
-async fn devices(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
-    Reply::json(&app.core.snapshot().await?.devices)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+async fn change_password(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let body: PasswordChange = req.json()?;
+    let p = req.user()?.clone();
+    if body.new.chars().count() < auth::MIN_PASSWORD {
+        return Err(auth_error(auth::AuthError::WeakPassword));
+    }
+    // Guessing the current password through this route is throttled like logins.
+    let attempt = app.security.throttle.begin(&p.name, req.ip, Instant::now()).map_err(ApiError::too_many_attempts)?;
+    let name = p.name.clone();
+    let found = app
+        .readers
+        .with(move |conn| auth::find_user(conn, &name).map_err(|e| StoreError::Write(e.to_string())))
+        .await?;
+    if !verify(found.map(|(_, _, h)| h), body.current).await {
+        attempt.failed(Instant::now());
+        let entry = crate::audit::Entry::new(Some(&p.name), "auth.password_failed").target(p.name.clone()).ip(req.ip);
+        write(&app, move |conn| Ok(crate::audit::record(conn, &entry)?)).await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is not right; nothing was changed",
+        ));
+    }
+    attempt.succeeded();
+    let hashed = hash(body.new).await?;
+    let keep = p.session.then_some(p.token_id);
+    let entry = crate::audit::Entry::new(Some(&p.name), "auth.password")
+        .target(p.name.clone())
+        .detail("other sessions ended")
+        .ip(req.ip);
+    write(&app, move |conn| {
+        auth::change_password(conn, p.user_id, &hashed, keep)?;
+        crate::audit::record(conn, &entry)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Reply::Empty)
+}
+
+// ----- accounts, tokens, audit, backup (administrators) ------------------------------------------
+
+async fn users(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    let list = app.readers.with(|c| auth::list_users(c).map_err(|e| StoreError::Write(e.to_string()))).await?;
+    Reply::json(
+        &list
+            .iter()
+            .map(|u| {
+                let mut v = user_json(u);
+                v["created_at"] = serde_json::json!(u.created_at);
+                v
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn role(value: &str) -> Result<bool, ApiError> {
+    match value {
+        "admin" => Ok(true),
+        "member" => Ok(false),
+        other => {
+            Err(ApiError::bad_request("invalid_role", format!("`{other}` is not a role: use `admin` or `member`")))
+        }
+    }
+}
+
+/// Checks that every area exists; returns them sorted without repeats.
+async fn known_areas(app: &App, areas: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let known: Vec<String> = app.core.areas().await?.into_iter().map(|a| a.id).collect();
+    let mut out = Vec::new();
+    for a in areas {
+        if !known.contains(&a) {
+            let mut e = ApiError::bad_request(
+                "unknown_area",
+                format!("there is no area `{a}`; the areas are: {}", known.join(", ")),
+            );
+            e.details = serde_json::json!({"area": a, "areas": known});
+            return Err(e);
+        }
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    areas: Vec<String>,
+}
+
+async fn create_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let body: NewUser = req.json()?;
+    auth::check_name(&body.name).map_err(auth_error)?;
+    let admin = role(body.role.as_deref().unwrap_or("member"))?;
+    let areas = known_areas(&app, body.areas).await?;
+    let hashed = hash(body.password).await?;
+    let actor = req.user()?.name.clone();
+    let name = body.name;
+    let entry = crate::audit::Entry::new(Some(&actor), "user.add")
+        .target(name.clone())
+        .detail(describe_user(Some(admin), Some(&areas), false))
+        .ip(req.ip);
+    let user = write(&app, move |c| {
+        auth::insert_user(c, &name, &hashed, admin)?;
+        auth::set_user_areas(c, &name, &areas)?;
+        crate::audit::record(c, &entry)?;
+        auth::user(c, &name)
+    })
+    .await?;
+    let mut v = user_json(&user);
+    v["created_at"] = serde_json::json!(user.created_at);
+    Reply::status(StatusCode::CREATED, &v)
+}
+
+/// What an account change did, for the audit log (never the password itself).
+fn describe_user(admin: Option<bool>, areas: Option<&[String]>, password: bool) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = admin {
+        parts.push(format!("role {}", auth::role_name(a)));
+    }
+    if let Some(areas) = areas {
+        parts.push(if areas.is_empty() { "every area".to_owned() } else { format!("areas {}", areas.join(", ")) });
+    }
+    if password {
+        parts.push("password set, sessions ended".to_owned());
+    }
+    parts.join("; ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    areas: Option<Vec<String>>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn patch_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let name = req.params.first().cloned().unwrap_or_default();
+    let body: UserPatch = req.json()?;
+    if body.role.is_none() && body.areas.is_none() && body.password.is_none() {
+        return Err(ApiError::bad_request("invalid_body", "say what to change: `role`, `areas` or `password`"));
+    }
+    let admin = body.role.as_deref().map(role).transpose()?;
+    let areas = match body.areas {
+        Some(a) => Some(known_areas(&app, a).await?),
+        None => None,
+    };
+    let hashed = match body.password {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    let actor = req.user()?.name.clone();
+    let entry = crate::audit::Entry::new(Some(&actor), "user.change")
+        .target(name.clone())
+        .detail(describe_user(admin, areas.as_deref(), hashed.is_some()))
+        .ip(req.ip);
+    let user = write(&app, move |c| {
+        if let Some(a) = admin {
+            auth::set_admin(c, &name, a)?;
+        }
+        if let Some(areas) = &areas {
+            auth::set_user_areas(c, &name, areas)?;
+        }
+        if let Some(h) = &hashed {
+            auth::set_password(c, &name, h)?;
+        }
+        let user = auth::user(c, &name)?;
+        crate::audit::record(c, &entry.target(user.name.clone()))?;
+        Ok(user)
+    })
+    .await?;
+    let mut v = user_json(&user);
+    v["created_at"] = serde_json::json!(user.created_at);
+    Reply::json(&v)
+}
+
+async fn delete_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let name = req.params.first().cloned().unwrap_or_default();
+    let entry = crate::audit::Entry::new(Some(&req.user()?.name), "user.remove").target(name.clone()).ip(req.ip);
+    write(&app, move |c| {
+        auth::remove_user(c, &name)?;
+        crate::audit::record(c, &entry)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Reply::Empty)
+}
+
+async fn tokens(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let current = req.user()?.token_id;
+    let list = app.readers.with(|c| auth::list_tokens(c, None).map_err(|e| StoreError::Write(e.to_string()))).await?;
+    Reply::json(
+        &list
+            .iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(t).unwrap_or_default();
+                v["current"] = serde_json::json!(t.id == current);
+                v
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let body: NewToken = req.json()?;
+    let label = body.name.trim().to_owned();
+    if label.is_empty() || label.chars().count() > 64 || label.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "a token's name is 1 to 64 characters without control characters, like `home assistant`",
+        ));
+    }
+    let user = req.user()?.name.clone();
+    let ip = req.ip;
+    let (id, token) = write(&app, move |c| {
+        let (id, token) = auth::create_token(c, &user, &label, "api")?;
+        let entry = crate::audit::Entry::new(Some(&user), "token.create").target(id.to_string()).detail(label).ip(ip);
+        crate::audit::record(c, &entry)?;
+        Ok((id, token))
+    })
+    .await?;
+    Reply::status(StatusCode::CREATED, &serde_json::json!({"id": id, "token": token, "kind": "api"}))
+}
+
+async fn delete_token(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let raw = req.params.first().cloned().unwrap_or_default();
+    let id: i64 = raw.parse().map_err(|_| ApiError::not_found(format!("no token with id `{raw}`")))?;
+    let entry = crate::audit::Entry::new(Some(&req.user()?.name), "token.revoke").target(id.to_string()).ip(req.ip);
+    write(&app, move |c| {
+        let info = auth::list_tokens(c, None)?.into_iter().find(|t| t.id == id);
+        auth::revoke_token(c, id)?;
+        let detail = info.map(|t| format!("{} `{}` of {}", t.kind, t.name, t.user)).unwrap_or_default();
+        crate::audit::record(c, &entry.detail(detail))?;
+        Ok(())
+    })
+    .await?;
+    Ok(Reply::Empty)
+}
+
+async fn audit(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    for key in req.query.keys() {
+        if key != "limit" {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown query parameter `{key}`; this route takes limit"),
+            ));
+        }
+    }
+    let limit = match req.query.get("limit") {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n @ 1..=10_000) => n,
+            _ => return Err(ApiError::bad_request("invalid_query", format!("`limit` must be 1 to 10000, not `{v}`"))),
+        },
+    };
+    Reply::json(&app.readers.with(move |c| crate::audit::list(c, limit)).await?)
+}
+
+/// A consistent copy of the database (`VACUUM INTO` through a read connection, so the writer
+/// goes on), streamed from a temporary file next to the database that is unlinked at once.
+async fn backup(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let file = app
+        .readers
+        .with(|c| {
+            let db = c.path().map(std::path::PathBuf::from).unwrap_or_default();
+            let dir = db.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!(".backup-{}-{n}.db", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            let result = c.execute("VACUUM INTO ?1", [tmp.to_string_lossy()]).map_err(StoreError::from);
+            let opened = result.and_then(|_| {
+                std::fs::File::open(&tmp).map_err(|e| StoreError::Write(format!("cannot read the backup: {e}")))
+            });
+            let _ = std::fs::remove_file(&tmp);
+            opened
+        })
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut buf = vec![0u8; 64 * 1024];
+            let chunk = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let stop = chunk.is_err();
+            if tx.blocking_send(chunk).is_err() || stop {
+                break;
+            }
+        }
+    });
+    let entry = crate::audit::Entry::new(Some(&req.user()?.name), "backup").ip(req.ip);
+    write(&app, move |c| Ok(crate::audit::record(c, &entry)?)).await?;
+    let date = Timestamp::now().to_string();
+    let name = format!("hearth-backup-{}.db", date.get(..10).unwrap_or("today"));
+    Ok(Reply::Download("application/octet-stream", name, rx))
+}
+
+// ----- devices and areas --------------------------------------------------------------------------
+
+async fn devices(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let mut devices = app.core.snapshot().await?.devices;
+    devices.retain(|d| user.sees(d.area.as_deref()));
+    Reply::json(&devices)
+}
+
+/// A device this user may see; others are as absent as devices that do not exist.
+async fn visible_device(app: &App, req: &Req, id: &DeviceId) -> Result<hearth_sdk::Device, ApiError> {
+    let d = app.core.device(id).await?.ok_or_else(|| ApiError::not_found(format!("no device `{id}`")))?;
+    req.check_device(&d)?;
+    Ok(d)
 }
 
 async fn device(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = device_id(&req)?;
-    match app.core.device(&id).await? {
-        Some(d) => Reply::json(&d),
-        None => Err(ApiError::not_found(format!("no device `{id}`"))),
-    }
+    Reply::json(&visible_device(&app, &req, &id).await?)
 }
 
 #[derive(Deserialize)]
@@ -266,6 +816,9 @@ async fn delete_device(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
 async fn command(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = device_id(&req)?;
     let request: CommandRequest = req.json()?;
+    if req.user()?.limited() {
+        visible_device(&app, &req, &id).await?;
+    }
     let user = req.user()?.name.clone();
     let context = app.core.command(id, request, Origin::User { name: user }).await?;
     Reply::status(StatusCode::ACCEPTED, &serde_json::json!({"accepted": true, "context": context}))
@@ -301,9 +854,7 @@ async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
         to: time_param(&req, "to")?,
         limit,
     };
-    let Some(device) = app.core.device(&id).await? else {
-        return Err(ApiError::not_found(format!("no device `{id}`")));
-    };
+    let device = visible_device(&app, &req, &id).await?;
     if let Some(f) = &q.feature
         && device.feature(f).is_none()
     {
@@ -318,8 +869,11 @@ async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     Reply::json(&serde_json::json!({"device": id, "entries": entries, "truncated": truncated}))
 }
 
-async fn areas(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
-    Reply::json(&app.core.areas().await?)
+async fn areas(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let user = req.user()?;
+    let mut areas = app.core.areas().await?;
+    areas.retain(|a| user.sees(Some(&a.id)));
+    Reply::json(&areas)
 }
 
 #[derive(Deserialize)]

@@ -108,6 +108,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (automation, run_id)
     );
     CREATE INDEX automation_traces_newest ON automation_traces (automation, started_at DESC, run_id DESC);",
+    // 3: accounts a household shares: members limited to areas, the audit log, token lookups.
+    // `user_areas.area` has no foreign key to `areas` on purpose: a cascade on removing an area
+    // would leave a member with no rows, which means every area. A removed area just matches
+    // no device any more.
+    "CREATE TABLE user_areas (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        area    TEXT NOT NULL, -- an area id
+        PRIMARY KEY (user_id, area)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id     INTEGER PRIMARY KEY,
+        at     INTEGER NOT NULL, -- ms since 1970
+        actor  TEXT,             -- account name; NULL: an unknown name at a failed login, the command line
+        action TEXT NOT NULL,    -- `auth.login`, `user.add`, `automation.update`, ...
+        target TEXT,             -- what it was done to (an account, a token id, an automation id)
+        detail TEXT,             -- a short note; never a secret
+        ip     TEXT              -- the client's address
+    );
+    CREATE INDEX tokens_user ON tokens (user_id);
+    CREATE INDEX tokens_expiry ON tokens (expires_at) WHERE expires_at IS NOT NULL;",
 ];
 
 /// The schema version this build knows.
@@ -149,7 +169,6 @@ mod tests {
 
     #[test]
     fn migration_2_applies_on_a_version_1_database_with_data() {
-        assert_eq!(LATEST, 2);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -167,7 +186,7 @@ mod tests {
 
         let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(v, 2);
+        assert_eq!(v, LATEST);
         let area: String =
             conn.query_row("SELECT area FROM devices WHERE id = 'demo.lamp'", [], |r| r.get(0)).expect("device");
         assert_eq!(area, "kitchen");
@@ -196,5 +215,39 @@ mod tests {
             [],
         );
         assert!(orphan.is_err(), "a run must belong to a stored automation");
+    }
+
+    #[test]
+    fn migration_3_applies_on_a_version_2_database_with_accounts() {
+        assert_eq!(LATEST, 3);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(crate::store::DB_FILE);
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("migration 1");
+        conn.execute_batch(MIGRATIONS[1]).expect("migration 2");
+        conn.pragma_update(None, "user_version", 2).expect("version 2");
+        conn.execute_batch(
+            "INSERT INTO users (name, password_hash, admin, created_at) VALUES ('ada', 'x', 1, 7);
+             INSERT INTO users (name, password_hash, admin, created_at) VALUES ('bo', 'x', 0, 7);
+             INSERT INTO tokens (user_id, name, kind, hash, created_at, expires_at) VALUES (1, 'web', 'session', 'h', 1, 2);",
+        )
+        .expect("version 2 data");
+        drop(conn);
+
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(v, 3);
+        let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("tokens");
+        assert_eq!(tokens, 1, "tokens survive");
+        conn.execute_batch(
+            "INSERT INTO user_areas (user_id, area) VALUES (2, 'kitchen');
+             INSERT INTO audit_log (at, actor, action, ip) VALUES (1, 'ada', 'auth.login', '127.0.0.1');
+             DELETE FROM users WHERE id = 2;",
+        )
+        .expect("the new tables");
+        let left: i64 = conn.query_row("SELECT COUNT(*) FROM user_areas", [], |r| r.get(0)).expect("count");
+        assert_eq!(left, 0, "removing an account removes its areas");
+        let orphan = conn.execute("INSERT INTO user_areas (user_id, area) VALUES (99, 'x')", []);
+        assert!(orphan.is_err(), "areas belong to an account");
     }
 }

@@ -1,0 +1,116 @@
+//! The audit log: who did what, when, from where. Logins (successes and failures), logouts,
+//! lockouts, password changes, accounts, tokens, and administrators' changes to adapters,
+//! automations, scenes, areas and devices, and backups.
+//!
+//! Invariant: no secret is ever recorded: no password, no token (a token is named by its id),
+//! no request body. A failed login records the name tried only when such an account exists, so
+//! a password typed into the name field does not end up here.
+//!
+//! The log keeps the newest [`KEPT`] entries; older ones are dropped as new ones arrive.
+
+use hearth_sdk::Timestamp;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// How many entries are kept.
+pub const KEPT: i64 = 10_000;
+
+/// One entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Its id (newer entries have larger ids).
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// The account that acted (`null` for an unknown name at a failed login, and for the
+    /// command line).
+    pub actor: Option<String>,
+    /// What: `auth.login`, `auth.login_failed`, `user.add`, `automation.update`, ...
+    pub action: String,
+    /// What it was done to.
+    pub target: Option<String>,
+    /// A short note.
+    pub detail: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+}
+
+impl Entry {
+    /// An entry of `action` by `actor`, now.
+    pub fn new(actor: Option<&str>, action: &str) -> Entry {
+        Entry { at: Timestamp::now(), actor: actor.map(str::to_owned), action: action.to_owned(), ..Entry::default() }
+    }
+
+    /// With a target.
+    pub fn target(mut self, target: impl Into<String>) -> Entry {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// With a note.
+    pub fn detail(mut self, detail: impl Into<String>) -> Entry {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// With the client's address.
+    pub fn ip(mut self, ip: Option<std::net::IpAddr>) -> Entry {
+        self.ip = ip.map(|i| i.to_string());
+        self
+    }
+}
+
+/// Appends an entry (in the caller's transaction) and drops what is beyond [`KEPT`].
+pub fn record(conn: &Connection, e: &Entry) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, actor, action, target, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![e.at.as_millis(), e.actor, e.action, e.target, e.detail, e.ip])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("DELETE FROM audit_log WHERE id <= ?1")?.execute([id - KEPT])?;
+    Ok(())
+}
+
+/// The newest `limit` entries, newest first.
+pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, at, actor, action, target, detail, ip FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        Ok(Entry {
+            id: r.get(0)?,
+            at: Timestamp::from_millis(r.get(1)?),
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            detail: r.get(5)?,
+            ip: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("db");
+        conn.execute_batch("BEGIN").expect("begin");
+        for i in 0..(KEPT + 5) {
+            let e = Entry::new(Some("ada"), "auth.login").target(format!("n{i}")).ip(Some([127, 0, 0, 1].into()));
+            record(&conn, &e).expect("record");
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0)).expect("count");
+        assert_eq!(n, KEPT);
+        let newest = list(&conn, 2).expect("list");
+        assert_eq!(newest.len(), 2);
+        assert_eq!(newest[0].target.as_deref(), Some(format!("n{}", KEPT + 4).as_str()));
+        assert_eq!(newest[0].ip.as_deref(), Some("127.0.0.1"));
+        assert!(newest[0].id > newest[1].id);
+    }
+}
