@@ -312,15 +312,23 @@ impl Task {
     async fn request(&mut self, req: Request) {
         match req {
             Request::Upsert(a, v) => {
+                let (automation, enabled) = (a.id.clone(), a.enabled);
                 self.engine.upsert(*a, v);
+                self.changed(automation, Some(v), Some(enabled));
                 self.resubscribe().await;
             }
             Request::Remove(id) => {
                 self.engine.remove(&id);
+                self.changed(id, None, None);
                 self.resubscribe().await;
             }
             Request::SetEnabled(id, on, reply) => {
-                let _ = reply.send(self.engine.set_enabled(&id, on));
+                let result = self.engine.set_enabled(&id, on);
+                if result.is_ok() {
+                    let version = self.engine.automation(&id).map(|(_, v)| v);
+                    self.changed(id, version, Some(on));
+                }
+                let _ = reply.send(result);
                 self.resubscribe().await;
             }
             Request::Trigger { id, by, skip_conditions, reply } => {
@@ -343,6 +351,11 @@ impl Task {
                 let _ = done.send(());
             }
         }
+    }
+
+    /// Tells the bus (and so every open UI) that an automation changed.
+    fn changed(&self, automation: String, version: Option<u32>, enabled: Option<bool>) {
+        self.core.bus().publish(Event::AutomationChanged { automation, version, enabled });
     }
 
     async fn alive(&self) {
@@ -432,6 +445,8 @@ impl Task {
                 self.core.bus().publish(Event::Notification { title, message, at: Timestamp::now(), context });
             }
             Output::SetEnabled { automation, enabled } => {
+                let version = self.engine.automation(&automation).map(|(_, v)| v);
+                self.changed(automation.clone(), version, Some(enabled));
                 let now = Timestamp::now().as_millis();
                 self.write(move |c| db::set_enabled(c, &automation, enabled, now).map(|_| ())).await;
                 self.resubscribe().await;
@@ -476,6 +491,18 @@ impl Task {
                 return;
             }
         };
+        if let Some(end) = &t.ending {
+            let ending =
+                serde_json::to_value(end.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            self.core.bus().publish(Event::AutomationRan {
+                automation: t.automation.clone(),
+                run: t.run,
+                ending,
+                message: end.message.clone(),
+                started_at: t.started_at,
+                ended_at: t.ended_at.unwrap_or(t.started_at),
+            });
+        }
         let started = t.started_at.as_millis();
         self.write(move |c| db::save_trace(c, &t.automation, t.run, started, &record, db::TRACES_KEPT).map(|_| ()))
             .await;

@@ -350,6 +350,18 @@ fn a_notify_action_reaches_the_web_ui_over_the_websocket() {
     assert_eq!(note["event"]["message"], "Someone at the door: the postman");
     assert_eq!(note["event"]["title"], "Hall");
     assert_eq!(note["event"]["context"]["origin"], json!({"kind": "automation", "id": "door_note"}));
+    // The run's end and changes of the automation reach open pages too.
+    let ran = ws.recv_until(T, |m| m["type"] == "event" && m["event"]["type"] == "automation_ran");
+    assert_eq!(
+        (ran["event"]["automation"].as_str(), ran["event"]["ending"].as_str()),
+        (Some("door_note"), Some("finished"))
+    );
+    assert_eq!(hub.post("/api/v1/automations/door_note/disable", Some(&token), json!({})).status, 200);
+    let changed = ws.recv_until(T, |m| m["type"] == "event" && m["event"]["type"] == "automation_changed");
+    assert_eq!(
+        changed["event"],
+        json!({"type": "automation_changed", "automation": "door_note", "version": 1, "enabled": false})
+    );
 }
 
 /// A one-request HTTP server: returns its address and a receiver of (request line, body).

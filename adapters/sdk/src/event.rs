@@ -182,6 +182,33 @@ pub enum Event {
         /// Its status.
         status: AdapterStatus,
     },
+    /// An automation's run ended; its trace is stored (`GET /api/v1/automations/{id}/traces/{run}`).
+    AutomationRan {
+        /// The automation.
+        automation: String,
+        /// The run's id.
+        run: u64,
+        /// How it ended: `finished`, `conditions_failed`, `ignored`, `dropped`, `restarted`,
+        /// `stopped`, `timeout`, `loop`, `cancelled` or `error`.
+        ending: String,
+        /// Why, in words.
+        message: String,
+        /// When it started.
+        started_at: Timestamp,
+        /// When it ended.
+        ended_at: Timestamp,
+    },
+    /// An automation was saved, turned on or off, or deleted.
+    AutomationChanged {
+        /// The automation.
+        automation: String,
+        /// Its version now; absent when it was deleted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        /// Whether it is on; absent when it was deleted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enabled: Option<bool>,
+    },
     /// A message for the people using the web UI (an automation's `notify`).
     Notification {
         /// A title.

@@ -261,9 +261,11 @@ fn event_tag(e: &Event) -> &'static str {
         Event::AreaRemoved { .. } => "area_removed",
         Event::AdapterStatusChanged { .. } => "adapter_status_changed",
         Event::Notification { .. } => "notification",
+        Event::AutomationRan { .. } => "automation_ran",
+        Event::AutomationChanged { .. } => "automation_changed",
     }
 }
-const EVENT_TAGS: [&str; 10] = [
+const EVENT_TAGS: [&str; 12] = [
     "device_added",
     "device_updated",
     "device_removed",
@@ -274,6 +276,8 @@ const EVENT_TAGS: [&str; 10] = [
     "area_removed",
     "adapter_status_changed",
     "notification",
+    "automation_ran",
+    "automation_changed",
 ];
 
 fn adapter_event_tag(e: &AdapterEvent) -> &'static str {
