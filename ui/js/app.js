@@ -52,7 +52,9 @@ const app = {
     const back = sessionStorage.getItem("hearth.return");
     sessionStorage.removeItem("hearth.return");
     renderShell();
-    app.go(back && back.startsWith("#/") && !/^#\/(login|onboarding)/.test(back) ? back : "#/home");
+    // Where the user was going before signing in; else, after a reload, the screen reloaded.
+    const inApp = (hash) => !!hash && hash.startsWith("#/") && !/^#\/(login|onboarding)/.test(hash);
+    app.go(inApp(back) ? back : inApp(location.hash) ? location.hash : "#/home");
     // The login answer may lack role and areas; /auth/me has them.
     api("GET", "/auth/me", undefined, { quiet401: true }).then((me) => {
       if (me && me.name) {

@@ -265,6 +265,10 @@ function apply(ev) {
       state.adapterStatus.set(ev.adapter, ev.status);
       emit({ type: "adapter", id: ev.adapter, status: ev.status });
       break;
+    case "automation_ran":
+    case "automation_changed":
+      emit({ type: "automation", id: ev.automation, event: ev });
+      break;
     case "notification":
       state.notifications.unshift(ev);
       state.notifications.length = Math.min(state.notifications.length, 50);

@@ -12,14 +12,16 @@ import { originText } from "./device.js";
 
 const POLL_MS = 5000;
 
-// Runs are not on the event bus, but device changes and events start them: after one, reload
-// soon (at most every 2 s), besides the slow poll.
+// A run's end and a change of an automation come as `automation_ran` / `automation_changed`
+// events: reload at once (coalesced). Device changes and events may start runs that are still
+// going: reload soon after them too (at most every 2 s), besides the slow poll.
 function soonAfterEvents(reload) {
   let timer = null;
   let last = 0;
   return (c) => {
-    if ((c.type !== "state" && c.type !== "device_event") || timer) return;
-    const wait = Math.max(800, 2000 - (Date.now() - last));
+    const now = c.type === "automation";
+    if ((!now && c.type !== "state" && c.type !== "device_event") || timer) return;
+    const wait = now ? 100 : Math.max(800, 2000 - (Date.now() - last));
     timer = setTimeout(() => {
       timer = null;
       last = Date.now();
