@@ -667,3 +667,17 @@ fn home_controls_have_names_and_touch_sized_targets_on_a_phone() {
     b.screenshot("home");
     assert_quiet_console(&b, &[]);
 }
+
+#[test]
+fn when_a_session_ends_elsewhere_signing_in_again_returns_to_the_same_screen() {
+    let (hub, _) = quiet_home();
+    let (b, session) = signed_in(&hub, Browser::options(), OWNER, PASSWORD);
+    navigate(&b, "automations", "automations-screen");
+    // The session ends elsewhere (signed out on another device); the next request finds it gone.
+    assert_eq!(hub.post("/api/v1/auth/logout", Some(&session), json!({})).status, 204);
+    b.find("[data-testid=nav-scenes]").click();
+    b.find("[data-testid=login-form]");
+    log_in_with_form(&b, OWNER, PASSWORD);
+    b.find("[data-testid=scenes-screen]");
+    assert!(b.url().ends_with("#/scenes"), "back where the session ended: {}", b.url());
+}

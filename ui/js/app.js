@@ -179,6 +179,9 @@ subscribe((change) => {
 
 onUnauthorized(() => {
   if (!state.user) return;
+  // Signing in again returns to this screen.
+  const path = currentPath();
+  if (path !== "login" && path !== "onboarding") sessionStorage.setItem("hearth.return", "#/" + path);
   endSession();
   toast(t("auth.session_ended"), "error");
   app.go("#/login");
