@@ -547,6 +547,25 @@ impl ActionKind {
     }
 }
 
+/// The motion light with `for`, `choose` and an area target (for tests).
+#[cfg(test)]
+pub(crate) fn motion_light_json() -> serde_json::Value {
+    serde_json::json!({
+        "id": "hall_motion_light", "name": "Hall light on motion", "enabled": true, "mode": "restart", "max_runs": 10,
+        "triggers": [
+            {"id": "motion", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": true}},
+            {"id": "quiet", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": false, "for": "2m"}}
+        ],
+        "conditions": [{"or": [{"sun": {"below": -0.833}}, {"time": {"after": "22:00", "before": "06:30"}}]}],
+        "actions": [
+            {"choose": {"options": [
+                {"conditions": [{"trigger": {"id": "motion"}}],
+                 "actions": [{"set": {"area": "hallway", "capability": "on_off", "values": {"state": true, "brightness": 60.0}, "transition": 1.0}}]}
+            ], "default": [{"alias": "lights off", "set": {"area": "hallway", "capability": "on_off", "values": {"state": false}}}]}}
+        ]
+    })
+}
+
 /// The example that uses every kind of trigger, condition and action (for tests).
 #[cfg(test)]
 pub(crate) fn everything_json() -> serde_json::Value {
@@ -881,20 +900,7 @@ mod tests {
 
     #[test]
     fn a_motion_light_reads_and_writes_back_unchanged() {
-        let a: Automation = round_trip(json!({
-            "id": "hall_motion_light", "name": "Hall light on motion", "enabled": true, "mode": "restart", "max_runs": 10,
-            "triggers": [
-                {"id": "motion", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": true}},
-                {"id": "quiet", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": false, "for": "2m"}}
-            ],
-            "conditions": [{"or": [{"sun": {"below": -0.833}}, {"time": {"after": "22:00", "before": "06:30"}}]}],
-            "actions": [
-                {"choose": {"options": [
-                    {"conditions": [{"trigger": {"id": "motion"}}],
-                     "actions": [{"set": {"area": "hallway", "capability": "on_off", "values": {"state": true, "brightness": 60.0}, "transition": 1.0}}]}
-                ], "default": [{"alias": "lights off", "set": {"area": "hallway", "capability": "on_off", "values": {"state": false}}}]}}
-            ]
-        }));
+        let a: Automation = round_trip(motion_light_json());
         assert_eq!(a.mode, Mode::Restart);
         match &a.triggers[1].kind {
             TriggerKind::State { hold, .. } => assert_eq!(*hold, Some(Duration::from_secs(120))),

@@ -1422,21 +1422,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn motion_light() -> Automation {
-        serde_json::from_value(json!({
-            "id": "hall_motion_light", "name": "Hall light on motion", "enabled": true, "mode": "restart", "max_runs": 10,
-            "triggers": [
-                {"id": "motion", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": true}},
-                {"id": "quiet", "state": {"devices": ["demo:hall_motion"], "feature": "occupancy", "to": false, "for": "2m"}}
-            ],
-            "conditions": [{"or": [{"sun": {"below": -0.833}}, {"time": {"after": "22:00", "before": "06:30"}}]}],
-            "actions": [
-                {"choose": {"options": [
-                    {"conditions": [{"trigger": {"id": "motion"}}],
-                     "actions": [{"set": {"area": "hallway", "capability": "on_off", "values": {"state": true, "brightness": 60.0}, "transition": 1.0}}]}
-                ], "default": [{"alias": "lights off", "set": {"area": "hallway", "capability": "on_off", "values": {"state": false}}}]}}
-            ]
-        }))
-        .unwrap()
+        serde_json::from_value(crate::model::motion_light_json()).unwrap()
     }
 
     /// The "every kind" example of model.rs.
