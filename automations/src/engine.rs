@@ -104,8 +104,8 @@ pub enum Output {
     },
     /// Show a message in the web UI.
     Notify {
-        /// The automation.
-        automation: String,
+        /// The run's context (its origin names the automation).
+        context: Context,
         /// A title.
         title: Option<String>,
         /// The message.
@@ -1743,7 +1743,7 @@ impl Engine {
                 let message = matching::render(message, &run.fired);
                 let title = title.as_ref().map(|t| matching::render(t, &run.fired));
                 step(run, true, format!("notified: {message}"));
-                self.outputs.push(Output::Notify { automation: run.automation.clone(), title, message });
+                self.outputs.push(Output::Notify { context: run.context.clone(), title, message });
             }
             ActionKind::Enable(other) | ActionKind::Disable(other) => {
                 advance(thread);

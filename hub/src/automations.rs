@@ -19,7 +19,7 @@ use hearth_automations::clock::{Clock, SystemClock};
 use hearth_automations::engine::{DryRun, Engine, EngineError, Output, RunInfo, RunRecord, Settings};
 use hearth_automations::model::{Automation, Scene};
 use hearth_automations::trace::{EndKind, Trace};
-use hearth_sdk::{Context, Event, MqttSettings, Origin, Timestamp};
+use hearth_sdk::{Event, MqttSettings, Timestamp};
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -437,11 +437,7 @@ impl Task {
                     let _ = done.send((run, thread, result)).await;
                 });
             }
-            Output::Notify { automation, title, message } => {
-                let context = Context::new(
-                    format!("notify-{}", Timestamp::now().as_millis()),
-                    Origin::Automation { id: automation },
-                );
+            Output::Notify { context, title, message } => {
                 self.core.bus().publish(Event::Notification { title, message, at: Timestamp::now(), context });
             }
             Output::SetEnabled { automation, enabled } => {

@@ -350,6 +350,9 @@ fn a_notify_action_reaches_the_web_ui_over_the_websocket() {
     assert_eq!(note["event"]["message"], "Someone at the door: the postman");
     assert_eq!(note["event"]["title"], "Hall");
     assert_eq!(note["event"]["context"]["origin"], json!({"kind": "automation", "id": "door_note"}));
+    // It carries the run's context, so the trace explains it.
+    let trace = hub.wait_for(T, || traces(&hub, &token, "door_note").into_iter().next());
+    assert_eq!(note["event"]["context"]["id"], trace["context"], "{note} vs {trace}");
     // The run's end and changes of the automation reach open pages too.
     let ran = ws.recv_until(T, |m| m["type"] == "event" && m["event"]["type"] == "automation_ran");
     assert_eq!(
