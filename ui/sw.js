@@ -21,6 +21,7 @@ const SHELL = [
   "/js/dom.js",
   "/js/i18n.js",
   "/js/live.js",
+  "/js/say.js",
   "/js/ui.js",
   "/js/vocab.js",
   "/js/screens/auth.js",

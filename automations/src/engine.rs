@@ -16,6 +16,7 @@
 //! level deeper. Beyond [`Settings::max_depth`] the run is stopped, and its trace says so.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
 use std::sync::Arc;
 
 use hearth_sdk::{
@@ -24,8 +25,9 @@ use hearth_sdk::{
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::matching::{self, StateTest, in_range, resolve, same, value_text};
+use crate::matching::{self, StateTest, in_range, resolve, same};
 use crate::model::{Action, ActionKind, Automation, CatchUp, Condition, Match, Mode, Scene, Trigger, TriggerKind};
+use crate::say::Say;
 use crate::schedule;
 use crate::sun::{self, Location};
 use crate::trace::{ConditionResult, EndKind, Fired, Step, Trace};
@@ -356,6 +358,32 @@ pub struct DryRun {
     pub conditions: Vec<ConditionResult>,
     /// The actions it would take, in order, in words, indented by nesting.
     pub actions: Vec<String>,
+    /// The same as data: each line's nesting, alias and saying.
+    pub plan: Vec<PlanLine>,
+}
+
+/// One line of a dry run's plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanLine {
+    /// How deep it is nested (0 for the automation's own actions).
+    pub depth: usize,
+    /// The action's alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// What it would do.
+    pub say: Say,
+}
+
+impl fmt::Display for PlanLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for _ in 0..self.depth {
+            f.write_str("  ")?;
+        }
+        if let Some(alias) = &self.alias {
+            write!(f, "{alias}: ")?;
+        }
+        write!(f, "{}", self.say)
+    }
 }
 
 /// The list of actions at a path.
@@ -413,10 +441,6 @@ fn plus(t: Timestamp, ms: i64) -> Timestamp {
     Timestamp::from_millis(t.as_millis().saturating_add(ms))
 }
 
-fn opt_text(v: Option<&hearth_sdk::Value>) -> String {
-    v.map_or_else(|| "unknown".to_owned(), value_text)
-}
-
 impl Engine {
     /// An engine with no automations, telling time by `clock`.
     pub fn new(clock: Arc<dyn Clock>, settings: Settings) -> Engine {
@@ -469,12 +493,8 @@ impl Engine {
             if *old.def == automation && old.version == version {
                 return;
             }
-            let why = if !automation.enabled && old.def.enabled {
-                "the automation was turned off"
-            } else {
-                "the automation was changed"
-            };
-            self.cancel_runs(&id, why);
+            let why = if !automation.enabled && old.def.enabled { Say::TurnedOffMidRun } else { Say::Changed };
+            self.cancel_runs(&id, &why);
         }
         let now = self.now();
         let next = self.schedule(&automation, now);
@@ -487,7 +507,7 @@ impl Engine {
 
     /// Removes an automation; its runs are cancelled.
     pub fn remove(&mut self, id: &str) -> bool {
-        self.cancel_runs(id, "the automation was removed");
+        self.cancel_runs(id, &Say::Removed);
         self.holds.retain(|h| !matches!(&h.owner, Owner::Trigger(a, _) if a == id));
         self.index.remove(id);
         self.automations.remove(id).is_some()
@@ -527,9 +547,9 @@ impl Engine {
             self.stored.insert(run.id);
             let current = self.automations.get(&run.automation).map(|e| (e.version, e.def.enabled));
             let why = match current {
-                None => Some("the automation was removed while the hub was down"),
-                Some((v, _)) if v != run.version => Some("the automation was changed while the hub was down"),
-                Some((_, false)) => Some("the automation was turned off while the hub was down"),
+                None => Some(Say::RemovedWhileDown),
+                Some((v, _)) if v != run.version => Some(Say::ChangedWhileDown),
+                Some((_, false)) => Some(Say::TurnedOffWhileDown),
                 Some(_) => None,
             };
             if let Some(why) = why {
@@ -580,12 +600,8 @@ impl Engine {
                         index: Some(i),
                         id: t.id.clone(),
                         kind: "catch_up".into(),
-                        description: format!(
-                            "caught up: triggers[{i}] ({}) was due at {at} while the hub was down",
-                            t.kind.name()
-                        ),
                         at: now,
-                        ..Default::default()
+                        ..Fired::from(Say::CaughtUp { trigger: i, kind: t.kind.name().into(), due: at })
                     };
                     self.fire(id, fired, false);
                     self.outputs.push(Output::Alive(now));
@@ -600,9 +616,8 @@ impl Engine {
                         index: Some(i),
                         id: t.id.clone(),
                         kind: "start".into(),
-                        description: "the hub started".into(),
                         at: now,
-                        ..Default::default()
+                        ..Fired::from(Say::HubStarted)
                     };
                     self.fire(id, fired, false);
                 }
@@ -657,11 +672,10 @@ impl Engine {
             index: Some(i),
             id: t.id.clone(),
             kind: "mqtt".into(),
-            description: format!("MQTT message on `{topic}`"),
             at: now,
             topic: Some(topic.to_owned()),
             payload: Some(payload.to_owned()),
-            ..Default::default()
+            ..Fired::from(Say::MqttMessage { topic: topic.to_owned() })
         };
         let matches = |k: &TriggerKind| match k {
             TriggerKind::Mqtt { topic: filter, payload: want } => {
@@ -672,11 +686,10 @@ impl Engine {
         self.fire_matching(&matches, &make);
         self.wake_waits(&matches, &|_| Fired {
             kind: "mqtt".into(),
-            description: format!("MQTT message on `{topic}`"),
             at: now,
             topic: Some(topic.to_owned()),
             payload: Some(payload.to_owned()),
-            ..Default::default()
+            ..Fired::from(Say::MqttMessage { topic: topic.to_owned() })
         });
     }
 
@@ -688,18 +701,16 @@ impl Engine {
             index: Some(i),
             id: t.id.clone(),
             kind: "webhook".into(),
-            description: format!("webhook `{hook}` was called"),
             at: now,
             body: body.clone(),
-            ..Default::default()
+            ..Fired::from(Say::WebhookCalled { hook: hook.to_owned() })
         };
         let n = self.fire_matching(&matches, &make);
         let woken = Fired {
             kind: "webhook".into(),
-            description: format!("webhook `{hook}` was called"),
             at: now,
             body: body.clone(),
-            ..Default::default()
+            ..Fired::from(Say::WebhookCalled { hook: hook.to_owned() })
         };
         n + self.wake_waits(&matches, &|_| woken.clone())
     }
@@ -709,12 +720,8 @@ impl Engine {
         if !self.automations.contains_key(id) {
             return Err(EngineError::NoAutomation(id.to_owned()));
         }
-        let fired = Fired {
-            kind: "manual".into(),
-            description: format!("started by hand by {by}"),
-            at: self.now(),
-            ..Default::default()
-        };
+        let fired =
+            Fired { kind: "manual".into(), at: self.now(), ..Fired::from(Say::StartedByHand { by: by.to_owned() }) };
         Ok(self.start_run(id, fired, skip_conditions, true).unwrap_or(0))
     }
 
@@ -736,22 +743,15 @@ impl Engine {
             let def = entry.def.clone();
             let t = &def.triggers[i];
             entry.next[i] = schedule::next_fire(&t.kind, &self.settings.zone, self.settings.location, now);
-            let description = match &t.kind {
-                TriggerKind::Time { at: tod, .. } => format!("it is {tod}"),
-                TriggerKind::Interval { every } => format!("every {every}"),
+            let say = match &t.kind {
+                TriggerKind::Time { at: tod, .. } => Say::TimeIs { time: tod.to_string() },
+                TriggerKind::Interval { every } => Say::Every { every: *every },
                 TriggerKind::Sun { event, offset_secs } => {
-                    format!("{event:?} with offset {offset_secs}s").to_lowercase()
+                    Say::SunEvent { event: format!("{event:?}").to_lowercase(), offset_secs: *offset_secs }
                 }
-                other => other.name().to_owned(),
+                other => Say::TriggerKind { kind: other.name().to_owned() },
             };
-            let fired = Fired {
-                index: Some(i),
-                id: t.id.clone(),
-                kind: t.kind.name().into(),
-                description,
-                at,
-                ..Default::default()
-            };
+            let fired = Fired { index: Some(i), id: t.id.clone(), kind: t.kind.name().into(), at, ..Fired::from(say) };
             self.fire(&id, fired, false);
             fired_any = true;
         }
@@ -790,8 +790,7 @@ impl Engine {
                 }
             }
             for ti in time_fired {
-                let fired =
-                    Fired { kind: "time".into(), description: "the time came".into(), at: now, ..Default::default() };
+                let fired = Fired { kind: "time".into(), at: now, ..Fired::from(Say::TimeCame) };
                 self.resume_wait(id, ti, fired);
             }
             for ti in timed_out {
@@ -827,8 +826,7 @@ impl Engine {
             },
         };
         if let Some(s) = trace.steps.get_mut(i) {
-            s.ok = false;
-            s.outcome = format!("{}; failed: {e}", s.outcome);
+            s.failed(&e);
         }
     }
 
@@ -845,11 +843,11 @@ impl Engine {
             top.index += 1;
         }
         t.state = ThreadState::Ready;
-        let (ok, outcome) = match result {
-            Ok(status) => (true, format!("answered {status}")),
-            Err(e) => (false, format!("failed: {e}")),
+        let (ok, say) = match result {
+            Ok(status) => (true, Say::Answered { status }),
+            Err(error) => (false, Say::CallFailed { error }),
         };
-        r.trace.step(Step { path, alias: None, action: "webhook (answer)".into(), at: now, ok, outcome });
+        r.trace.step(Step::new(path, "webhook (answer)", now, ok, say));
         self.advance(run);
     }
 
@@ -897,13 +895,13 @@ impl Engine {
     /// Checks the automation's conditions now and lists what it would do, doing nothing.
     pub fn dry_run(&self, id: &str) -> Result<DryRun, EngineError> {
         let entry = self.automations.get(id).ok_or_else(|| EngineError::NoAutomation(id.to_owned()))?;
-        let fired =
-            Fired { kind: "manual".into(), description: "dry run".into(), at: self.now(), ..Default::default() };
+        let fired = Fired { kind: "manual".into(), at: self.now(), ..Fired::from(Say::DryRun) };
         let mut conditions = Vec::new();
         let would_run = self.check_all(&entry.def.conditions, "conditions", &fired, &mut conditions);
-        let mut actions = Vec::new();
-        self.describe(&entry.def.actions, &fired, 0, &mut actions);
-        Ok(DryRun { would_run, conditions, actions })
+        let mut plan = Vec::new();
+        self.describe(&entry.def.actions, &fired, 0, &mut plan);
+        let actions = plan.iter().map(ToString::to_string).collect();
+        Ok(DryRun { would_run, conditions, actions, plan })
     }
 
     // ----- triggers ----------------------------------------------------------------------------
@@ -954,12 +952,16 @@ impl Engine {
                     index: Some(i),
                     id: t.id.clone(),
                     kind: "state".into(),
-                    description: format!("{} {feature} has been {} for {hold}", d.id, value_text(&st.value)),
                     at: deadline,
                     device: Some(d.id.clone()),
                     feature: Some(feature.clone()),
                     new: Some(st.value.clone()),
-                    ..Default::default()
+                    ..Fired::from(Say::StateHeld {
+                        device: d.id.to_string(),
+                        feature: feature.clone(),
+                        value: st.value.clone(),
+                        hold: *hold,
+                    })
                 };
                 let owner = Owner::Trigger(id.to_owned(), i);
                 if !self.holds.iter().any(|h| h.owner == owner && h.device == d.id) {
@@ -1026,17 +1028,23 @@ impl Engine {
             index: i,
             id,
             kind: "state".into(),
-            description: match held {
-                None => format!("{device} {feature} changed from {} to {}", opt_text(old), value_text(new)),
-                Some(h) => format!("{device} {feature} changed to {} and stayed so for {h}", value_text(new)),
-            },
             at,
             device: Some(device.clone()),
             feature: Some(feature.to_owned()),
             old: old.cloned(),
             new: Some(new.clone()),
             context: Some(context.clone()),
-            ..Default::default()
+            ..Fired::from(match held {
+                None => Say::StateChanged {
+                    device: device.to_string(),
+                    feature: feature.to_owned(),
+                    old: old.cloned(),
+                    new: new.clone(),
+                },
+                Some(hold) => {
+                    Say::StateStayed { device: device.to_string(), feature: feature.to_owned(), new: new.clone(), hold }
+                }
+            })
         };
         // Automations' triggers.
         let mut fire = Vec::new();
@@ -1124,13 +1132,16 @@ impl Engine {
             index: i,
             id,
             kind: "event".into(),
-            description: format!("{device} {feature}: {event}"),
             at,
             device: Some(device.clone()),
             feature: Some(feature.to_owned()),
             event: Some(event.to_owned()),
             context: Some(context.clone()),
-            ..Default::default()
+            ..Fired::from(Say::DeviceEvent {
+                device: device.to_string(),
+                feature: feature.to_owned(),
+                event: event.to_owned(),
+            })
         };
         let hits: Vec<(String, Fired)> = self
             .index
@@ -1155,10 +1166,9 @@ impl Engine {
             index: i,
             id,
             kind: "availability".into(),
-            description: format!("{device} went {}", format!("{new:?}").to_lowercase()),
             at: now,
             device: Some(device.clone()),
-            ..Default::default()
+            ..Fired::from(Say::WentOnOff { device: device.to_string(), state: format!("{new:?}").to_lowercase() })
         };
         let _ = old;
         let mut fire = Vec::new();
@@ -1305,12 +1315,8 @@ impl Engine {
             trace,
         };
         if depth > self.settings.max_depth {
-            let msg = format!(
-                "stopped as a loop: the chain of automations {} is {depth} deep, more than {} allowed",
-                run.chain.join(" → "),
-                self.settings.max_depth
-            );
-            run.trace.end(now, EndKind::Loop, msg);
+            let say = Say::Loop { chain: run.chain.join(" → "), depth, max: self.settings.max_depth };
+            run.trace.end(now, EndKind::Loop, say);
             self.traces.push(run.trace);
             return Some(run_id);
         }
@@ -1319,7 +1325,7 @@ impl Engine {
             let ok = self.check_all(&def.conditions, "conditions", &run.fired, &mut results);
             run.trace.conditions = results;
             if !ok {
-                run.trace.end(now, EndKind::ConditionsFailed, "a condition did not hold; nothing was done");
+                run.trace.end(now, EndKind::ConditionsFailed, Say::ConditionsFailed);
                 self.traces.push(run.trace);
                 return Some(run_id);
             }
@@ -1329,15 +1335,15 @@ impl Engine {
         let max = def.max_runs as usize;
         match def.mode {
             Mode::Single if active > 0 => {
-                run.trace.end(now, EndKind::Ignored, "a run was still going (mode single); this trigger was ignored");
+                run.trace.end(now, EndKind::Ignored, Say::IgnoredSingle);
                 self.traces.push(run.trace);
                 return Some(run_id);
             }
             Mode::Restart if active > 0 => {
-                self.cancel_runs_with(id, EndKind::Restarted, "restarted by a new trigger (mode restart)");
+                self.cancel_runs_with(id, EndKind::Restarted, &Say::Restarted);
             }
             Mode::Queued if active + queued >= max => {
-                run.trace.end(now, EndKind::Dropped, format!("{max} runs were already going or waiting (max_runs)"));
+                run.trace.end(now, EndKind::Dropped, Say::DroppedQueued { max });
                 self.traces.push(run.trace);
                 return Some(run_id);
             }
@@ -1349,7 +1355,7 @@ impl Engine {
                 return Some(run_id);
             }
             Mode::Parallel if active >= max => {
-                run.trace.end(now, EndKind::Dropped, format!("{max} runs were already going (max_runs)"));
+                run.trace.end(now, EndKind::Dropped, Say::DroppedParallel { max });
                 self.traces.push(run.trace);
                 return Some(run_id);
             }
@@ -1366,17 +1372,17 @@ impl Engine {
         self.outputs.push(Output::SaveRun(Box::new(run.clone())));
     }
 
-    fn cancel_runs(&mut self, id: &str, why: &str) {
+    fn cancel_runs(&mut self, id: &str, why: &Say) {
         self.cancel_runs_with(id, EndKind::Cancelled, why);
     }
 
-    fn cancel_runs_with(&mut self, id: &str, kind: EndKind, why: &str) {
+    fn cancel_runs_with(&mut self, id: &str, kind: EndKind, why: &Say) {
         let now = self.now();
         // Take them all out first, so ending one does not start a queued one.
         let ids: Vec<u64> = self.runs.values().filter(|r| r.automation == id).map(|r| r.id).collect();
         let runs: Vec<RunRecord> = ids.iter().filter_map(|rid| self.runs.remove(rid)).collect();
         for mut run in runs {
-            run.trace.end(now, kind, why);
+            run.trace.end(now, kind, why.clone());
             self.end_run(run);
         }
     }
@@ -1413,14 +1419,8 @@ impl Engine {
             top.index += 1;
         }
         t.state = ThreadState::Ready;
-        r.trace.step(Step {
-            path,
-            alias: None,
-            action: "wait (ended)".into(),
-            at: now,
-            ok: true,
-            outcome: format!("the wait ended: {}", fired.description),
-        });
+        let why = fired.say.clone().unwrap_or(Say::TriggerKind { kind: fired.kind.clone() });
+        r.trace.step(Step::new(path, "wait (ended)", now, true, Say::WaitEnded { why: Box::new(why) }));
         self.holds.retain(|h| h.owner != Owner::Wait(run, thread));
         self.advance(run);
     }
@@ -1445,17 +1445,10 @@ impl Engine {
                 top.index += 1;
             }
             t.state = ThreadState::Ready;
-            r.trace.step(Step {
-                path,
-                alias: None,
-                action: "wait (timeout)".into(),
-                at: now,
-                ok: true,
-                outcome: "timed out; going on (continue_on_timeout)".into(),
-            });
+            r.trace.step(Step::new(path, "wait (timeout)", now, true, Say::WaitTimedOutGoingOn));
             self.advance(run);
         } else if let Some(mut r) = self.runs.remove(&run) {
-            r.trace.end(now, EndKind::Timeout, format!("{path}: the wait timed out"));
+            r.trace.end(now, EndKind::Timeout, Say::WaitTimedOut { path });
             self.end_run(r);
         }
     }
@@ -1469,7 +1462,7 @@ impl Engine {
         }
         let Some(def) = self.automations.get(&run.automation).map(|e| e.def.clone()) else {
             let now = self.now();
-            run.trace.end(now, EndKind::Cancelled, "the automation was removed");
+            run.trace.end(now, EndKind::Cancelled, Say::Removed);
             self.end_run(run);
             return;
         };
@@ -1478,13 +1471,7 @@ impl Engine {
         while let Some(ti) = run.threads.iter().position(|t| t.state == ThreadState::Ready) {
             if budget == 0 {
                 let now = self.now();
-                run.trace.end(
-                    now,
-                    EndKind::Error,
-                    format!(
-                        "stopped after {MAX_STEPS_WITHOUT_WAIT} actions without waiting (a repeat without a delay?)"
-                    ),
-                );
+                run.trace.end(now, EndKind::Error, Say::TooManySteps { max: MAX_STEPS_WITHOUT_WAIT });
                 ended = true;
                 break;
             }
@@ -1497,7 +1484,7 @@ impl Engine {
         let main_done = run.threads.first().is_none_or(|t| t.state == ThreadState::Done);
         if ended || main_done {
             let now = self.now();
-            run.trace.end(now, EndKind::Finished, "every action ran");
+            run.trace.end(now, EndKind::Finished, Say::EveryActionRan);
             self.end_run(run);
         } else {
             self.save(&run);
@@ -1513,7 +1500,7 @@ impl Engine {
             return false;
         };
         let Some(list) = block(&def.actions, &frame.block) else {
-            run.trace.end(now, EndKind::Error, "the run's position no longer exists in the automation");
+            run.trace.end(now, EndKind::Error, Say::PositionGone);
             return true;
         };
         if frame.index >= list.len() {
@@ -1522,15 +1509,10 @@ impl Engine {
         }
         let action = &list[frame.index];
         let path = path_text(&frame.block, frame.index);
-        let step = |run: &mut RunRecord, ok: bool, outcome: String| {
-            run.trace.step(Step {
-                path: path.clone(),
-                alias: action.alias.clone(),
-                action: action.kind.name().into(),
-                at: now,
-                ok,
-                outcome,
-            })
+        let step = |run: &mut RunRecord, ok: bool, say: Say| {
+            let mut s = Step::new(path.clone(), action.kind.name(), now, ok, say);
+            s.alias = action.alias.clone();
+            run.trace.step(s)
         };
         let thread = &mut run.threads[ti];
         let advance = |thread: &mut Thread| {
@@ -1565,15 +1547,14 @@ impl Engine {
                 }
                 let missing: Vec<String> =
                     target.devices.iter().filter(|id| !self.home.contains_key(*id)).map(ToString::to_string).collect();
-                let mut outcome = if sent.is_empty() {
-                    "no device matched".to_owned()
-                } else {
-                    format!("sent to {}", sent.join(", "))
+                let ok = missing.is_empty();
+                let say = match (sent.is_empty(), ok) {
+                    (true, true) => Say::NoDeviceMatched,
+                    (true, false) => Say::NoSuchDevice { missing },
+                    (false, true) => Say::Sent { devices: sent },
+                    (false, false) => Say::SentButMissing { devices: sent, missing },
                 };
-                if !missing.is_empty() {
-                    outcome.push_str(&format!("; no such device: {}", missing.join(", ")));
-                }
-                let idx = step(run, missing.is_empty(), outcome);
+                let idx = step(run, ok, say);
                 for (device, request) in commands {
                     self.outputs.push(Output::Command {
                         device,
@@ -1586,12 +1567,12 @@ impl Engine {
             ActionKind::Scene { id, transition } => {
                 advance(thread);
                 let Some(scene) = self.scenes.get(id).cloned() else {
-                    step(run, false, format!("no scene `{id}`"));
-                    run.trace.end(now, EndKind::Error, format!("{path}: no scene `{id}`"));
+                    step(run, false, Say::NoScene { scene: id.clone() });
+                    run.trace.end(now, EndKind::Error, Say::SceneGone { path: path.clone(), scene: id.clone() });
                     return true;
                 };
                 let names: Vec<String> = scene.devices.keys().map(ToString::to_string).collect();
-                let idx = step(run, true, format!("applied `{}` to {}", scene.name, names.join(", ")));
+                let idx = step(run, true, Say::SceneApplied { name: scene.name.clone(), devices: names });
                 for (device, values) in scene.devices {
                     let request = CommandRequest { set: values, transition: *transition, ..Default::default() };
                     self.outputs.push(Output::Command {
@@ -1606,7 +1587,7 @@ impl Engine {
                 advance(thread);
                 let until = plus(now, d.as_millis());
                 thread.state = ThreadState::Sleeping { until };
-                step(run, true, format!("waiting {d}, until {until}"));
+                step(run, true, Say::Waiting { delay: *d, until });
             }
             ActionKind::Wait { triggers, timeout, .. } => {
                 let until = timeout.map(|t| plus(now, t.as_millis()));
@@ -1615,19 +1596,24 @@ impl Engine {
                     .map(|k| schedule::next_fire(k, &self.settings.zone, self.settings.location, now))
                     .collect();
                 thread.state = ThreadState::Waiting { until, times };
-                let kinds: Vec<&str> = triggers.iter().map(TriggerKind::name).collect();
-                let until_text = until.map(|u| format!(", at most until {u}")).unwrap_or_default();
-                step(run, true, format!("waiting for {}{until_text}", kinds.join(" or ")));
+                let kinds: Vec<String> = triggers.iter().map(|k| k.name().to_owned()).collect();
+                step(
+                    run,
+                    true,
+                    match until {
+                        Some(until) => Say::WaitingForUntil { kinds, until },
+                        None => Say::WaitingFor { kinds },
+                    },
+                );
             }
             ActionKind::If { conditions, then, otherwise } => {
                 let mut results = Vec::new();
                 let ok = self.check_all(conditions, &format!("{path}.if.conditions"), &run.fired, &mut results);
-                let detail: Vec<String> = results.iter().map(|r| format!("{} ({})", r.detail, r.result)).collect();
                 let thread = &mut run.threads[ti];
                 let (seg, list, branch) = if ok {
-                    (Seg::Then(frame.index), then, "then")
+                    (Seg::Then(frame.index), then, Say::TookThen)
                 } else {
-                    (Seg::Else(frame.index), otherwise, "else")
+                    (Seg::Else(frame.index), otherwise, Say::TookElse)
                 };
                 if list.is_empty() {
                     advance(thread);
@@ -1635,7 +1621,7 @@ impl Engine {
                     thread.stack.push(Frame { block: with(&frame.block, seg), index: 0, round: 0 });
                 }
                 run.trace.conditions.extend(results);
-                step(run, true, format!("took `{branch}`: {}", detail.join("; ")));
+                step(run, true, branch);
             }
             ActionKind::Choose { options, default } => {
                 let mut taken = None;
@@ -1662,7 +1648,7 @@ impl Engine {
                             index: 0,
                             round: 0,
                         });
-                        format!("took option {k}")
+                        Say::TookOption { option: k }
                     }
                     None if !default.is_empty() => {
                         thread.stack.push(Frame {
@@ -1670,11 +1656,11 @@ impl Engine {
                             index: 0,
                             round: 0,
                         });
-                        "took `default`".to_owned()
+                        Say::TookDefault
                     }
                     None => {
                         advance(thread);
-                        "no option held; nothing to do".to_owned()
+                        Say::NoOptionHeld
                     }
                 };
                 run.trace.conditions.extend(all);
@@ -1691,7 +1677,7 @@ impl Engine {
                 } else {
                     advance(thread);
                 }
-                step(run, true, if go { "round 1".to_owned() } else { "nothing to repeat".to_owned() });
+                step(run, true, if go { Say::RoundOne } else { Say::NothingToRepeat });
             }
             ActionKind::Parallel(branches) => {
                 let mut children = Vec::new();
@@ -1717,13 +1703,13 @@ impl Engine {
                 } else {
                     run.threads[ti].state = ThreadState::Joining { children };
                 }
-                step(run, true, format!("started {n} branches"));
+                step(run, true, Say::StartedBranches { count: n });
             }
             ActionKind::Mqtt { topic, payload, retain } => {
                 advance(thread);
                 let topic = matching::render(topic, &run.fired);
                 let payload = matching::render(payload, &run.fired);
-                let idx = step(run, true, format!("published on `{topic}`"));
+                let idx = step(run, true, Say::Published { topic: topic.clone() });
                 self.outputs.push(Output::Publish {
                     topic,
                     payload,
@@ -1735,24 +1721,26 @@ impl Engine {
                 thread.state = ThreadState::Calling;
                 let method = method.clone().unwrap_or_else(|| "POST".into()).to_uppercase();
                 let body = body.as_ref().map(|b| matching::render(b, &run.fired));
-                step(run, true, format!("calling {method} {url}"));
+                step(run, true, Say::Calling { method: method.clone(), url: url.clone() });
                 self.outputs.push(Output::Call { run: run.id, thread: ti, method, url: url.clone(), body });
             }
             ActionKind::Notify { message, title } => {
                 advance(thread);
                 let message = matching::render(message, &run.fired);
                 let title = title.as_ref().map(|t| matching::render(t, &run.fired));
-                step(run, true, format!("notified: {message}"));
+                step(run, true, Say::Notified { message: message.clone() });
                 self.outputs.push(Output::Notify { context: run.context.clone(), title, message });
             }
             ActionKind::Enable(other) | ActionKind::Disable(other) => {
                 advance(thread);
                 let enabled = matches!(action.kind, ActionKind::Enable(_));
-                let word = if enabled { "turned on" } else { "turned off" };
+                let said = |automation: String| {
+                    if enabled { Say::TurnedOn { automation } } else { Say::TurnedOff { automation } }
+                };
                 if other == &run.automation && !enabled {
                     // Turning itself off ends this run too, once the trace says so.
-                    step(run, true, format!("{word} `{other}`"));
-                    run.trace.end(now, EndKind::Stopped, "the automation turned itself off");
+                    step(run, true, said(other.clone()));
+                    run.trace.end(now, EndKind::Stopped, Say::TurnedItselfOff);
                     let _ = self.set_enabled(other, false);
                     self.outputs.push(Output::SetEnabled { automation: other.clone(), enabled });
                     return true;
@@ -1760,16 +1748,21 @@ impl Engine {
                 match self.set_enabled(other, enabled) {
                     Ok(()) => {
                         self.outputs.push(Output::SetEnabled { automation: other.clone(), enabled });
-                        step(run, true, format!("{word} `{other}`"));
+                        step(run, true, said(other.clone()));
                     }
-                    Err(e) => {
-                        step(run, false, e.to_string());
+                    Err(EngineError::NoAutomation(automation)) => {
+                        step(run, false, Say::NoAutomation { automation });
                     }
                 }
             }
             ActionKind::Stop { reason } => {
-                let why = reason.clone().unwrap_or_else(|| "a stop action".into());
-                step(run, true, format!("stopped: {why}"));
+                let (said, why) = match reason {
+                    Some(reason) => {
+                        (Say::StoppedBecause { reason: reason.clone() }, Say::StopReason { reason: reason.clone() })
+                    }
+                    None => (Say::StoppedByAction, Say::StopAction),
+                };
+                step(run, true, said);
                 run.trace.end(now, EndKind::Stopped, why);
                 return true;
             }
@@ -1819,14 +1812,13 @@ impl Engine {
             }
             if !more {
                 let now = self.now();
-                run.trace.step(Step {
+                run.trace.step(Step::new(
                     path,
-                    alias: None,
-                    action: "repeat (ended)".into(),
-                    at: now,
-                    ok: true,
-                    outcome: format!("ended after {round} round{}", if round == 1 { "" } else { "s" }),
-                });
+                    "repeat (ended)",
+                    now,
+                    true,
+                    if round == 1 { Say::RepeatEndedAfterOne } else { Say::RepeatEnded { rounds: round } },
+                ));
             }
         } else if let Some(top) = thread.stack.last_mut() {
             top.index += 1;
@@ -1845,7 +1837,7 @@ impl Engine {
     }
 
     fn check(&self, c: &Condition, path: &str, fired: &Fired, out: &mut Vec<ConditionResult>) -> bool {
-        let (result, detail) = match c {
+        let (result, say) = match c {
             Condition::State { target, feature, is, above, below, matching: m } => {
                 let devices: Vec<&Device> = resolve(&self.home, target)
                     .into_iter()
@@ -1857,7 +1849,7 @@ impl Engine {
                     let v = d.value(feature);
                     let ok = is.as_ref().is_none_or(|want| v.is_some_and(|v| same(v, want)))
                         && ((above.is_none() && below.is_none()) || in_range(v, *above, *below));
-                    parts.push(format!("{} {feature} is {}", d.id, opt_text(v)));
+                    parts.push(Say::Reading { device: d.id.to_string(), feature: feature.clone(), value: v.cloned() });
                     oks.push(ok);
                 }
                 let result = !oks.is_empty()
@@ -1865,22 +1857,22 @@ impl Engine {
                         Match::All => oks.iter().all(|o| *o),
                         Match::Any => oks.iter().any(|o| *o),
                     };
-                let mut want = Vec::new();
+                let mut wanted = Vec::new();
                 if let Some(v) = is {
-                    want.push(format!("= {}", value_text(v)));
+                    wanted.push(Say::Equals { value: v.clone() });
                 }
                 if let Some(a) = above {
-                    want.push(format!("> {a}"));
+                    wanted.push(Say::Above { limit: *a });
                 }
                 if let Some(b) = below {
-                    want.push(format!("< {b}"));
+                    wanted.push(Say::Below { limit: *b });
                 }
-                let which = match m {
-                    Match::All => "all",
-                    Match::Any => "any",
+                let say = match m {
+                    _ if parts.is_empty() => Say::NoReadings { wanted },
+                    Match::All => Say::StateAll { readings: parts, wanted },
+                    Match::Any => Say::StateAny { readings: parts, wanted },
                 };
-                let parts = if parts.is_empty() { "no device matched".to_owned() } else { parts.join(", ") };
-                (result, format!("{parts} (wanted {which} {})", want.join(" and ")))
+                (result, say)
             }
             Condition::Time { after, before, weekdays } => {
                 let now = self.now();
@@ -1896,28 +1888,28 @@ impl Engine {
                 let day_ok = weekdays.is_empty() || weekdays.contains(&local.weekday);
                 let hh = s / 3600;
                 let mm = (s / 60) % 60;
-                (in_window && day_ok, format!("local time is {hh:02}:{mm:02} on {:?}", local.weekday).to_lowercase())
+                let weekday = format!("{:?}", local.weekday).to_lowercase();
+                (in_window && day_ok, Say::LocalTime { time: format!("{hh:02}:{mm:02}"), weekday })
             }
             Condition::Sun { above, below } => match self.settings.location {
-                None => (false, "no location is set ([location] in the configuration)".to_owned()),
+                None => (false, Say::NoLocation),
                 Some(loc) => {
                     let e = sun::elevation(loc, self.now());
-                    (above.is_none_or(|a| e > a) && below.is_none_or(|b| e < b), format!("the sun is at {e:.1}°"))
+                    let elevation = (e * 10.0).round() / 10.0;
+                    (above.is_none_or(|a| e > a) && below.is_none_or(|b| e < b), Say::SunAt { elevation })
                 }
             },
             Condition::Trigger { id } => {
                 let ok = fired.id.as_deref() == Some(id.as_str());
-                (
-                    ok,
-                    format!(
-                        "started by trigger {}",
-                        fired.id.as_deref().map_or("without an id".into(), |i| format!("`{i}`"))
-                    ),
-                )
+                let say = match &fired.id {
+                    Some(trigger) => Say::StartedByTrigger { trigger: trigger.clone() },
+                    None => Say::StartedWithoutTriggerId,
+                };
+                (ok, say)
             }
             Condition::And(list) => {
                 let ok = self.check_all(list, &format!("{path}.and"), fired, out);
-                (ok, "all of".to_owned())
+                (ok, Say::AllOf)
             }
             Condition::Or(list) => {
                 let mut ok = false;
@@ -1927,87 +1919,87 @@ impl Engine {
                         break;
                     }
                 }
-                (ok, "any of".to_owned())
+                (ok, Say::AnyOf)
             }
             Condition::Not(inner) => {
                 let ok = !self.check(inner, &format!("{path}.not"), fired, out);
-                (ok, "not".to_owned())
+                (ok, Say::Not)
             }
         };
-        out.push(ConditionResult { path: path.to_owned(), result, detail });
+        out.push(ConditionResult::new(path, result, say));
         result
     }
 
     // ----- dry run -----------------------------------------------------------------------------
 
-    fn describe(&self, list: &[Action], fired: &Fired, depth: usize, out: &mut Vec<String>) {
-        let pad = "  ".repeat(depth);
+    fn describe(&self, list: &[Action], fired: &Fired, depth: usize, out: &mut Vec<PlanLine>) {
         for a in list {
-            let alias = a.alias.as_ref().map(|s| format!("{s}: ")).unwrap_or_default();
+            let mut line = |say: Say| out.push(PlanLine { depth, alias: a.alias.clone(), say });
             match &a.kind {
                 ActionKind::Set { target, values, toggle, transition } => {
                     let devices: Vec<String> = resolve(&self.home, target).iter().map(|d| d.id.to_string()).collect();
-                    let mut what: Vec<String> =
-                        values.iter().map(|(k, v)| format!("{k} = {}", value_text(v))).collect();
-                    what.extend(toggle.iter().map(|k| format!("toggle {k}")));
-                    let tr = transition.map(|t| format!(" over {t}s")).unwrap_or_default();
-                    out.push(format!(
-                        "{pad}{alias}set {} on {}{tr}",
-                        what.join(", "),
-                        if devices.is_empty() { "no device".into() } else { devices.join(", ") }
-                    ));
+                    let mut changes: Vec<Say> =
+                        values.iter().map(|(k, v)| Say::SetValue { feature: k.clone(), value: v.clone() }).collect();
+                    changes.extend(toggle.iter().map(|k| Say::Toggle { feature: k.clone() }));
+                    line(match transition {
+                        _ if devices.is_empty() => Say::PlanSetNoDevice { changes },
+                        Some(seconds) => Say::PlanSetOver { changes, devices, seconds: *seconds },
+                        None => Say::PlanSet { changes, devices },
+                    });
                 }
-                ActionKind::Scene { id, .. } => out.push(format!("{pad}{alias}apply scene `{id}`")),
-                ActionKind::Delay(d) => out.push(format!("{pad}{alias}wait {d}")),
+                ActionKind::Scene { id, .. } => line(Say::PlanScene { scene: id.clone() }),
+                ActionKind::Delay(d) => line(Say::PlanDelay { delay: *d }),
                 ActionKind::Wait { triggers, timeout, .. } => {
-                    let kinds: Vec<&str> = triggers.iter().map(TriggerKind::name).collect();
-                    let t = timeout.map(|t| format!(" (at most {t})")).unwrap_or_default();
-                    out.push(format!("{pad}{alias}wait for {}{t}", kinds.join(" or ")));
+                    let kinds: Vec<String> = triggers.iter().map(|k| k.name().to_owned()).collect();
+                    line(match timeout {
+                        Some(timeout) => Say::PlanWaitAtMost { kinds, timeout: *timeout },
+                        None => Say::PlanWait { kinds },
+                    });
                 }
                 ActionKind::If { conditions, then, otherwise } => {
                     let ok = self.check_all(conditions, "", fired, &mut Vec::new());
-                    out.push(format!(
-                        "{pad}{alias}if: the conditions {} now, so:",
-                        if ok { "hold" } else { "do not hold" }
-                    ));
+                    line(if ok { Say::PlanIfHolds } else { Say::PlanIfNot });
                     self.describe(if ok { then } else { otherwise }, fired, depth + 1, out);
                 }
                 ActionKind::Choose { options, default } => {
                     let taken = options.iter().position(|o| self.check_all(&o.conditions, "", fired, &mut Vec::new()));
                     match taken {
                         Some(k) => {
-                            out.push(format!("{pad}{alias}choose: option {k} holds now, so:"));
+                            line(Say::PlanOption { option: k });
                             self.describe(&options[k].actions, fired, depth + 1, out);
                         }
                         None => {
-                            out.push(format!("{pad}{alias}choose: no option holds now, so the default:"));
+                            line(Say::PlanDefault);
                             self.describe(default, fired, depth + 1, out);
                         }
                     }
                 }
                 ActionKind::Repeat { count, actions, .. } => {
-                    let times =
-                        count.map(|c| format!("{c} times")).unwrap_or_else(|| "while its conditions say".into());
-                    out.push(format!("{pad}{alias}repeat {times}:"));
+                    line(match count {
+                        Some(count) => Say::PlanRepeatTimes { count: *count },
+                        None => Say::PlanRepeatWhile,
+                    });
                     self.describe(actions, fired, depth + 1, out);
                 }
                 ActionKind::Parallel(branches) => {
-                    out.push(format!("{pad}{alias}at the same time:"));
+                    line(Say::PlanParallel);
                     for b in branches {
                         self.describe(b, fired, depth + 1, out);
                     }
                 }
                 ActionKind::Mqtt { topic, payload, .. } => {
-                    out.push(format!("{pad}{alias}publish `{payload}` on `{topic}`"))
+                    line(Say::PlanPublish { payload: payload.clone(), topic: topic.clone() })
                 }
                 ActionKind::Webhook { url, method, .. } => {
-                    out.push(format!("{pad}{alias}call {} {url}", method.as_deref().unwrap_or("POST")))
+                    line(Say::PlanCall { method: method.as_deref().unwrap_or("POST").to_uppercase(), url: url.clone() })
                 }
-                ActionKind::Notify { message, .. } => out.push(format!("{pad}{alias}notify: {message}")),
-                ActionKind::Enable(id) => out.push(format!("{pad}{alias}turn on automation `{id}`")),
-                ActionKind::Disable(id) => out.push(format!("{pad}{alias}turn off automation `{id}`")),
-                ActionKind::Stop { reason } => out
-                    .push(format!("{pad}{alias}stop{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())),
+                ActionKind::Notify { message, .. } => line(Say::PlanNotify { message: message.clone() }),
+                ActionKind::Enable(id) => line(Say::PlanEnable { automation: id.clone() }),
+                ActionKind::Disable(id) => line(Say::PlanDisable { automation: id.clone() }),
+                ActionKind::Stop { reason } => line(match reason {
+                    Some(reason) => Say::PlanStopBecause { reason: reason.clone() },
+                    None => Say::PlanStop,
+                }),
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod duration;
 pub mod engine;
 pub mod matching;
 pub mod model;
+pub mod say;
 pub mod schedule;
 pub mod sun;
 pub mod text;

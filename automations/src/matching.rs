@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hearth_sdk::{Device, DeviceId, Value};
 
 use crate::model::Target;
+use crate::say::Say;
 use crate::trace::Fired;
 
 /// Whether `topic` matches the MQTT filter (`+` one level, `#` the rest).
@@ -133,13 +134,13 @@ pub const TEMPLATE_NAMES: &[&str] =
 /// Each `{{ ... }}` of a text: the name inside, or an error saying what is wrong. A name may be
 /// followed by `| json`, which writes the value as a JSON string (quotes and escapes), for JSON
 /// bodies and payloads.
-pub fn template_names(text: &str) -> Result<Vec<String>, String> {
+pub fn template_names(text: &str) -> Result<Vec<String>, Say> {
     let mut names = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            return Err(format!("`{{{{` at byte {} is never closed with `}}}}`", text.len() - rest.len() + start));
+            return Err(Say::TemplateNotClosed { at: text.len() - rest.len() + start });
         };
         let inner = after[..end].trim();
         let (expr, filter) = match inner.split_once('|') {
@@ -149,13 +150,16 @@ pub fn template_names(text: &str) -> Result<Vec<String>, String> {
         if let Some(f) = filter
             && f != "json"
         {
-            return Err(format!("`{{{{ {inner} }}}}`: the only filter is `json`, not `{f}`"));
+            return Err(Say::TemplateFilter { inner: inner.to_owned(), filter: f.to_owned() });
         }
         let Some(name) = expr.strip_prefix("trigger.") else {
-            return Err(format!("`{{{{ {inner} }}}}`: only `trigger.<name>` can be used here"));
+            return Err(Say::TemplateNotTrigger { inner: inner.to_owned() });
         };
         if !TEMPLATE_NAMES.contains(&name) {
-            return Err(format!("`trigger.{name}` is not known; use one of: {}", TEMPLATE_NAMES.join(", ")));
+            return Err(Say::TemplateUnknown {
+                name: name.to_owned(),
+                names: TEMPLATE_NAMES.iter().map(|n| (*n).to_owned()).collect(),
+            });
         }
         names.push(name.to_owned());
         rest = &after[end + 2..];
@@ -254,10 +258,17 @@ mod tests {
         assert_eq!(render("{{ trigger.event }}x", &f), "x");
         assert_eq!(render(r#"{"p": {{ trigger.payload | json }}}"#, &f), r#"{"p": "{\"pressed\": 1}"}"#);
         assert_eq!(template_names("{{ trigger.payload|json }}").unwrap(), ["payload"]);
-        assert!(template_names("{{ trigger.payload | upper }}").unwrap_err().contains("the only filter is `json`"));
+        assert!(
+            template_names("{{ trigger.payload | upper }}")
+                .unwrap_err()
+                .to_string()
+                .contains("the only filter is `json`")
+        );
         assert_eq!(template_names("{{ trigger.payload }} {{ trigger.value }}").unwrap(), ["payload", "value"]);
-        assert!(template_names("{{ trigger.colour }}").unwrap_err().contains("`trigger.colour` is not known"));
-        assert!(template_names("{{ states('x') }}").unwrap_err().contains("only `trigger.<name>`"));
-        assert!(template_names("{{ trigger.payload").unwrap_err().contains("never closed"));
+        assert!(
+            template_names("{{ trigger.colour }}").unwrap_err().to_string().contains("`trigger.colour` is not known")
+        );
+        assert!(template_names("{{ states('x') }}").unwrap_err().to_string().contains("only `trigger.<name>`"));
+        assert!(template_names("{{ trigger.payload").unwrap_err().to_string().contains("never closed"));
     }
 }

@@ -5,6 +5,8 @@
 use hearth_sdk::{Context, DeviceId, Timestamp, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::say::Say;
+
 /// Steps a trace keeps; a run that does more (a long `repeat`) records that it stopped counting.
 pub const MAX_STEPS: usize = 200;
 
@@ -51,6 +53,16 @@ pub struct Fired {
     /// The context of what caused it (a state change's context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Context>,
+    /// `description` as data, for the UI to say in the user's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
+}
+
+impl From<Say> for Fired {
+    /// A `Fired` described by `say` (its other fields empty).
+    fn from(say: Say) -> Fired {
+        Fired { description: say.to_string(), say: Some(say), ..Fired::default() }
+    }
 }
 
 /// One condition's result.
@@ -62,6 +74,16 @@ pub struct ConditionResult {
     pub result: bool,
     /// What was compared: `demo:hall_lamp state is false (wanted true)`.
     pub detail: String,
+    /// `detail` as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
+}
+
+impl ConditionResult {
+    /// The result at `path`, described by `say`.
+    pub fn new(path: &str, result: bool, say: Say) -> ConditionResult {
+        ConditionResult { path: path.to_owned(), result, detail: say.to_string(), say: Some(say) }
+    }
 }
 
 /// One action as it ran.
@@ -80,6 +102,28 @@ pub struct Step {
     pub ok: bool,
     /// What happened: `sent to demo:living_lamp`, `waiting 30s, until ...`.
     pub outcome: String,
+    /// `outcome` as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
+}
+
+impl Step {
+    /// A step of `action` at `path`, described by `say`.
+    pub fn new(path: String, action: &str, at: Timestamp, ok: bool, say: Say) -> Step {
+        Step { path, alias: None, action: action.to_owned(), at, ok, outcome: say.to_string(), say: Some(say) }
+    }
+
+    /// Marks the step failed with `error` (an adapter's words).
+    pub fn failed(&mut self, error: &str) {
+        self.ok = false;
+        let was = self.say.take();
+        let say = match was {
+            Some(step) => Say::Failed { step: Box::new(step), error: error.to_owned() },
+            None => Say::CallFailed { error: format!("{}; {error}", self.outcome) },
+        };
+        self.outcome = say.to_string();
+        self.say = Some(say);
+    }
 }
 
 /// Why a run ended.
@@ -109,12 +153,15 @@ pub enum EndKind {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ending {
     /// Why, as a kind.
     pub kind: EndKind,
     /// Why, in words.
     pub message: String,
+    /// `message` as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
 }
 
 /// A run's trace.
@@ -165,10 +212,10 @@ impl Trace {
     }
 
     /// Ends the trace.
-    pub fn end(&mut self, at: Timestamp, kind: EndKind, message: impl Into<String>) {
+    pub fn end(&mut self, at: Timestamp, kind: EndKind, say: Say) {
         if self.ending.is_none() {
             self.ended_at = Some(at);
-            self.ending = Some(Ending { kind, message: message.into() });
+            self.ending = Some(Ending { kind, message: say.to_string(), say: Some(say) });
         }
     }
 }

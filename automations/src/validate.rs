@@ -4,9 +4,11 @@
 
 use std::fmt;
 
-use hearth_sdk::{Area, Device, Feature, Value, ValueType, check_value};
+use hearth_sdk::{Area, CommandError, Device, Feature, Value, ValueType, check_value};
+use serde::Serialize;
 
 use crate::model::{Action, ActionKind, Automation, Condition, Scene, Target, Trigger, TriggerKind};
+use crate::say::Say;
 
 /// What an automation may refer to.
 #[derive(Debug, Clone, Copy)]
@@ -23,13 +25,47 @@ pub struct Catalog<'a> {
     pub location: bool,
 }
 
-/// One fault: where and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One fault: where and what. JSON form: `{"path", "message", "say"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fault {
     /// The path in the automation's JSON (`actions[2].set.brightness`).
     pub path: String,
     /// What is wrong and what is allowed.
     pub message: String,
+    /// `message` as data, for the UI to say in the user's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
+}
+
+impl Fault {
+    /// The fault at `path`, described by `say`.
+    pub fn new(path: impl Into<String>, say: Say) -> Fault {
+        Fault { path: path.into(), message: say.to_string(), say: Some(say) }
+    }
+}
+
+/// A value a feature refused, as a saying.
+fn refused(f: &Feature, e: &CommandError) -> Say {
+    match e {
+        CommandError::WrongType { feature, value, .. } => Say::WrongType {
+            feature: feature.clone(),
+            value_type: f.value_type.name().to_owned(),
+            value: value.clone(),
+            error: e.to_string(),
+        },
+        CommandError::OutOfRange { feature, value, min, max } => match (min.is_finite(), max.is_finite()) {
+            (true, true) => Say::OutOfRange { feature: feature.clone(), value: *value, min: *min, max: *max },
+            (true, false) => Say::TooLow { feature: feature.clone(), value: *value, min: *min },
+            _ => Say::TooHigh { feature: feature.clone(), value: *value, max: *max },
+        },
+        CommandError::UnknownEnumValue { feature, value, allowed } => {
+            Say::NotAllowed { feature: feature.clone(), value: value.clone(), allowed: allowed.clone() }
+        }
+        CommandError::TooLong { feature, length, max_length } => {
+            Say::TooLong { feature: feature.clone(), length: *length, max_length: *max_length }
+        }
+        other => Say::Refused { error: other.to_string() },
+    }
 }
 
 impl fmt::Display for Fault {
@@ -54,19 +90,19 @@ pub fn validate(a: &Automation, catalog: Catalog<'_>) -> Vec<Fault> {
         own_id: a.id.clone(),
     };
     if a.id.is_empty() || !a.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
-        c.fault("id", format!("`{}` is not an id: use lowercase letters, digits and _", a.id));
+        c.fault("id", Say::NotAnId { id: a.id.clone() });
     }
     if a.name.trim().is_empty() {
-        c.fault("name", "must not be empty".into());
+        c.fault("name", Say::EmptyName);
     }
     if a.max_runs == 0 {
-        c.fault("max_runs", "must be at least 1".into());
+        c.fault("max_runs", Say::MaxRunsZero);
     }
     if a.triggers.is_empty() {
-        c.fault("triggers", "an automation needs at least one trigger".into());
+        c.fault("triggers", Say::NoTriggers);
     }
     if a.actions.is_empty() {
-        c.fault("actions", "an automation needs at least one action".into());
+        c.fault("actions", Say::NoActions);
     }
     for (i, t) in a.triggers.iter().enumerate() {
         c.trigger(&format!("triggers[{i}]"), t);
@@ -77,40 +113,37 @@ pub fn validate(a: &Automation, catalog: Catalog<'_>) -> Vec<Fault> {
 }
 
 impl<'a> Checker<'a> {
-    fn fault(&mut self, path: &str, message: String) {
-        self.faults.push(Fault { path: path.to_owned(), message });
+    fn fault(&mut self, path: &str, say: Say) {
+        self.faults.push(Fault::new(path, say));
     }
 
     /// The devices a target means; faults for what does not exist, and for listed devices
     /// beside an area or capability (which would narrow nothing).
     fn target(&mut self, path: &str, t: &Target) -> Vec<&'a Device> {
         if t.devices.is_empty() && t.area.is_none() && t.capability.is_none() {
-            self.fault(path, "names no device: give `devices`, or an `area` and/or a `capability`".into());
+            self.fault(path, Say::NamesNoDevice);
             return Vec::new();
         }
         if !t.devices.is_empty() && (t.area.is_some() || t.capability.is_some()) {
-            let with = match (&t.area, &t.capability) {
-                (Some(_), Some(_)) => "an `area` and a `capability`",
-                (Some(_), None) => "an `area`",
-                _ => "a `capability`",
+            let say = match (&t.area, &t.capability) {
+                (Some(_), Some(_)) => Say::DevicesAndAreaAndCapability,
+                (Some(_), None) => Say::DevicesAndArea,
+                _ => Say::DevicesAndCapability,
             };
-            self.fault(
-                path,
-                format!("names `devices` and also {with}: give either `devices`, or an `area` and/or a `capability`"),
-            );
+            self.fault(path, say);
         }
         let mut out = Vec::new();
         for (i, id) in t.devices.iter().enumerate() {
             match self.catalog.devices.iter().find(|d| &d.id == id) {
                 Some(d) => out.push(d),
-                None => self.fault(&format!("{path}.devices[{i}]"), format!("no device `{id}`")),
+                None => self.fault(&format!("{path}.devices[{i}]"), Say::NoDevice { device: id.to_string() }),
             }
         }
         if let Some(area) = &t.area
             && !self.catalog.areas.iter().any(|a| &a.id == area)
         {
-            let known: Vec<&str> = self.catalog.areas.iter().map(|a| a.id.as_str()).collect();
-            self.fault(&format!("{path}.area"), format!("no area `{area}`; areas are: {}", list(&known)));
+            let areas = self.catalog.areas.iter().map(|a| a.id.clone()).collect();
+            self.fault(&format!("{path}.area"), Say::NoArea { area: area.clone(), areas });
             return out;
         }
         if t.devices.is_empty() {
@@ -120,7 +153,7 @@ impl<'a> Checker<'a> {
                     && cap.is_none_or(|c| d.features.iter().any(|f| f.capability == c))
             }));
             if out.is_empty() {
-                self.fault(path, "no device matches this area and capability".into());
+                self.fault(path, Say::NoDeviceMatchesTarget);
             }
         }
         out
@@ -133,17 +166,14 @@ impl<'a> Checker<'a> {
             match d.feature(key) {
                 Some(f) => found.push(f),
                 None if explicit => {
-                    let keys: Vec<&str> = d.features.iter().map(|f| f.key.as_str()).collect();
-                    self.fault(
-                        path,
-                        format!("device `{}` has no feature `{key}`; its features are: {}", d.id, list(&keys)),
-                    );
+                    let features = d.features.iter().map(|f| f.key.clone()).collect();
+                    self.fault(path, Say::NoFeature { device: d.id.to_string(), feature: key.to_owned(), features });
                 }
                 None => {}
             }
         }
         if !explicit && found.is_empty() && !devices.is_empty() {
-            self.fault(path, format!("no device of the target has a feature `{key}`"));
+            self.fault(path, Say::NoFeatureInTarget { feature: key.to_owned() });
         }
         found
     }
@@ -153,14 +183,14 @@ impl<'a> Checker<'a> {
         for f in features {
             for (key, value) in values {
                 if let Some(v) = value
-                    && let Err(e @ hearth_sdk::CommandError::WrongType { .. }) = check_value(f, v)
+                    && let Err(e @ CommandError::WrongType { .. }) = check_value(f, v)
                 {
-                    self.fault(&format!("{path}.{key}"), e.to_string());
+                    self.fault(&format!("{path}.{key}"), refused(f, &e));
                 }
             }
             if numeric && !matches!(f.value_type, ValueType::Number { .. }) {
-                let kind = f.value_type.name();
-                self.fault(path, format!("`above` and `below` need a number feature; `{}` is {kind}", f.key));
+                let value_type = f.value_type.name().to_owned();
+                self.fault(path, Say::NeedsNumber { feature: f.key.clone(), value_type });
             }
         }
     }
@@ -187,11 +217,11 @@ impl<'a> Checker<'a> {
                             if !values.contains(e) {
                                 self.fault(
                                     &format!("{p}.events[{i}]"),
-                                    format!(
-                                        "`{e}` is not an event of `{}`; its events are: {}",
-                                        f.key,
-                                        values.join(", ")
-                                    ),
+                                    Say::NotAnEvent {
+                                        event: e.clone(),
+                                        feature: f.key.clone(),
+                                        events: values.clone(),
+                                    },
                                 );
                             }
                         }
@@ -202,14 +232,14 @@ impl<'a> Checker<'a> {
                 self.target(&format!("{path}.availability"), target);
             }
             TriggerKind::Interval { every } if every.as_millis() < 1000 => {
-                self.fault(&format!("{path}.interval.every"), format!("{every} is too often: at least 1s"));
+                self.fault(&format!("{path}.interval.every"), Say::TooOften { every: *every });
             }
             TriggerKind::Sun { offset_secs, .. } => {
                 if offset_secs.abs() > 12 * 3600 {
-                    self.fault(&format!("{path}.sun.offset_secs"), "an offset is at most 12 hours either way".into());
+                    self.fault(&format!("{path}.sun.offset_secs"), Say::OffsetTooLarge);
                 }
                 if !self.catalog.location {
-                    self.fault(&format!("{path}.sun"), NO_LOCATION.into());
+                    self.fault(&format!("{path}.sun"), Say::SunNeedsLocation);
                 }
             }
             TriggerKind::Mqtt { topic, .. } => {
@@ -220,10 +250,7 @@ impl<'a> Checker<'a> {
                             || !(level.contains('#') || level.contains('+'))
                     });
                 if !ok {
-                    self.fault(
-                        &format!("{path}.mqtt.topic"),
-                        format!("`{topic}` is not a topic filter: `+` stands for a whole level, `#` only at the end"),
-                    );
+                    self.fault(&format!("{path}.mqtt.topic"), Say::NotATopicFilter { topic: topic.clone() });
                 }
             }
             _ => {}
@@ -241,37 +268,28 @@ impl<'a> Checker<'a> {
             Condition::State { target, feature, is, above, below, .. } => {
                 let p = format!("{path}.state");
                 if is.is_none() && above.is_none() && below.is_none() {
-                    self.fault(&p, "always holds: give `is`, `above` or `below`".into());
+                    self.fault(&p, Say::AlwaysHolds);
                 }
                 let devices = self.target(&p, target);
                 let feats = self.features(&format!("{p}.feature"), &devices, feature, !target.devices.is_empty());
                 self.compare(&p, &feats, &[("is", is)], above.is_some() || below.is_some());
             }
             Condition::Time { after: Some(after), before: Some(before), .. } if after == before => {
-                self.fault(
-                    &format!("{path}.time"),
-                    format!(
-                        "`after` and `before` are both {after}: an empty window that never holds (leave both out for \
-                         the whole day)"
-                    ),
-                );
+                self.fault(&format!("{path}.time"), Say::EmptyWindow { time: after.to_string() });
             }
             Condition::Sun { above, below } => {
                 if !self.catalog.location {
-                    self.fault(&format!("{path}.sun"), NO_LOCATION.into());
+                    self.fault(&format!("{path}.sun"), Say::SunNeedsLocation);
                 }
                 for (k, v) in [("above", above), ("below", below)] {
                     if v.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
-                        self.fault(&format!("{path}.sun.{k}"), "an elevation is from -90 to 90 degrees".into());
+                        self.fault(&format!("{path}.sun.{k}"), Say::BadElevation);
                     }
                 }
             }
             Condition::Trigger { id } if !self.trigger_ids.contains(id) => {
-                let known: Vec<&str> = self.trigger_ids.iter().map(String::as_str).collect();
-                self.fault(
-                    &format!("{path}.trigger.id"),
-                    format!("no trigger has the id `{id}`; trigger ids are: {}", list(&known)),
-                );
+                let triggers = self.trigger_ids.clone();
+                self.fault(&format!("{path}.trigger.id"), Say::NoTriggerId { trigger: id.clone(), triggers });
             }
             Condition::And(all) => self.conditions(&format!("{path}.and"), all),
             Condition::Or(any) => self.conditions(&format!("{path}.or"), any),
@@ -291,39 +309,36 @@ impl<'a> Checker<'a> {
             ActionKind::Set { target, values, toggle, transition } => {
                 let p = format!("{path}.set");
                 if values.is_empty() && toggle.is_empty() {
-                    self.fault(&p, "sets nothing: give `values` or `toggle`".into());
+                    self.fault(&p, Say::SetsNothingGive);
                 }
                 let devices = self.target(&p, target);
                 let explicit = !target.devices.is_empty();
                 for (key, v) in values {
                     for f in self.features(&format!("{p}.{key}"), &devices, key, explicit) {
                         if !f.access.set {
-                            self.fault(&format!("{p}.{key}"), format!("feature `{key}` is read-only"));
+                            self.fault(&format!("{p}.{key}"), Say::ReadOnly { feature: key.clone() });
                         } else if let Err(e) = check_value(f, v) {
-                            self.fault(&format!("{p}.{key}"), e.to_string());
+                            self.fault(&format!("{p}.{key}"), refused(f, &e));
                         }
                     }
                 }
                 for key in toggle {
                     for f in self.features(&format!("{p}.toggle"), &devices, key, explicit) {
                         if !(f.access.set && f.value_type == ValueType::Bool) {
-                            self.fault(
-                                &format!("{p}.toggle"),
-                                format!("feature `{key}` is not a settable true/false feature"),
-                            );
+                            self.fault(&format!("{p}.toggle"), Say::NotToggleable { feature: key.clone() });
                         }
                     }
                 }
                 if transition.is_some_and(|t| !(0.0..=3600.0).contains(&t)) {
-                    self.fault(&format!("{p}.transition"), "a transition is from 0 to 3600 seconds".into());
+                    self.fault(&format!("{p}.transition"), Say::BadTransition);
                 }
             }
             ActionKind::Scene { id, .. } if !self.catalog.scenes.contains(id) => {
-                self.fault(&format!("{path}.scene.id"), format!("no scene `{id}`"));
+                self.fault(&format!("{path}.scene.id"), Say::NoScene { scene: id.clone() });
             }
             ActionKind::Wait { triggers, .. } => {
                 if triggers.is_empty() {
-                    self.fault(&format!("{path}.wait.triggers"), "a wait needs at least one trigger".into());
+                    self.fault(&format!("{path}.wait.triggers"), Say::WaitNeedsTrigger);
                 }
                 for (i, t) in triggers.iter().enumerate() {
                     self.trigger_kind(&format!("{path}.wait.triggers[{i}]"), t);
@@ -343,10 +358,7 @@ impl<'a> Checker<'a> {
             }
             ActionKind::Repeat { count, while_all, until, actions } => {
                 if count.is_none() && while_all.is_empty() && until.is_empty() {
-                    self.fault(
-                        &format!("{path}.repeat"),
-                        "give `count`, `while` or `until`, or it would never end".into(),
-                    );
+                    self.fault(&format!("{path}.repeat"), Say::NeverEnds);
                 }
                 self.conditions(&format!("{path}.repeat.while"), while_all);
                 self.conditions(&format!("{path}.repeat.until"), until);
@@ -359,25 +371,19 @@ impl<'a> Checker<'a> {
             }
             ActionKind::Mqtt { topic, payload, .. } => {
                 if topic.is_empty() || topic.contains(['+', '#']) {
-                    self.fault(
-                        &format!("{path}.mqtt.topic"),
-                        format!("`{topic}` cannot be published to: a topic has no `+` or `#`"),
-                    );
+                    self.fault(&format!("{path}.mqtt.topic"), Say::NotPublishable { topic: topic.clone() });
                 }
                 self.template(&format!("{path}.mqtt.topic"), topic);
                 self.template(&format!("{path}.mqtt.payload"), payload);
             }
             ActionKind::Webhook { url, method, body } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    self.fault(
-                        &format!("{path}.webhook.url"),
-                        format!("`{url}` is not an http:// or https:// address"),
-                    );
+                    self.fault(&format!("{path}.webhook.url"), Say::NotAnAddress { url: url.clone() });
                 }
                 if let Some(m) = method
                     && !["GET", "POST", "PUT", "DELETE"].contains(&m.to_uppercase().as_str())
                 {
-                    self.fault(&format!("{path}.webhook.method"), format!("`{m}` is not GET, POST, PUT or DELETE"));
+                    self.fault(&format!("{path}.webhook.method"), Say::NotAMethod { method: m.clone() });
                 }
                 if let Some(b) = body {
                     self.template(&format!("{path}.webhook.body"), b);
@@ -393,15 +399,12 @@ impl<'a> Checker<'a> {
                 if !self.catalog.automations.contains(id) && *id != self.own_id =>
             {
                 let verb = if matches!(a.kind, ActionKind::Enable(_)) { "enable" } else { "disable" };
-                self.fault(&format!("{path}.{verb}"), format!("no automation `{id}`"));
+                self.fault(&format!("{path}.{verb}"), Say::NoAutomation { automation: id.clone() });
             }
             _ => {}
         }
     }
 }
-
-const NO_LOCATION: &str =
-    "the sun needs the home's location: set latitude and longitude under [location] in hearth.toml";
 
 impl Checker<'_> {
     fn template(&mut self, path: &str, text: &str) {
@@ -415,45 +418,41 @@ impl Checker<'_> {
 /// do not fit.
 pub fn validate_scene(scene: &Scene, catalog: Catalog<'_>) -> Vec<Fault> {
     let mut faults = Vec::new();
-    let mut fault = |path: String, message: String| faults.push(Fault { path, message });
+    let mut fault = |path: String, say: Say| faults.push(Fault::new(path, say));
     if scene.id.is_empty() || !scene.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
-        fault("id".into(), format!("`{}` is not an id: use lowercase letters, digits and _", scene.id));
+        fault("id".into(), Say::NotAnId { id: scene.id.clone() });
     }
     if scene.name.trim().is_empty() {
-        fault("name".into(), "must not be empty".into());
+        fault("name".into(), Say::EmptyName);
     }
     if scene.devices.is_empty() {
-        fault("devices".into(), "a scene needs at least one device".into());
+        fault("devices".into(), Say::SceneNeedsDevice);
     }
     for (id, values) in &scene.devices {
         let Some(d) = catalog.devices.iter().find(|d| &d.id == id) else {
-            fault(format!("devices.{id}"), format!("no device `{id}`"));
+            fault(format!("devices.{id}"), Say::NoDevice { device: id.to_string() });
             continue;
         };
         if values.is_empty() {
-            fault(format!("devices.{id}"), "sets nothing".into());
+            fault(format!("devices.{id}"), Say::SetsNothing);
         }
         for (key, v) in values {
             let path = format!("devices.{id}.{key}");
             match d.feature(key) {
                 None => {
-                    let keys: Vec<&str> = d.features.iter().map(|f| f.key.as_str()).collect();
-                    fault(path, format!("device `{id}` has no feature `{key}`; its features are: {}", list(&keys)));
+                    let features = d.features.iter().map(|f| f.key.clone()).collect();
+                    fault(path, Say::NoFeature { device: id.to_string(), feature: key.clone(), features });
                 }
-                Some(f) if !f.access.set => fault(path, format!("feature `{key}` is read-only")),
+                Some(f) if !f.access.set => fault(path, Say::ReadOnly { feature: key.clone() }),
                 Some(f) => {
                     if let Err(e) = check_value(f, v) {
-                        fault(path, e.to_string());
+                        fault(path, refused(f, &e));
                     }
                 }
             }
         }
     }
     faults
-}
-
-fn list(items: &[&str]) -> String {
-    if items.is_empty() { "(none)".to_owned() } else { items.join(", ") }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn friday_evening() -> Timestamp {
 fn device(id: &str, area: &str, features: Vec<Feature>, state: &[(&str, Value)], at: Timestamp) -> Device {
     let mut d = Device::from_descriptor(DeviceDescriptor::new(DeviceId::new("demo", id), id, features));
     d.area = Some(area.into());
-    d.availability = Availability { state: AvailabilityState::Online, reason: None, since: None };
+    d.availability = Availability { state: AvailabilityState::Online, reason: None, code: None, since: None };
     for (k, v) in state {
         d.state.insert((*k).into(), FeatureState { value: v.clone(), changed_at: at, reported_at: at });
     }
@@ -620,7 +620,7 @@ fn a_wait_for_availability_with_for_ends_when_it_held_long_enough() {
     let offline = |rig: &mut Rig, state: AvailabilityState| {
         rig.engine.event(&Event::AvailabilityChanged {
             device: DeviceId::new("demo", "hall_motion"),
-            availability: Availability { state, reason: None, since: None },
+            availability: Availability { state, reason: None, code: None, since: None },
         });
     };
     offline(&mut rig, AvailabilityState::Offline);

@@ -8,6 +8,7 @@
 //!
 //! The log keeps the newest [`KEPT`] entries; older ones are dropped as new ones arrive.
 
+use hearth_automations::say::Say;
 use hearth_sdk::Timestamp;
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -17,8 +18,43 @@ use crate::store::StoreError;
 /// How many entries are kept.
 pub const KEPT: i64 = 10_000;
 
+/// Every action an entry can record. The web UI shows each in the user's language (its
+/// vocabulary `audit`, with `_` for `.`); a test checks that it knows them all.
+pub const ACTIONS: &[&str] = &[
+    "adapter.action",
+    "area.create",
+    "area.remove",
+    "area.update",
+    "auth.lockout",
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "auth.onboarding",
+    "auth.password",
+    "auth.password_failed",
+    "automation.create",
+    "automation.delete",
+    "automation.disable",
+    "automation.enable",
+    "automation.import",
+    "automation.rollback",
+    "automation.trigger",
+    "automation.update",
+    "backup",
+    "device.remove",
+    "device.update",
+    "scene.create",
+    "scene.delete",
+    "scene.update",
+    "token.create",
+    "token.revoke",
+    "user.add",
+    "user.change",
+    "user.remove",
+];
+
 /// One entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Entry {
     /// Its id (newer entries have larger ids).
     pub id: i64,
@@ -31,8 +67,11 @@ pub struct Entry {
     pub action: String,
     /// What it was done to.
     pub target: Option<String>,
-    /// A short note.
+    /// A short note, in English.
     pub detail: Option<String>,
+    /// The note as data, for the UI to say in the user's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub say: Option<Say>,
     /// The client's address.
     pub ip: Option<String>,
 }
@@ -40,6 +79,7 @@ pub struct Entry {
 impl Entry {
     /// An entry of `action` by `actor`, now.
     pub fn new(actor: Option<&str>, action: &str) -> Entry {
+        debug_assert!(ACTIONS.contains(&action), "audit action `{action}` is not in ACTIONS");
         Entry { at: Timestamp::now(), actor: actor.map(str::to_owned), action: action.to_owned(), ..Entry::default() }
     }
 
@@ -50,8 +90,9 @@ impl Entry {
     }
 
     /// With a note.
-    pub fn detail(mut self, detail: impl Into<String>) -> Entry {
-        self.detail = Some(detail.into());
+    pub fn note(mut self, say: Say) -> Entry {
+        self.detail = Some(say.to_string());
+        self.say = Some(say);
         self
     }
 
@@ -65,9 +106,17 @@ impl Entry {
 /// Appends an entry (in the caller's transaction) and drops what is beyond [`KEPT`].
 pub fn record(conn: &Connection, e: &Entry) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO audit_log (at, actor, action, target, detail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit_log (at, actor, action, target, detail, ip, say) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![e.at.as_millis(), e.actor, e.action, e.target, e.detail, e.ip])?;
+    .execute(params![
+        e.at.as_millis(),
+        e.actor,
+        e.action,
+        e.target,
+        e.detail,
+        e.ip,
+        e.say.as_ref().and_then(|s| serde_json::to_string(s).ok())
+    ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("DELETE FROM audit_log WHERE id <= ?1")?.execute([id - KEPT])?;
     Ok(())
@@ -75,8 +124,9 @@ pub fn record(conn: &Connection, e: &Entry) -> Result<(), StoreError> {
 
 /// The newest `limit` entries, newest first.
 pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Entry>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, at, actor, action, target, detail, ip FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, actor, action, target, detail, ip, say FROM audit_log ORDER BY id DESC LIMIT ?1",
+    )?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
         Ok(Entry {
             id: r.get(0)?,
@@ -86,6 +136,7 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Entry>, StoreError> {
             target: r.get(4)?,
             detail: r.get(5)?,
             ip: r.get(6)?,
+            say: r.get::<_, Option<String>>(7)?.and_then(|s| serde_json::from_str(&s).ok()),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -94,6 +145,29 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Entry>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_is_known_and_the_ui_says_each() {
+        for r in crate::api::routes::ROUTES {
+            if let Some(a) = r.audit {
+                assert!(ACTIONS.contains(&a), "{} {} records `{a}`, which ACTIONS lacks", r.method, r.path);
+            }
+        }
+        let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+        let vocab = std::fs::read_to_string(ui.join("js/vocab.js")).expect("vocab.js");
+        let line = vocab.lines().find(|l| l.trim_start().starts_with("audit:")).expect("the `audit` vocabulary");
+        let list: Vec<String> =
+            serde_json::from_str(line.trim().trim_start_matches("audit:").trim().trim_end_matches(','))
+                .expect("the `audit` vocabulary is a list of strings on one line");
+        let wanted: Vec<String> = ACTIONS.iter().map(|a| a.replace('.', "_")).collect();
+        assert_eq!(list, wanted, "ui/js/vocab.js `audit` differs from ACTIONS");
+        for file in ["i18n/en.js", "i18n/zh.js"] {
+            let text = std::fs::read_to_string(ui.join(file)).expect("catalog");
+            for a in &wanted {
+                assert!(text.contains(&format!("\"audit.{a}\":")), "ui/{file} has no \"audit.{a}\"");
+            }
+        }
+    }
 
     #[test]
     fn newest_first_and_bounded() {

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use hearth_automations::say::Say;
 
 use crate::auth;
 use crate::config::{Config, ConfigError};
@@ -298,10 +299,12 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 /// Records what a command did in the audit log (no account acted: the actor is empty).
-fn cli_audit(conn: &rusqlite::Connection, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
-    let detail =
-        if detail.is_empty() { "from the command line".to_owned() } else { format!("{detail}; from the command line") };
-    crate::audit::record(conn, &crate::audit::Entry::new(None, action).target(target).detail(detail))?;
+fn cli_audit(conn: &rusqlite::Connection, action: &str, target: &str, note: Option<Say>) -> anyhow::Result<()> {
+    let note = match note {
+        None => Say::AuditCommandLine,
+        Some(note) => Say::AuditFromCommandLine { note: Box::new(note) },
+    };
+    crate::audit::record(conn, &crate::audit::Entry::new(None, action).target(target).note(note))?;
     Ok(())
 }
 
@@ -315,7 +318,7 @@ fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
             let tx = conn.transaction()?;
             auth::insert_user(&tx, &name, &hash, admin)?;
             auth::set_user_areas(&tx, &name, &areas)?;
-            cli_audit(&tx, "user.add", &name, &format!("role {}", auth::role_name(admin)))?;
+            cli_audit(&tx, "user.add", &name, Some(Say::AuditRole { role: auth::role_name(admin).to_owned() }))?;
             tx.commit()?;
             writeln!(out, "Added {} `{name}`.", if admin { "administrator" } else { "member" })?;
         }
@@ -323,7 +326,7 @@ fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
             let conn = open_db(&data)?;
             let hash = auth::hash_password(&read_password(password_stdin)?)?;
             auth::set_password(&conn, &name, &hash)?;
-            cli_audit(&conn, "user.change", &name, "password set, sessions ended")?;
+            cli_audit(&conn, "user.change", &name, Some(Say::AuditPasswordSet))?;
             writeln!(out, "Changed the password of `{name}`; their sessions have ended.")?;
         }
         UserCommand::List { data } => {
@@ -340,7 +343,7 @@ fn user(c: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Remove { name, data } => {
             let conn = open_db(&data)?;
             auth::remove_user(&conn, &name)?;
-            cli_audit(&conn, "user.remove", &name, "")?;
+            cli_audit(&conn, "user.remove", &name, None)?;
             writeln!(out, "Removed `{name}` and their tokens.")?;
         }
     }
@@ -353,7 +356,12 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Create { user, name, data } => {
             let conn = open_db(&data)?;
             let (id, token) = auth::create_token(&conn, &user, &name, "api")?;
-            cli_audit(&conn, "token.create", &id.to_string(), &format!("{name} of {user}"))?;
+            cli_audit(
+                &conn,
+                "token.create",
+                &id.to_string(),
+                Some(Say::AuditToken { token_kind: "api".into(), name: name.clone(), user: user.clone() }),
+            )?;
             writeln!(out, "Created token {id} for `{user}`. Keep it secret; it is not shown again:")?;
             writeln!(out, "{token}")?;
         }
@@ -366,7 +374,7 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
         TokenCommand::Revoke { id, data } => {
             let conn = open_db(&data)?;
             auth::revoke_token(&conn, id)?;
-            cli_audit(&conn, "token.revoke", &id.to_string(), "")?;
+            cli_audit(&conn, "token.revoke", &id.to_string(), None)?;
             writeln!(out, "Revoked token {id}.")?;
         }
     }

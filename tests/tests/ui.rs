@@ -28,6 +28,7 @@ const SESSION_COOKIE: &str = "hearth_session";
 const QUIET_DEMO: &str = "[adapters.demo]\nenabled = true\ninterval_secs = 3600\n";
 const DEMO_DEVICES: usize = 13;
 const LIGHT: &str = "demo:kitchen_light";
+const LAMP: &str = "demo:living_lamp";
 
 // ----- the hub ---------------------------------------------------------------------------------
 
@@ -320,8 +321,10 @@ fn a_change_made_through_the_api_appears_on_the_open_page_without_reload() {
 #[test]
 fn an_automation_made_in_the_form_editor_runs_and_shows_its_trace() {
     let (hub, token) = quiet_home();
-    set(&hub, &token, LIGHT, json!({"state": false}));
-    wait_value(&hub, &token, LIGHT, "state", &json!(false));
+    for id in [LIGHT, LAMP] {
+        set(&hub, &token, id, json!({"state": false}));
+        wait_value(&hub, &token, id, "state", &json!(false));
+    }
     let (b, _) = signed_in(&hub, Browser::options(), OWNER, PASSWORD);
 
     navigate(&b, "automations", "automations-screen");
@@ -338,9 +341,11 @@ fn an_automation_made_in_the_form_editor_runs_and_shows_its_trace() {
     let trigger = "[data-testid=trigger-item][data-index='0'][data-kind=event]";
     b.find(&format!("{trigger} [data-testid=field-device]")).set_value("demo:hall_button");
     b.find(&format!("{trigger} [data-testid=event-single]")).click();
-    // Action: the kitchen light on.
+    // Action: the kitchen light and the living-room lamp on (the form offers what both can do).
     let action = "[data-testid=action-item][data-index='0'][data-kind=set]";
     b.find(&format!("{action} [data-testid=field-device]")).set_value(LIGHT);
+    b.find(&format!("{action} [data-testid=add-device]")).click();
+    b.find(&format!("{action} [data-testid=field-device][data-index='1']")).set_value(LAMP);
     b.find(&format!("{action} [data-testid=value-include-state]")).click();
     assert_eq!(input_value(&b, &format!("{action} [data-testid=value-state]")), json!("true"));
     b.screenshot("form");
@@ -356,7 +361,7 @@ fn an_automation_made_in_the_form_editor_runs_and_shows_its_trace() {
         json!([{"event": {"devices": ["demo:hall_button"], "feature": "action", "events": ["single"]}}]),
         "{def}"
     );
-    assert_eq!(def["actions"], json!([{"set": {"devices": [LIGHT], "values": {"state": true}}}]), "{def}");
+    assert_eq!(def["actions"], json!([{"set": {"devices": [LIGHT, LAMP], "values": {"state": true}}}]), "{def}");
 
     // In the list.
     navigate(&b, "automations", "automations-screen");
@@ -371,6 +376,7 @@ fn an_automation_made_in_the_form_editor_runs_and_shows_its_trace() {
     simulate(&hub, &token, json!({"device": "hall_button", "event": "single"}));
     wait_attr(&b, &switch, "aria-checked", "true");
     wait_value(&hub, &token, LIGHT, "state", &json!(true));
+    wait_value(&hub, &token, LAMP, "state", &json!(true));
 
     // The run is in the automation's traces, finished, with its step.
     navigate(&b, "automations", "automations-screen");
@@ -380,9 +386,97 @@ fn an_automation_made_in_the_form_editor_runs_and_shows_its_trace() {
     wait_attr(&b, "[data-testid=trace-row] [data-testid=ending]", "data-kind", "finished");
     b.screenshot("traces");
     b.find("[data-testid=trace-row] [data-testid=trace-open]").click();
-    b.wait_text("[data-testid=trace-trigger]", "demo:hall_button");
-    b.wait_text("[data-testid=trace-step]", LIGHT);
+    // The trace names the button and the light as the household knows them.
+    let name_of =
+        |id: &str| hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body["name"].as_str().unwrap().to_owned();
+    b.wait_text("[data-testid=trace-trigger]", &name_of("demo:hall_button"));
+    b.wait_text("[data-testid=trace-step] [data-testid=step-outcome]", &name_of(LIGHT));
     assert_quiet_console(&b, &[]);
+}
+
+/// Waits for the text of `css` to hold Chinese, and returns it.
+fn chinese_text(b: &Browser, css: &str) -> String {
+    b.wait_until(&format!("Chinese in {css}"), || {
+        let text = b.try_find(css)?.text();
+        has_cjk(&text).then_some(text)
+    })
+}
+
+#[test]
+fn what_the_hub_writes_is_said_in_chinese_too() {
+    let (hub, token) = quiet_home();
+    let light_name =
+        hub.get(&format!("/api/v1/devices/{LIGHT}"), Some(&token)).body["name"].as_str().unwrap().to_owned();
+    let def = json!({
+        "id": "words", "name": "Words",
+        "triggers": [{"event": {"devices": ["demo:hall_button"], "feature": "action", "events": ["single"]}}],
+        "conditions": [{"state": {"devices": [LIGHT], "feature": "state", "is": false}}],
+        "actions": [{"set": {"devices": [LIGHT], "values": {"state": true}}}, {"delay": "1s"}]
+    });
+    let made = hub.post("/api/v1/automations", Some(&token), def);
+    assert_eq!(made.status, 201, "{}", made.text);
+    set(&hub, &token, LIGHT, json!({"state": false}));
+    wait_value(&hub, &token, LIGHT, "state", &json!(false));
+    simulate(&hub, &token, json!({"device": "hall_button", "event": "single"}));
+    let run = hub.wait_for(T, || {
+        let traces = hub.get("/api/v1/automations/words/traces", Some(&token)).body;
+        let t = traces.as_array()?.first()?.clone();
+        (t["ending"]["kind"] == "finished").then(|| t["run"].as_u64().unwrap())
+    });
+
+    let (b, _) = signed_in(&hub, Browser::options().viewport(Viewport::PHONE).lang("zh-CN,zh"), OWNER, PASSWORD);
+    assert_eq!(html_lang(&b), json!("zh-CN"));
+
+    // The trace: what started it, the condition, each step and the ending, in Chinese, with the
+    // light named as the household knows it.
+    b.exec(&format!("location.hash = '#/automation/words/trace/{run}'"), &[]);
+    let trigger = chinese_text(&b, "[data-testid=trace-trigger]");
+    assert!(!trigger.contains("demo:hall_button: action single"), "{trigger}");
+    let condition = chinese_text(&b, "[data-testid=trace-conditions] li");
+    assert!(condition.contains(&light_name) && !condition.contains("wanted"), "{condition}");
+    let steps: Vec<String> = b.find_all("[data-testid=step-outcome]").iter().map(|e| e.text()).collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    for step in &steps {
+        assert!(has_cjk(step) && !step.contains("sent to") && !step.contains("waiting"), "{step}");
+    }
+    assert!(steps[0].contains(&light_name), "{steps:?}");
+    let ending = chinese_text(&b, "[data-testid=ending-message]");
+    assert!(!ending.contains("every action ran"), "{ending}");
+    b.screenshot("trace-zh");
+
+    // A dry run's plan.
+    b.exec("location.hash = '#/automation/words'", &[]);
+    b.find("[data-testid=dry-run]").click();
+    let plan = chinese_text(&b, "[data-testid=dry-run-plan]");
+    assert!(plan.contains(&light_name) && !plan.contains("set state"), "{plan}");
+
+    // A definition's faults.
+    b.exec("location.hash = '#/automations/new/code'", &[]);
+    b.find("[data-testid=code-format-json]").click();
+    let editor = b.find("[data-testid=code-editor]");
+    editor.clear();
+    editor.send_keys(
+        r#"{"id": "broken", "name": "Broken", "triggers": [{"time": {"at": "07:00"}}], "actions": [{"set": {"devices": ["demo:nothing"], "values": {"state": true}}}]}"#,
+    );
+    b.find("[data-testid=save-code]").click();
+    let faults = chinese_text(&b, "[data-testid=code-errors] .faults li");
+    assert!(faults.contains("demo:nothing") && !faults.contains("no device"), "{faults}");
+    b.screenshot("faults-zh");
+
+    // The audit log: actions and notes.
+    navigate(&b, "settings", "settings-screen");
+    let created = chinese_text(&b, "[data-testid=audit-row][data-action='automation.create'] .log-what");
+    assert!(!created.contains("automation.create"), "{created}");
+    let login = chinese_text(&b, "[data-testid=audit-row][data-action='auth.login'] .log-what");
+    assert!(!login.contains("auth.login"), "{login}");
+    let note = chinese_text(&b, "[data-testid=audit-row][data-action='automation.create'] .log-origin");
+    assert!(!note.contains("version"), "{note}");
+    b.screenshot("audit-zh");
+    // The one error: the refused definition.
+    assert_quiet_console(
+        &b,
+        &["/api/v1/automations - Failed to load resource: the server responded with a status of 422"],
+    );
 }
 
 #[test]

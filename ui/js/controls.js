@@ -4,7 +4,7 @@
 import { h, field, nextId, icon, select, replace } from "./dom.js";
 import { t, tv, hasTv, fmtNum, digitsFor, fmtRelative } from "./i18n.js";
 import { state, command } from "./live.js";
-import { toast, errorText } from "./ui.js";
+import { toast, errorText, reasonText } from "./ui.js";
 
 // ----- text for features and values ----------------------------------------------------------
 
@@ -448,7 +448,7 @@ export function deviceCard(device) {
     el.classList.toggle("is-offline", av.state === "offline");
     el.dataset.availability = av.state;
     reason.hidden = av.state !== "offline";
-    reason.textContent = av.state === "offline" ? (av.reason ? t("avail.offline_because", { reason: av.reason }) : tv("avail", "offline")) : "";
+    reason.textContent = av.state === "offline" ? (av.reason ? t("avail.offline_because", { reason: reasonText(av) }) : tv("avail", "offline")) : "";
   }
   update(device);
   return { el, update };

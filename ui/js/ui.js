@@ -2,6 +2,7 @@
 
 import { h, icon, replace, append } from "./dom.js";
 import { t, tv, hasTv } from "./i18n.js";
+import { say } from "./say.js";
 
 /** A short message at the bottom of the screen. Errors are announced assertively. */
 export function toast(message, kind = "info", title) {
@@ -51,9 +52,14 @@ export function pageHead(title, { back, actions, testid } = {}) {
 // Error codes whose server message adds facts worth showing after the translated text.
 const WITH_DETAIL = new Set(["invalid_body", "invalid_params", "adapter_error", "invalid_name", "invalid_query", "invalid_version"]);
 
-/** An API error as text in the language: known codes translated, else the hub's message. */
-export function errorText(e) {
+/** An API error as text in the language: known codes translated, else the hub's message; a
+ * definition's faults follow unless `withFaults` is false (where they are listed apart). */
+export function errorText(e, withFaults = true) {
   if (!e) return "";
+  const faults = withFaults && e.details && Array.isArray(e.details.faults) ? e.details.faults : null;
+  if (e.code && hasTv("err", e.code) && faults && faults.length) {
+    return `${tv("err", e.code)} ${faults.map((f) => (f.path ? `${f.path}: ` : "") + say(f.say, f.message)).join("; ")}`;
+  }
   if (e.code && hasTv("err", e.code)) {
     const base = tv("err", e.code);
     return WITH_DETAIL.has(e.code) && e.message ? `${base} ${e.message}` : base;
@@ -62,9 +68,23 @@ export function errorText(e) {
   return e.message || String(e);
 }
 
+// Reason codes whose words add facts (an error's text) worth showing after the translation.
+const REASON_DETAIL = new Set(["broker_unreachable", "failed", "adapter_failed"]);
+
+/** An adapter's or a device's reason ({reason, code}) in the language: a known code translated,
+ * else the adapter's own words. */
+export function reasonText(x) {
+  if (!x || !x.reason) return "";
+  if (x.code && hasTv("reason", x.code)) {
+    const base = tv("reason", x.code);
+    return REASON_DETAIL.has(x.code) ? `${base} (${x.reason})` : base;
+  }
+  return x.reason;
+}
+
 /** An error message in place. */
 export function errorBox(e, testid = "error") {
-  return h("p", { class: "error-box", role: "alert", testid }, errorText(e));
+  return h("p", { class: "error-box", role: "alert", testid }, errorText(e, false));
 }
 
 /** Text shown where a list is empty. */

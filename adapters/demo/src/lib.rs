@@ -139,7 +139,7 @@ async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
     let config = Config::from_json(&ctx.config);
     let mut outbox = Outbox { events: ctx.events.clone(), shutdown: ctx.shutdown.clone() };
     if !config.enabled {
-        let status = AdapterStatus::with(AdapterState::Stopped, "disabled in the configuration");
+        let status = AdapterStatus::with(AdapterState::Stopped, "disabled in the configuration").with_code("disabled");
         if outbox.send_all(vec![AdapterEvent::Status { status }]).await.is_ok() {
             ctx.shutdown.wait().await;
         }

@@ -88,17 +88,32 @@ pub struct AdapterStatus {
     /// Why, when not running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The reason as a stable code (`no_broker`), so a UI can say it in the user's language;
+    /// optional (an adapter may give only the words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl AdapterStatus {
     /// Running, no reason.
     pub fn running() -> AdapterStatus {
-        AdapterStatus { state: AdapterState::Running, reason: None }
+        AdapterStatus { state: AdapterState::Running, reason: None, code: None }
     }
 
     /// This state with this reason.
     pub fn with(state: AdapterState, reason: impl Into<String>) -> AdapterStatus {
-        AdapterStatus { state, reason: Some(reason.into()) }
+        AdapterStatus { state, reason: Some(reason.into()), code: None }
+    }
+
+    /// This state, no reason.
+    pub fn bare(state: AdapterState) -> AdapterStatus {
+        AdapterStatus { state, reason: None, code: None }
+    }
+
+    /// With the reason's code.
+    pub fn with_code(mut self, code: &str) -> AdapterStatus {
+        self.code = Some(code.to_owned());
+        self
     }
 }
 

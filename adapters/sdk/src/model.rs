@@ -462,6 +462,10 @@ pub struct Availability {
     /// Why, in a sentence a user understands; always set when offline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The reason as a stable code (`bridge_offline`), so a UI can say it in the user's
+    /// language; optional (an adapter may give only the words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// When it became so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
@@ -470,17 +474,23 @@ pub struct Availability {
 impl Availability {
     /// Online since `at`.
     pub fn online(at: Timestamp) -> Availability {
-        Availability { state: AvailabilityState::Online, reason: None, since: Some(at) }
+        Availability { state: AvailabilityState::Online, reason: None, code: None, since: Some(at) }
     }
 
     /// Offline since `at`, because of `reason`.
     pub fn offline(reason: impl Into<String>, at: Timestamp) -> Availability {
-        Availability { state: AvailabilityState::Offline, reason: Some(reason.into()), since: Some(at) }
+        Availability { state: AvailabilityState::Offline, reason: Some(reason.into()), code: None, since: Some(at) }
+    }
+
+    /// With the reason's code.
+    pub fn with_code(mut self, code: &str) -> Availability {
+        self.code = Some(code.to_owned());
+        self
     }
 
     /// Unknown, e.g. after a restart.
     pub fn unknown() -> Availability {
-        Availability { state: AvailabilityState::Unknown, reason: None, since: None }
+        Availability { state: AvailabilityState::Unknown, reason: None, code: None, since: None }
     }
 }
 

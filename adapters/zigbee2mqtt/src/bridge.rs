@@ -370,8 +370,10 @@ impl Bridge {
         let decide = |own: Option<OnlineState>| -> Option<Availability> {
             match (bridge, own) {
                 (None, _) => None,
-                (Some(false), _) => Some(Availability::offline(BRIDGE_OFFLINE, now)),
-                (Some(true), Some(OnlineState::Offline)) => Some(Availability::offline(DEVICE_OFFLINE, now)),
+                (Some(false), _) => Some(Availability::offline(BRIDGE_OFFLINE, now).with_code("bridge_offline")),
+                (Some(true), Some(OnlineState::Offline)) => {
+                    Some(Availability::offline(DEVICE_OFFLINE, now).with_code("device_offline"))
+                }
                 (Some(true), _) => Some(Availability::online(now)),
             }
         };
@@ -404,7 +406,10 @@ impl Bridge {
             let new = (AvailabilityState::Offline, Some(reason.to_owned()));
             if shown.as_ref() != Some(&new) {
                 *shown = Some(new);
-                out.push(AdapterEvent::Availability { device: id, availability: Availability::offline(reason, now) });
+                out.push(AdapterEvent::Availability {
+                    device: id,
+                    availability: Availability::offline(reason, now).with_code("broker_unreachable"),
+                });
             }
         }
         out

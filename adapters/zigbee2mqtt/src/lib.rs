@@ -104,10 +104,13 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let events = ctx.events.clone();
     let Some(mqtt) = config.mqtt.clone().or_else(|| ctx.mqtt.clone()) else {
         events
-            .status(AdapterStatus::with(
-                AdapterState::Unavailable,
-                "no MQTT broker: the built-in broker is off and no external broker is configured",
-            ))
+            .status(
+                AdapterStatus::with(
+                    AdapterState::Unavailable,
+                    "no MQTT broker: the built-in broker is off and no external broker is configured",
+                )
+                .with_code("no_broker"),
+            )
             .await?;
         ctx.shutdown.wait().await;
         return Ok(());
@@ -136,7 +139,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                     if let Err(e) = client.subscribe(format!("{base}/#"), QoS::AtLeastOnce).await {
                         tracing::warn!(error = %e, "Cannot subscribe to zigbee2mqtt's topics.");
                     }
-                    events.status(AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")).await?;
+                    events.status(AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
+                                .with_code("waiting_for_bridge")).await?;
                     tracing::info!("Connected to zigbee2mqtt's broker.");
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
@@ -163,7 +167,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         let status = if bridge.online() {
                             AdapterStatus::running()
                         } else {
-                            AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline")
+                            AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline").with_code("bridge_offline")
                         };
                         events.status(status).await?;
                     }
@@ -178,7 +182,9 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                     for ev in bridge.all_offline(&reason) {
                         events.send(ev).await?;
                     }
-                    events.status(AdapterStatus::with(AdapterState::Degraded, reason)).await?;
+                    events
+                        .status(AdapterStatus::with(AdapterState::Degraded, reason).with_code("broker_unreachable"))
+                        .await?;
                     // Up to half the backoff again, so hubs that lost the same broker do not
                     // all come back in the same instant.
                     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
@@ -240,7 +246,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
         }
     }
     let _ = client.disconnect().await;
-    let _ = events.status(AdapterStatus { state: AdapterState::Stopped, reason: None }).await;
+    let _ = events.status(AdapterStatus::bare(AdapterState::Stopped)).await;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use hearth_automations::model::{Automation, Scene};
+use hearth_automations::say::Say;
 use hearth_automations::validate::{Catalog, Fault, validate, validate_scene};
 use hearth_automations::{diff, text};
 use hearth_sdk::{CommandRequest, DeviceId, Origin, Timestamp, Value};
@@ -49,8 +50,7 @@ fn faults_error(what: &str, faults: &[Fault]) -> ApiError {
         "invalid_definition",
         format!("the {what} is not valid: {}", list.join("; ")),
     );
-    err.details =
-        json!({"faults": faults.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>()});
+    err.details = json!({ "faults": faults });
     err
 }
 
@@ -372,9 +372,7 @@ pub(super) async fn check(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     };
     let home = Home::load(&app).await?;
     let faults = validate(&a, home.catalog());
-    Reply::json(
-        &json!({"valid": faults.is_empty(), "faults": faults.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>()}),
-    )
+    Reply::json(&json!({ "valid": faults.is_empty(), "faults": faults }))
 }
 
 pub(super) async fn export(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
@@ -400,14 +398,10 @@ pub(super) async fn import(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let mut faults = Vec::new();
     for (i, a) in list.iter().enumerate() {
         if list[..i].iter().any(|b| b.id == a.id) {
-            faults
-                .push(Fault { path: format!("[{i}].id"), message: format!("`{}` appears twice in the import", a.id) });
+            faults.push(Fault::new(format!("[{i}].id"), Say::TwiceInImport { id: a.id.clone() }));
         }
-        faults.extend(
-            validate(a, home.catalog())
-                .into_iter()
-                .map(|f| Fault { path: format!("[{i}].{}", f.path), message: f.message }),
-        );
+        faults
+            .extend(validate(a, home.catalog()).into_iter().map(|f| Fault { path: format!("[{i}].{}", f.path), ..f }));
     }
     if !faults.is_empty() {
         return Err(faults_error("import", &faults));

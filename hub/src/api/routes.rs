@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hearth_automations::say::Say;
 use hearth_sdk::{CommandRequest, DeviceId, Origin, SCHEMA_VERSION, Timestamp};
 use serde::Deserialize;
 use warp::http::StatusCode;
@@ -228,7 +229,7 @@ pub fn audit_entry(
         e = e.target(t);
     }
     if let Some(v) = reply["version"].as_u64() {
-        e = e.detail(format!("version {v}"));
+        e = e.note(Say::AuditVersion { version: v });
     }
     e
 }
@@ -343,7 +344,7 @@ async fn start_session(
         let user = auth::user(c, &name)?;
         let entry = crate::audit::Entry::new(Some(&user.name), action)
             .target(user.name.clone())
-            .detail(format!("session {id}"))
+            .note(Say::AuditSession { session: id })
             .ip(ip);
         crate::audit::record(c, &entry)?;
         Ok((user, token))
@@ -394,22 +395,22 @@ async fn login(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     }
     let mut first = crate::audit::Entry::new(known, "auth.login_failed").ip(req.ip);
     if known.is_none() {
-        first = first.detail("unknown account");
+        first = first.note(Say::AuditUnknownAccount);
     }
     let mut entries = vec![first];
     for l in lockouts {
         let (scope, secs) = (l.scope.name(), l.duration.as_secs());
         tracing::warn!(scope, secs, ip = %client, "Too many failed logins: locked for a while.");
+        // An unknown account's name is not recorded (it may be a mistyped password).
         let target = match l.scope {
-            crate::throttle::Scope::Account => known.unwrap_or("an unknown account").to_owned(),
-            crate::throttle::Scope::Address => client.clone(),
+            crate::throttle::Scope::Account => known.map(str::to_owned),
+            crate::throttle::Scope::Address => Some(client.clone()),
         };
-        entries.push(
-            crate::audit::Entry::new(known, "auth.lockout")
-                .target(target)
-                .detail(format!("{scope} locked for {secs} s"))
-                .ip(req.ip),
-        );
+        let mut entry = crate::audit::Entry::new(known, "auth.lockout")
+            .note(Say::AuditLocked { scope: scope.to_string(), secs })
+            .ip(req.ip);
+        entry.target = target;
+        entries.push(entry);
     }
     write(&app, move |conn| {
         for e in &entries {
@@ -473,7 +474,7 @@ async fn change_password(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let keep = p.session.then_some(p.token_id);
     let entry = crate::audit::Entry::new(Some(&p.name), "auth.password")
         .target(p.name.clone())
-        .detail("other sessions ended")
+        .note(Say::AuditOtherSessionsEnded)
         .ip(req.ip);
     write(&app, move |conn| {
         auth::change_password(conn, p.user_id, &hashed, keep)?;
@@ -552,7 +553,7 @@ async fn create_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let name = body.name;
     let entry = crate::audit::Entry::new(Some(&actor), "user.add")
         .target(name.clone())
-        .detail(describe_user(Some(admin), Some(&areas), false))
+        .note(describe_user(Some(admin), Some(&areas), false))
         .ip(req.ip);
     let user = write(&app, move |c| {
         auth::insert_user(c, &name, &hashed, admin)?;
@@ -567,18 +568,18 @@ async fn create_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
 }
 
 /// What an account change did, for the audit log (never the password itself).
-fn describe_user(admin: Option<bool>, areas: Option<&[String]>, password: bool) -> String {
-    let mut parts = Vec::new();
+fn describe_user(admin: Option<bool>, areas: Option<&[String]>, password: bool) -> Say {
+    let mut changes = Vec::new();
     if let Some(a) = admin {
-        parts.push(format!("role {}", auth::role_name(a)));
+        changes.push(Say::AuditRole { role: auth::role_name(a).to_owned() });
     }
     if let Some(areas) = areas {
-        parts.push(if areas.is_empty() { "every area".to_owned() } else { format!("areas {}", areas.join(", ")) });
+        changes.push(if areas.is_empty() { Say::AuditEveryArea } else { Say::AuditAreas { areas: areas.to_vec() } });
     }
     if password {
-        parts.push("password set, sessions ended".to_owned());
+        changes.push(Say::AuditPasswordSet);
     }
-    parts.join("; ")
+    Say::AuditChanges { changes }
 }
 
 #[derive(Deserialize)]
@@ -610,7 +611,7 @@ async fn patch_user(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let actor = req.user()?.name.clone();
     let entry = crate::audit::Entry::new(Some(&actor), "user.change")
         .target(name.clone())
-        .detail(describe_user(admin, areas.as_deref(), hashed.is_some()))
+        .note(describe_user(admin, areas.as_deref(), hashed.is_some()))
         .ip(req.ip);
     let user = write(&app, move |c| {
         if let Some(a) = admin {
@@ -678,7 +679,10 @@ async fn create_token(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let ip = req.ip;
     let (id, token) = write(&app, move |c| {
         let (id, token) = auth::create_token(c, &user, &label, "api")?;
-        let entry = crate::audit::Entry::new(Some(&user), "token.create").target(id.to_string()).detail(label).ip(ip);
+        let entry = crate::audit::Entry::new(Some(&user), "token.create")
+            .target(id.to_string())
+            .note(Say::AuditLabel { label })
+            .ip(ip);
         crate::audit::record(c, &entry)?;
         Ok((id, token))
     })
@@ -693,8 +697,11 @@ async fn delete_token(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     write(&app, move |c| {
         let info = auth::list_tokens(c, None)?.into_iter().find(|t| t.id == id);
         auth::revoke_token(c, id)?;
-        let detail = info.map(|t| format!("{} `{}` of {}", t.kind, t.name, t.user)).unwrap_or_default();
-        crate::audit::record(c, &entry.detail(detail))?;
+        let entry = match info {
+            Some(t) => entry.note(Say::AuditToken { token_kind: t.kind.to_string(), name: t.name, user: t.user }),
+            None => entry,
+        };
+        crate::audit::record(c, &entry)?;
         Ok(())
     })
     .await?;

@@ -342,10 +342,7 @@ async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<C
         bus,
         writer,
         ids: ContextIds::new(Timestamp::now()),
-        adapters: adapters
-            .into_iter()
-            .map(|s| (s, AdapterStatus { state: AdapterState::Starting, reason: None }))
-            .collect(),
+        adapters: adapters.into_iter().map(|s| (s, AdapterStatus::bare(AdapterState::Starting))).collect(),
         stats,
     };
     let mut adapters_open = true;
@@ -516,18 +513,20 @@ impl Core {
                 let _ = reply.send(self.action(adapter, action, params, origin));
             }
             Request::AdapterEnded { adapter, result } => {
-                let (status, reason) = match result {
+                let (status, reason, code) = match result {
                     Ok(()) => (
-                        AdapterStatus { state: AdapterState::Stopped, reason: None },
+                        AdapterStatus::bare(AdapterState::Stopped),
                         format!("adapter `{adapter}` stopped"),
+                        "adapter_stopped",
                     ),
                     Err(e) => (
-                        AdapterStatus::with(AdapterState::Failed, e.clone()),
+                        AdapterStatus::with(AdapterState::Failed, e.clone()).with_code("failed"),
                         format!("adapter `{adapter}` failed: {e}"),
+                        "adapter_failed",
                     ),
                 };
                 self.set_status(adapter, status);
-                let fx = self.registry.adapter_down(adapter, &reason, Timestamp::now());
+                let fx = self.registry.adapter_down(adapter, &reason, code, Timestamp::now());
                 self.effects(fx).await;
             }
         }

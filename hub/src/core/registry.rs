@@ -335,12 +335,13 @@ impl Registry {
         }
     }
 
-    /// Marks every device of an adapter offline with a reason (the adapter failed or stopped).
-    pub fn adapter_down(&mut self, adapter: &str, reason: &str, now: Timestamp) -> Effects {
+    /// Marks every device of an adapter offline with a reason and its code (the adapter failed
+    /// or stopped).
+    pub fn adapter_down(&mut self, adapter: &str, reason: &str, code: &str, now: Timestamp) -> Effects {
         let mut fx = Effects::default();
         for d in self.devices.values_mut().filter(|d| d.adapter == adapter) {
             if d.availability.state != AvailabilityState::Offline {
-                d.availability = Availability::offline(reason, now);
+                d.availability = Availability::offline(reason, now).with_code(code);
                 fx.events
                     .push(Event::AvailabilityChanged { device: d.id.clone(), availability: d.availability.clone() });
             }

@@ -128,6 +128,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tokens_user ON tokens (user_id);
     CREATE INDEX tokens_expiry ON tokens (expires_at) WHERE expires_at IS NOT NULL;",
+    // 4: the audit log's notes as data (a saying: `{"code": ..., ...}`), so the UI can show
+    // them in the user's language; `detail` keeps the English words.
+    "ALTER TABLE audit_log ADD COLUMN say TEXT; -- JSON, a saying of hearth_automations::say",
 ];
 
 /// The schema version this build knows.
@@ -218,8 +221,8 @@ mod tests {
     }
 
     #[test]
-    fn migration_3_applies_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 3);
+    fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
+        assert_eq!(LATEST, 4);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -236,12 +239,12 @@ mod tests {
 
         let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
         let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("tokens");
         assert_eq!(tokens, 1, "tokens survive");
         conn.execute_batch(
             "INSERT INTO user_areas (user_id, area) VALUES (2, 'kitchen');
-             INSERT INTO audit_log (at, actor, action, ip) VALUES (1, 'ada', 'auth.login', '127.0.0.1');
+             INSERT INTO audit_log (at, actor, action, ip, say) VALUES (1, 'ada', 'auth.login', '127.0.0.1', '{\"code\":\"audit_session\",\"session\":1}');
              DELETE FROM users WHERE id = 2;",
         )
         .expect("the new tables");

@@ -1,14 +1,15 @@
-// The form editor of an automation: header fields, and the common triggers (state, event, time,
-// sun, interval), conditions (state, time) and actions (set, scene, delay, notify). Anything else
-// in a definition (choose, mqtt, an area target, ...) is kept as it is and shown read-only, to be
-// edited in the code view.
+// The form editor of an automation: header fields, and the common triggers (state, event,
+// availability, time, sun, interval), conditions (state, time) and actions (set on one or several
+// devices, scene, delay, notify). Anything else in a definition (choose, mqtt, an area target,
+// ...) is kept as it is and shown read-only, to be edited in the code view.
 
 import { h, field, select, replace } from "../dom.js";
 import { t, tv } from "../i18n.js";
 import { state, areaName } from "../live.js";
 import { featureLabel, fmtValue } from "../controls.js";
+import { say } from "../say.js";
 
-export const TRIGGER_KINDS = ["state", "event", "time", "sun", "interval"];
+export const TRIGGER_KINDS = ["state", "event", "availability", "time", "sun", "interval"];
 export const CONDITION_KINDS = ["state", "time"];
 export const ACTION_KINDS = ["set", "scene", "delay", "notify"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -17,6 +18,7 @@ const DEFAULTS = {
   trigger: {
     state: () => ({ state: { devices: [], feature: "" } }),
     event: () => ({ event: { devices: [] } }),
+    availability: () => ({ availability: { devices: [], to: "offline" } }),
     time: () => ({ time: { at: "07:00" } }),
     sun: () => ({ sun: { event: "sunset" } }),
     interval: () => ({ interval: { every: "15m" } }),
@@ -35,7 +37,7 @@ const DEFAULTS = {
 
 // Keys the form edits, per group and kind; an item with other keys is kept read-only.
 const EDITABLE = {
-  trigger: { state: ["devices", "feature", "from", "to", "above", "below", "for"], event: ["devices", "feature", "events"], time: ["at", "weekdays"], sun: ["event", "offset_secs"], interval: ["every"] },
+  trigger: { state: ["devices", "feature", "from", "to", "above", "below", "for"], event: ["devices", "feature", "events"], availability: ["devices", "to", "for"], time: ["at", "weekdays"], sun: ["event", "offset_secs"], interval: ["every"] },
   condition: { state: ["devices", "feature", "is", "above", "below", "match"], time: ["after", "before", "weekdays"] },
   action: { set: ["devices", "values", "toggle", "transition"], scene: ["id", "transition"], delay: null, notify: ["message", "title"] },
 };
@@ -60,7 +62,8 @@ function editable(group, item) {
   if (spec === null) return typeof body === "string" || typeof body === "number";
   if (!body || typeof body !== "object" || Array.isArray(body)) return false;
   if (Object.keys(body).some((k) => !spec.includes(k))) return false;
-  if ("devices" in body && (!Array.isArray(body.devices) || body.devices.length > 1)) return false;
+  const many = group === "action" && kind === "set";
+  if ("devices" in body && (!Array.isArray(body.devices) || (!many && body.devices.length > 1))) return false;
   if (group === "action" && kind === "set" && body.values && Object.values(body.values).some((v) => v === null)) return false;
   return true;
 }
@@ -175,6 +178,43 @@ function deviceAndFeature(body, { featureFilter, deviceFilter, onDevice, testPre
 
 const observable = (f) => f.access && f.access.observe !== false && f.capability !== "action";
 
+// Rows of a device list still empty (chosen with "add a device"), per body being edited.
+const emptyRows = new WeakMap();
+
+/** Several devices: a select per device, one more on "add a device", each removable. */
+function deviceList(body, { deviceFilter, onDevice }) {
+  const ids = body.devices || [];
+  const blanks = emptyRows.get(body) || (ids.length ? 0 : 1);
+  const rows = [...ids, ...Array(blanks).fill("")];
+  const parts = rows.map((id, i) => {
+    const taken = (d) => d.id === id || !ids.includes(d.id);
+    const sel = select({ class: "select", testid: "field-device", dataset: { index: String(i) } },
+      deviceOptions((d) => (!deviceFilter || deviceFilter(d)) && taken(d)), id);
+    sel.addEventListener("change", () => {
+      const next = rows.slice();
+      next[i] = sel.value;
+      body.devices = next.filter(Boolean);
+      emptyRows.set(body, next.filter((x) => !x).length);
+      onDevice();
+    });
+    const remove = rows.length > 1 ? h("button", { type: "button", class: "btn small", testid: "remove-device", "aria-label": t("auto.remove_device_n", { n: i + 1 }),
+      on: { click: () => {
+        const next = rows.slice();
+        next.splice(i, 1);
+        body.devices = next.filter(Boolean);
+        emptyRows.set(body, next.filter((x) => !x).length);
+        onDevice();
+      } } }, t("btn.remove")) : null;
+    const missing = id && !dev(id) ? h("p", { class: "error-box" }, t("auto.device_missing", { id })) : null;
+    return h("div", { class: "device-row" }, field(i === 0 ? t("auto.device") : t("auto.device_n", { n: i + 1 }), sel), remove, missing);
+  });
+  const add = h("button", { type: "button", class: "btn small", testid: "add-device", on: { click: () => {
+    emptyRows.set(body, blanks + 1);
+    onDevice();
+  } } }, t("auto.add_device"));
+  return [...parts, blanks ? null : add];
+}
+
 function stateTrigger(body, redraw) {
   const { parts, feature } = deviceAndFeature(body, { featureFilter: observable, onDevice: redraw });
   if (!feature) return parts;
@@ -256,10 +296,24 @@ function timeCondition(body) {
 
 function setAction(body, redraw) {
   const settable = (f) => f.access && f.access.set;
-  const { parts, device } = deviceAndFeature(body, { deviceFilter: (d) => (d.features || []).some(settable), featureFilter: settable, onDevice: () => { body.values = {}; delete body.toggle; redraw(); } });
+  const parts = deviceList(body, { deviceFilter: (d) => (d.features || []).some(settable), onDevice: () => {
+    // Keep only what every chosen device can still be set to.
+    const keys = commonKeys(body.devices || [], settable);
+    for (const k of Object.keys(body.values || {})) if (!keys.has(k)) delete body.values[k];
+    if (body.toggle) body.toggle = body.toggle.filter((k) => keys.has(k));
+    if (body.toggle && !body.toggle.length) delete body.toggle;
+    redraw();
+  } });
+  const devices = (body.devices || []).map(dev).filter(Boolean);
+  const device = devices[0];
   if (!device) return parts;
   body.values = body.values || {};
-  const rows = (device.features || []).filter(settable).map((f) => {
+  const keys = commonKeys(body.devices, settable);
+  if (!keys.size) {
+    parts.push(h("p", { class: "hint", testid: "no-common-features" }, t("auto.no_common_features")));
+    return parts;
+  }
+  const rows = (device.features || []).filter((f) => settable(f) && keys.has(f.key)).map((f) => {
     const inToggle = (body.toggle || []).includes(f.key);
     const on = f.key in body.values || inToggle;
     const cb = h("input", { type: "checkbox", checked: on, testid: `value-include-${f.key}` });
@@ -291,6 +345,25 @@ function setAction(body, redraw) {
   return parts;
 }
 
+/** Keys of the features every device of `ids` has and `pick` accepts (with the same type). */
+function commonKeys(ids, pick) {
+  const devices = ids.map(dev).filter(Boolean);
+  if (!devices.length) return new Set();
+  const [first, ...rest] = devices;
+  return new Set((first.features || []).filter(pick)
+    .filter((f) => rest.every((d) => (d.features || []).some((g) => g.key === f.key && g.type === f.type && pick(g))))
+    .map((f) => f.key));
+}
+
+function availabilityTrigger(body, redraw) {
+  const { parts } = deviceAndFeature(body, { onDevice: redraw });
+  const to = select({ class: "select", testid: "field-availability-to", on: { change: () => { body.to = to.value; } } },
+    ["offline", "online"].map((v) => [v, tv("avail", v)]), body.to || "offline");
+  parts.push(field(t("auto.becomes"), to),
+    field(t("auto.for"), textInput(body.for, (v) => setOrDelete(body, "for", v), { testid: "field-for", placeholder: "10m" }), t("auto.duration_hint")));
+  return parts;
+}
+
 function defaultValue(f) {
   if (f.type === "bool") return true;
   if (f.type === "enum") return (f.values || [])[0];
@@ -314,7 +387,7 @@ function notifyAction(body) {
 }
 
 const FIELDS = {
-  trigger: { state: stateTrigger, event: eventTrigger, time: timeTrigger, sun: sunTrigger, interval: intervalTrigger },
+  trigger: { state: stateTrigger, event: eventTrigger, availability: availabilityTrigger, time: timeTrigger, sun: sunTrigger, interval: intervalTrigger },
   condition: { state: stateCondition, time: timeCondition },
   action: { set: setAction, scene: sceneAction, notify: notifyAction },
 };
@@ -435,7 +508,7 @@ export function automationForm(def, ctx) {
     const list = (e.details && Array.isArray(e.details.faults) && e.details.faults) || (Array.isArray(e.faults) && e.faults) || null;
     faults.append(h("p", { class: "error-box", role: "alert" }, list ? t("auto.has_faults", { n: list.length }) : e.message));
     if (list) {
-      faults.append(h("ul", { class: "faults" }, list.map((f) => h("li", null, f.path ? h("code", null, f.path) : null, f.path ? " " : null, f.message))));
+      faults.append(h("ul", { class: "faults" }, list.map((f) => h("li", null, f.path ? h("code", null, f.path) : null, f.path ? " " : null, say(f.say, f.message)))));
       for (const f of list) {
         const mt = /^(triggers|conditions|actions)\[(\d+)\]/.exec(f.path || "");
         if (!mt) continue;
@@ -443,7 +516,7 @@ export function automationForm(def, ctx) {
         const el = form.querySelector(`[data-testid="${group}-item"][data-index="${mt[2]}"]`);
         if (el) {
           el.classList.add("has-fault");
-          el.append(h("p", { class: "item-fault" }, f.message));
+          el.append(h("p", { class: "item-fault" }, say(f.say, f.message)));
         }
       }
     }

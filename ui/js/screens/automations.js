@@ -9,6 +9,7 @@ import { isAdmin } from "../live.js";
 import { pageHead, section, empty, errorBox, errorText, toast, loading, confirmDialog } from "../ui.js";
 import { automationForm } from "./autoform.js";
 import { originText } from "./device.js";
+import { say, sayValue } from "../say.js";
 
 const POLL_MS = 5000;
 
@@ -33,7 +34,7 @@ function soonAfterEvents(reload) {
 function endingBadge(ending) {
   const kind = ending && ending.kind ? ending.kind : "";
   const cls = kind === "finished" ? "ok" : ["error", "loop", "timeout"].includes(kind) ? "danger" : "muted";
-  return h("span", { class: ["badge", cls], testid: "ending", dataset: { kind }, title: ending && ending.message ? ending.message : null }, tv("ending", kind));
+  return h("span", { class: ["badge", cls], testid: "ending", dataset: { kind }, title: ending && ending.message ? say(ending.say, ending.message) : null }, tv("ending", kind));
 }
 
 function enabledSwitch(id, enabled, onDone) {
@@ -186,7 +187,7 @@ export function renderAutomation(root, [id, tab], app) {
         h("div", { class: "row" }, h("h2", null, t("auto.dry_run_title")), h("button", { type: "button", class: "icon-btn", "aria-label": t("btn.dismiss"), on: { click: () => replace(dryBox) } }, "×")),
         h("p", null, r.would_run ? t("auto.would_run") : t("auto.would_not_run")),
         conditionList(r.conditions || []),
-        (r.actions || []).length ? h("div", null, h("h3", null, t("auto.would_do")), h("ol", { class: "plain" }, r.actions.map((a) => h("li", null, typeof a === "string" ? a : JSON.stringify(a))))) : null));
+        (r.actions || []).length ? h("div", null, h("h3", null, t("auto.would_do")), h("ol", { class: "plain", testid: "dry-run-plan" }, planLines(r).map(([depth, text]) => h("li", { class: "plan-line", dataset: { depth: String(Math.min(depth, 6)) } }, text)))) : null));
     } catch (e) { replace(dryBox, errorBox(e)); }
   }
 
@@ -275,7 +276,7 @@ export function renderAutomation(root, [id, tab], app) {
         replace(err, errorBox(e));
         const d = e.details || {};
         const faults = Array.isArray(d.faults) ? d.faults : [];
-        if (faults.length) err.append(h("ul", { class: "faults" }, faults.map((f) => h("li", null, h("code", null, f.path), " ", f.message))));
+        if (faults.length) err.append(h("ul", { class: "faults" }, faults.map((f) => h("li", null, h("code", null, f.path), " ", say(f.say, f.message)))));
         if (typeof d.line === "number") {
           err.append(h("p", { class: "hint" }, t("auto.at_line", { line: d.line, column: d.column || 1 })));
           const lines = area.value.split("\n");
@@ -308,7 +309,7 @@ export function renderAutomation(root, [id, tab], app) {
           if (!traceRows.has(tr.run)) {
             traceRows.set(tr.run, h("li", { class: "list-row", testid: "trace-row", dataset: { run: tr.run } },
               h("div", { class: "grow" }, h("a", { href: `${base}/trace/${tr.run}`, testid: "trace-open" }, t("auto.run_n", { run: tr.run })),
-                h("p", { class: "muted small" }, fmtWhen(tr.started_at), " · ", tr.trigger ? `${tv("trigger", tr.trigger.kind)}: ${tr.trigger.description || ""}` : "")),
+                h("p", { class: "muted small" }, fmtWhen(tr.started_at), " · ", tr.trigger ? `${tv("trigger", tr.trigger.kind)}: ${say(tr.trigger.say, tr.trigger.description)}` : "")),
               endingBadge(tr.ending)));
           }
           return traceRows.get(tr.run);
@@ -373,12 +374,20 @@ export function renderAutomation(root, [id, tab], app) {
   return { destroy: () => timers.forEach(clearInterval), onChange: (c) => onEvents && onEvents(c) };
 }
 
-function conditionList(conds) {
+/** A dry run's plan as [depth, text] lines: from `plan` (said in the language), else `actions`. */
+function planLines(r) {
+  if (Array.isArray(r.plan) && r.plan.length === (r.actions || []).length) {
+    return r.plan.map((l, i) => [l.depth || 0, (l.alias ? `${l.alias}: ` : "") + say(l.say, String(r.actions[i]).trim())]);
+  }
+  return (r.actions || []).map((a) => [0, typeof a === "string" ? a : JSON.stringify(a)]);
+}
+
+function conditionList(conds, heading = true) {
   if (!conds.length) return null;
-  return h("div", null, h("h3", null, t("auto.conditions")), h("ul", { class: "checklist", testid: "trace-conditions" }, conds.map((c) => h("li", { class: c.result ? "pass" : "fail", dataset: { result: String(!!c.result) } },
+  return h("div", null, heading ? h("h3", null, t("auto.conditions")) : null, h("ul", { class: "checklist", testid: "trace-conditions" }, conds.map((c) => h("li", { class: c.result ? "pass" : "fail", dataset: { result: String(!!c.result) } },
     h("span", { class: "mark", "aria-hidden": "true" }, c.result ? "✓" : "✗"),
     h("span", { class: "sr-only" }, c.result ? t("auto.held") : t("auto.did_not_hold")),
-    h("span", null, h("code", null, c.path), " ", c.detail || "")))));
+    h("span", null, h("code", null, c.path), " ", say(c.say, c.detail))))));
 }
 
 // ----- one trace -----------------------------------------------------------------------------
@@ -391,19 +400,19 @@ export function renderTrace(root, [id, run]) {
   api("GET", `/automations/${seg(id)}/traces/${seg(run)}`).then((tr) => {
     const trig = tr.trigger || {};
     const dl = (rows) => h("dl", { class: "diag" }, rows.filter(([, v]) => v !== undefined && v !== null && v !== "").flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
-    const val = (v) => (v === undefined ? undefined : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
+    const known = (v, name) => (v === undefined ? undefined : sayValue(name, v, trig.device, trig.feature));
     replace(box, 
       h("p", { class: "muted" }, t("auto.trace_meta", { version: tr.version, started: fmtDateTime(tr.started_at), ended: tr.ended_at ? fmtDateTime(tr.ended_at) : "…" })),
       section(t("auto.trace_trigger"), "trace-trigger", h("div", { class: "panel" }, dl([
-        [t("auto.kind"), tv("trigger", trig.kind)], [t("auto.trigger_id"), trig.id], [t("auto.what_happened"), trig.description], [t("auto.when"), trig.at ? fmtDateTime(trig.at) : undefined],
-        [t("auto.device"), trig.device], [t("auto.feature"), trig.feature], [t("auto.from"), val(trig.old)], [t("auto.to"), val(trig.new)], [t("auto.event"), trig.event],
+        [t("auto.kind"), tv("trigger", trig.kind)], [t("auto.trigger_id"), trig.id], [t("auto.what_happened"), say(trig.say, trig.description)], [t("auto.when"), trig.at ? fmtDateTime(trig.at) : undefined],
+        [t("auto.device"), known(trig.device, "device")], [t("auto.feature"), known(trig.feature, "feature")], [t("auto.from"), known(trig.old, "old")], [t("auto.to"), known(trig.new, "new")], [t("auto.event"), known(trig.event, "event")],
         [t("auto.caused_by"), trig.context ? originText(trig.context) : undefined]]))),
-      section(t("auto.conditions"), "trace-conditions-section", h("div", { class: "panel" }, conditionList(tr.conditions || []) || h("p", { class: "muted" }, t("auto.no_conditions_checked")))),
+      section(t("auto.conditions"), "trace-conditions-section", h("div", { class: "panel" }, conditionList(tr.conditions || [], false) || h("p", { class: "muted" }, t("auto.no_conditions_checked")))),
       section(t("auto.steps"), "trace-steps", h("div", { class: "panel" }, (tr.steps || []).length ? h("ol", { class: "steps" }, tr.steps.map((s) => h("li", { class: s.ok === false ? "fail" : "pass", testid: "trace-step" },
         h("div", { class: "row" }, h("strong", null, s.alias || tv("action", s.action)), h("span", { class: "muted small" }, fmtWhen(s.at))),
-        h("code", { class: "small" }, s.path), h("p", null, s.ok === false ? `${t("auto.step_failed")}: ` : "", s.outcome || "")))) : h("p", { class: "muted" }, t("auto.no_steps")),
+        h("code", { class: "small" }, s.path), h("p", { testid: "step-outcome" }, s.ok === false ? `${t("auto.step_failed")}: ` : "", say(s.say, s.outcome))))) : h("p", { class: "muted" }, t("auto.no_steps")),
       tr.steps_dropped ? h("p", { class: "hint" }, t("auto.steps_dropped", { n: tr.steps_dropped })) : null)),
-      section(t("auto.ending"), "trace-ending", h("div", { class: "panel" }, h("p", null, endingBadge(tr.ending), " ", tr.ending && tr.ending.message ? tr.ending.message : ""))),
+      section(t("auto.ending"), "trace-ending", h("div", { class: "panel" }, h("p", null, endingBadge(tr.ending), " ", h("span", { testid: "ending-message" }, tr.ending ? say(tr.ending.say, tr.ending.message) : "")))),
     );
   }).catch((e) => replace(box, errorBox(e)));
 }

@@ -7,7 +7,7 @@ import { api, seg } from "../api.js";
 import { state, isAdmin, command, areaName } from "../live.js";
 import { controls, featureLabel, fmtValue, badges } from "../controls.js";
 import { drawChart, summary } from "../chart.js";
-import { pageHead, loading, errorBox, errorText, confirmDialog, toast, section, empty } from "../ui.js";
+import { pageHead, loading, errorBox, errorText, confirmDialog, toast, section, empty, reasonText } from "../ui.js";
 
 const RANGES = [["hour", 3600e3, "history.hour"], ["day", 86400e3, "history.day"], ["week", 7 * 86400e3, "history.week"]];
 const rangeLabel = (r) => t(RANGES.find((x) => x[0] === r)[2]);
@@ -94,7 +94,7 @@ export function renderDevice(root, [id], app) {
       ["device.area", d.area ? areaName(d.area) : t("home.no_area")],
       ["device.last_seen", d.last_seen ? `${fmtDateTime(d.last_seen)} (${fmtRelative(d.last_seen)})` : t("value.none")],
       ["device.availability", tv("avail", av.state) + (av.since ? ` · ${t("device.since", { when: fmtDateTime(av.since) })}` : "")],
-      ["device.reason", av.reason || null],
+      ["device.reason", reasonText(av) || null],
     ];
     replace(built.diag, ...rows.filter(([, v]) => v !== null && v !== undefined && v !== "").flatMap(([k, v]) =>
       [h("dt", null, t(k)), h("dd", { testid: k.replace("device.", "diag-") }, v)]));

@@ -5,7 +5,7 @@ import { h, field, select, replace } from "../dom.js";
 import { t, tv, fmtCountdown, fmtWhen } from "../i18n.js";
 import { api } from "../api.js";
 import { state, subscribe, isAdmin } from "../live.js";
-import { pageHead, section, empty, errorText, toast, loading } from "../ui.js";
+import { pageHead, section, empty, errorText, toast, loading, reasonText } from "../ui.js";
 
 // Devices added since the app started (kept while the app is open), newest first.
 const joined = [];
@@ -86,7 +86,7 @@ export function renderDiscovery(root) {
       return;
     }
     const st = state.adapterStatus.get(Z2M) || adapter.status || {};
-    status.textContent = t("discovery.adapter_status", { state: tv("adapter_state", st.state || "unknown") }) + (st.reason ? ` — ${st.reason}` : "");
+    status.textContent = t("discovery.adapter_status", { state: tv("adapter_state", st.state || "unknown") }) + (st.reason ? ` — ${reasonText(st)}` : "");
     const parts = [status, h("p", null, t("discovery.zigbee_help")), countdown];
     if (isAdmin()) parts.push(h("div", { class: "inline-form" }, field(t("discovery.duration"), time), openBtn, stopBtn));
     else parts.push(h("p", { class: "muted" }, t("discovery.ask_admin")));

@@ -5,7 +5,8 @@ import { h, field, select, replace, append } from "../dom.js";
 import { t, tv, LANGUAGES, getLang, setLang, fmtDateTime, fmtWhen, fmtNum } from "../i18n.js";
 import { api, seg } from "../api.js";
 import { state, isAdmin } from "../live.js";
-import { pageHead, section, empty, errorBox, errorText, toast, loading, confirmDialog, showFormError } from "../ui.js";
+import { pageHead, section, empty, errorBox, errorText, toast, loading, confirmDialog, showFormError, reasonText } from "../ui.js";
+import { say } from "../say.js";
 
 function listOf(r, key) {
   if (Array.isArray(r)) return r;
@@ -46,7 +47,7 @@ export function renderSettings(root, _params, app) {
       return h("li", { class: "list-row wrap", testid: "adapter-row", dataset: { adapterId: a.id } },
         h("div", { class: "grow" }, h("h3", { class: "row-title" }, a.name || a.id),
           h("p", { class: "muted small" }, t("settings.adapter_devices", { n: fmtNum(a.devices || 0) })),
-          st.reason ? h("p", { class: "small" }, st.reason) : null),
+          st.reason ? h("p", { class: "small", testid: "adapter-reason" }, reasonText(st)) : null),
         h("span", { class: ["badge", s === "running" ? "ok" : s === "degraded" || s === "starting" ? "warn" : "danger"], testid: "adapter-status", dataset: { state: s } }, tv("adapter_state", s)),
         admin && a.actions && a.actions.length ? actionRunner(a) : null);
     })));
@@ -265,9 +266,10 @@ function auditSection() {
     replace(box, h("ol", { class: "log", testid: "audit-log" }, rows.map((e) => {
       const at = e.at || e.time;
       const who = e.actor || e.user || t("settings.audit_unknown_actor");
-      const what = e.action || e.kind;
-      const rest = [e.target, e.detail, e.ip].filter((x) => x !== undefined && x !== null && x !== "").map(String).join(" · ");
-      return h("li", { class: "log-entry", testid: "audit-row" }, h("time", { class: "log-time", datetime: at }, at ? fmtWhen(at) : ""),
+      const what = e.action ? tv("audit", String(e.action).replace(".", "_")) : "";
+      const note = e.detail ? say(e.say, e.detail) : "";
+      const rest = [e.target, note, e.ip].filter((x) => x !== undefined && x !== null && x !== "").map(String).join(" · ");
+      return h("li", { class: "log-entry", testid: "audit-row", dataset: { action: e.action || "" } }, h("time", { class: "log-time", datetime: at }, at ? fmtWhen(at) : ""),
         h("span", { class: "log-what" }, [who, what].filter(Boolean).join(" — ")), rest ? h("span", { class: "log-origin" }, rest) : null);
     })));
   }).catch((e) => replace(box, errorBox(e)));
