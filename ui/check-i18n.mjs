@@ -19,7 +19,7 @@ const problems = [];
 const problem = (m) => problems.push(m);
 
 // Values that may read the same in both languages (names, symbols, formats).
-const SAME_OK = new Set(["app.name", "value.none", "error.command", "lang.en", "lang.zh", "auto.format_yaml", "auto.format_json", "cap.co2", "cap.pm25", "cap.pm10", "cap.voc", "token_kind.api"]);
+const SAME_OK = new Set(["app.name", "value.none", "error.command", "lang.en", "lang.zh", "auto.format_yaml", "auto.format_json", "cap.co2", "cap.pm25", "cap.pm10", "cap.voc", "token_kind.api", "transport.wifi", "transport.zigbee"]);
 
 const en = (await import(pathToFileURL(join(here, "i18n/en.js")))).default;
 const zh = (await import(pathToFileURL(join(here, "i18n/zh.js")))).default;

@@ -86,6 +86,7 @@ async fn run(n: usize, rate: usize, secs: usize) {
         writer: writer.clone(),
         adapter_events: erx,
         adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
+        inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
     });
     for i in 0..n {
         etx.send(("bench", AdapterEvent::Device { device: sensor(i) })).await.unwrap();

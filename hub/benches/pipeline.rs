@@ -83,6 +83,7 @@ async fn run(devices: usize, reports: usize) {
         writer: writer.clone(),
         adapter_events: erx,
         adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
+        inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
     });
 
     let t = Instant::now();

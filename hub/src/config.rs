@@ -29,6 +29,16 @@ pub struct Config {
     pub adapters: AdaptersConfig,
     /// Where the home is and its time zone, for time and sun triggers.
     pub location: LocationConfig,
+    /// The discovery inbox.
+    pub inbox: InboxConfig,
+}
+
+/// `[inbox]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxConfig {
+    /// Adapters whose finds become devices without asking (`["demo"]`); none by default.
+    pub auto_accept: Vec<String>,
 }
 
 /// `[location]`
@@ -287,11 +297,13 @@ pub struct DemoConfig {
     pub enabled: bool,
     /// Seconds between simulated sensor updates.
     pub interval_secs: f64,
+    /// Also "find" a few more devices for the discovery inbox.
+    pub finds: bool,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { enabled: false, interval_secs: 10.0 }
+        DemoConfig { enabled: false, interval_secs: 10.0, finds: true }
     }
 }
 
@@ -457,6 +469,15 @@ impl Config {
         }
         if let Some(name) = &l.timezone {
             hearth_automations::zone::Zone::named(name).map_err(|e| format!("[location] timezone: {e}"))?;
+        }
+        let known: Vec<&str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
+        for id in &self.inbox.auto_accept {
+            if !known.contains(&id.as_str()) {
+                return Err(format!(
+                    "[inbox] auto_accept names `{id}`, which is not an adapter of this hub; adapters are: {}",
+                    known.join(", ")
+                ));
+            }
         }
         let h = &self.http;
         const TEN_YEARS: u64 = 10 * 366 * 86_400;

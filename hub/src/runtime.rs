@@ -54,6 +54,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (conn, db_path) = store::open_and_migrate(&data_dir)?;
     let loaded = store::load(&conn)?;
     let automations_loaded = crate::automations::load(&conn)?;
+    let inbox_loaded = crate::inbox::load(&conn)?;
     let engine_settings = engine_settings(&config)?;
     let location = engine_settings.location.is_some();
     tracing::info!(
@@ -88,6 +89,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (stop_adapters, shutdown) = Shutdown::channel();
     let mut slots = Vec::new();
     let mut to_start = Vec::new();
+    let mut inbox = crate::inbox::InboxState::new(inbox_loaded, config.inbox.auto_accept.iter().cloned().collect());
     for b in crate::adapters::builtin().into_iter().filter(|b| (b.enabled)(&config)) {
         let adapter = (b.make)();
         let (cmd_tx, cmd_rx) = mpsc::channel(core::COMMAND_QUEUE);
@@ -100,6 +102,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             actions: act_rx,
             shutdown: shutdown.clone(),
             mqtt: mqtt.clone(),
+            inbox: inbox.view_for(b.id),
         };
         to_start.push((b.id, adapter, ctx));
     }
@@ -107,8 +110,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let bus = Bus::new();
     let registry = Registry::new(loaded.devices, loaded.areas);
-    let (core, core_task) =
-        core::spawn(CoreInit { registry, bus, writer: writer.clone(), adapter_events: events_rx, adapters: slots });
+    let (core, core_task) = core::spawn(CoreInit {
+        registry,
+        bus,
+        writer: writer.clone(),
+        adapter_events: events_rx,
+        adapters: slots,
+        inbox,
+    });
 
     let (automations, automations_task) = crate::automations::spawn(crate::automations::AutomationsInit {
         settings: engine_settings,

@@ -775,3 +775,40 @@ fn when_a_session_ends_elsewhere_signing_in_again_returns_to_the_same_screen() {
     b.find("[data-testid=scenes-screen]");
     assert!(b.url().ends_with("#/scenes"), "back where the session ended: {}", b.url());
 }
+
+#[test]
+fn found_devices_are_accepted_or_ignored_in_the_discovery_inbox() {
+    let (hub, token) = quiet_home();
+    let (b, _) = signed_in(&hub, Browser::options(), OWNER, PASSWORD);
+    navigate(&b, "discovery", "discovery-screen");
+    let entry = |key: &str| format!("[data-testid=found-entry][data-key={key}]");
+    for key in ["garden_thermometer", "desk_plug", "living_tv"] {
+        b.find(&format!("[data-testid=found-list] {}", entry(key)));
+    }
+    b.wait_text(&format!("{} [data-testid=found-transport]", entry("garden_thermometer")), "Bluetooth");
+    b.find(&format!("{} [data-testid=found-unsupported]", entry("living_tv")));
+    assert!(b.try_find(&format!("{} [data-testid=found-accept]", entry("living_tv"))).is_none(), "no Add for the TV");
+    b.screenshot("inbox");
+
+    // Add the thermometer: it leaves the inbox and has a card at home.
+    b.find(&format!("{} [data-testid=found-accept]", entry("garden_thermometer"))).click();
+    b.wait_gone(&entry("garden_thermometer"));
+    hub.wait_for(T, || (hub.get("/api/v1/devices/demo:garden_thermometer", Some(&token)).status == 200).then_some(()));
+
+    // Ignore the plug, then show it again.
+    b.find(&format!("{} [data-testid=found-ignore]", entry("desk_plug"))).click();
+    b.find(&format!("[data-testid=ignored-list] {}", entry("desk_plug")));
+    b.find("[data-testid=ignored] summary").click();
+    b.find(&format!("[data-testid=ignored-list] {} [data-testid=found-forget]", entry("desk_plug"))).click();
+    b.find(&format!("[data-testid=found-list] {}", entry("desk_plug")));
+
+    // A decision made elsewhere shows without a reload.
+    let ignored = hub.post("/api/v1/inbox/demo/living_tv/ignore", Some(&token), json!({}));
+    assert_eq!(ignored.status, 200, "{}", ignored.text);
+    b.find(&format!("[data-testid=ignored-list] {}", entry("living_tv")));
+
+    navigate(&b, "home", "home-screen");
+    wait_home(&b, DEMO_DEVICES + 1);
+    b.find(&card("demo:garden_thermometer"));
+    assert_quiet_console(&b, &[]);
+}

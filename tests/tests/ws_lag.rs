@@ -31,6 +31,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             writer: writer.clone(),
             adapter_events: erx,
             adapters: vec![],
+            inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
         });
         let (automations, _engine) = hearth::automations::spawn(hearth::automations::AutomationsInit {
             settings: Default::default(),

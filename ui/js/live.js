@@ -24,7 +24,7 @@ export const state = {
 };
 
 const listeners = new Set();
-/** `fn(change)` for every change: {type: snapshot|device|device_removed|state|device_event|areas|adapter|notification|conn}. */
+/** `fn(change)` for every change: {type: snapshot|device|device_removed|state|device_event|areas|adapter|inbox|notification|conn}. */
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -268,6 +268,10 @@ function apply(ev) {
     case "automation_ran":
     case "automation_changed":
       emit({ type: "automation", id: ev.automation, event: ev });
+      break;
+    case "inbox_changed":
+    case "inbox_removed":
+      emit({ type: "inbox", event: ev });
       break;
     case "notification":
       state.notifications.unshift(ev);

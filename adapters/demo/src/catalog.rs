@@ -1,6 +1,8 @@
 //! The demo home: its thirteen devices, their areas, models and features, and their first state.
 
-use hearth_sdk::{Access, Capability, Category, Color, DeviceDescriptor, DeviceId, Feature, PowerSource, ValueType};
+use hearth_sdk::{
+    Access, Capability, Category, Color, DeviceDescriptor, DeviceId, Feature, Found, PowerSource, Transport, ValueType,
+};
 
 use crate::sim::{Blind, Button, Climate, Door, Kind, Light, Load, Motion, Plug, Thermostat};
 
@@ -262,5 +264,58 @@ pub(crate) fn home() -> Vec<(DeviceDescriptor, Kind)> {
             ),
             Kind::Blind(Blind::new(100.0)),
         ),
+    ]
+}
+
+/// What the demo "finds" for the discovery inbox: each thing found, and the device it becomes
+/// when accepted (`None`: seen, not supported).
+pub(crate) fn finds() -> Vec<(Found, Option<(DeviceDescriptor, Kind)>)> {
+    let found = |key: &str, name: &str, model: &str, transport: Transport, address: &str, supported: bool| Found {
+        key: key.to_owned(),
+        device: DeviceId::new(ADAPTER_ID, key),
+        name: name.to_owned(),
+        manufacturer: Some(MANUFACTURER.to_owned()),
+        model: Some(model.to_owned()),
+        transport,
+        address: Some(address.to_owned()),
+        supported,
+    };
+    vec![
+        (
+            found(
+                "garden_thermometer",
+                "Garden thermometer",
+                "Demo BLE thermometer",
+                Transport::Ble,
+                "A4:C1:38:00:00:01",
+                true,
+            ),
+            Some((
+                descriptor(
+                    "garden_thermometer",
+                    "Garden thermometer",
+                    "Garden",
+                    "Demo BLE thermometer",
+                    PowerSource::Battery,
+                    vec![temperature(), humidity(), battery(), signal_strength()],
+                ),
+                Kind::Climate(Climate::new(8.4, 81.0, 100.0)),
+            )),
+        ),
+        (
+            found("desk_plug", "Desk plug", "Demo Wi-Fi plug", Transport::Wifi, "192.168.1.50", true),
+            Some((
+                descriptor(
+                    "desk_plug",
+                    "Desk plug",
+                    "Office",
+                    "Demo Wi-Fi plug",
+                    PowerSource::Mains,
+                    vec![on_off(), power(), energy()],
+                ),
+                Kind::Plug(Plug::new(Load::Tv, false, 0.5)),
+            )),
+        ),
+        (found("living_tv", "Living room TV", "HomeKit accessory", Transport::Wifi, "192.168.1.61", false), None),
     ]
 }

@@ -7,9 +7,13 @@
 //! someone walk through the hallway, the door open and the button be pressed. Its `simulate`
 //! action makes such things happen on demand (a press, a sensor value), for trying automations.
 //!
+//! With `finds` (on by default) it also "finds" a BLE thermometer, a Wi-Fi plug and a TV it
+//! cannot control, for the discovery inbox: an accepted one joins the home, a forgotten one
+//! leaves it and is offered again.
+//!
 //! Configuration (`[adapters.demo]`, as JSON in [`AdapterContext::config`]):
-//! `{"enabled": true, "interval_secs": 10.0}`. Missing keys take those defaults; a bad value is
-//! logged and replaced by its default.
+//! `{"enabled": true, "interval_secs": 10.0, "finds": true}`. Missing keys take those defaults; a
+//! bad value is logged and replaced by its default.
 #![forbid(unsafe_code)]
 
 mod catalog;
@@ -69,6 +73,7 @@ impl Adapter for DemoAdapter {
 struct Config {
     enabled: bool,
     interval: Duration,
+    finds: bool,
 }
 
 impl Config {
@@ -77,7 +82,8 @@ impl Config {
     const MAX_INTERVAL_SECS: f64 = 86_400.0;
 
     fn from_json(json: &serde_json::Value) -> Config {
-        let mut config = Config { enabled: true, interval: Duration::from_secs_f64(Self::DEFAULT_INTERVAL_SECS) };
+        let mut config =
+            Config { enabled: true, interval: Duration::from_secs_f64(Self::DEFAULT_INTERVAL_SECS), finds: true };
         let map = match json {
             serde_json::Value::Null => return config,
             serde_json::Value::Object(map) => map,
@@ -91,6 +97,10 @@ impl Config {
                 ("enabled", serde_json::Value::Bool(enabled)) => config.enabled = *enabled,
                 ("enabled", other) => {
                     tracing::warn!(value = %other, "demo adapter: `enabled` must be true or false; using true");
+                }
+                ("finds", serde_json::Value::Bool(finds)) => config.finds = *finds,
+                ("finds", other) => {
+                    tracing::warn!(value = %other, "demo adapter: `finds` must be true or false; using true");
                 }
                 ("interval_secs", value) => match value.as_f64() {
                     Some(secs) if (Self::MIN_INTERVAL_SECS..=Self::MAX_INTERVAL_SECS).contains(&secs) => {
@@ -149,6 +159,11 @@ async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
     if outbox.send_all(home.announce()).await.is_err() {
         return Ok(());
     }
+    let finds = if config.finds { catalog::finds() } else { Vec::new() };
+    let mut inbox_open = !finds.is_empty();
+    if outbox.send_all(follow_inbox(&mut home, &finds, &ctx.inbox, true)).await.is_err() {
+        return Ok(());
+    }
     tracing::debug!(interval = ?config.interval, "demo adapter running");
     let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -169,6 +184,13 @@ async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
                 home.advance_ramps(Instant::now())
             }
             _ = ticker.tick() => home.tick(),
+            decided = ctx.inbox.changed(), if inbox_open => match decided {
+                Some(_) => follow_inbox(&mut home, &finds, &ctx.inbox, false),
+                None => {
+                    inbox_open = false;
+                    Vec::new()
+                }
+            },
             Some(action) = ctx.actions.recv() => {
                 // `simulate` is the only action (the hub checks the name against the manifest).
                 match home.simulate(&action.params) {
@@ -189,6 +211,37 @@ async fn run(mut ctx: AdapterContext, rng: Rng) -> Result<(), AdapterError> {
     }
 }
 
+/// Brings the home in line with the user's decisions: accepted finds join it, forgotten ones
+/// leave it and are offered again. At `start` every find not yet a device is offered.
+fn follow_inbox(
+    home: &mut Home,
+    finds: &[(hearth_sdk::Found, Option<(hearth_sdk::DeviceDescriptor, sim::Kind)>)],
+    inbox: &hearth_sdk::Inbox,
+    start: bool,
+) -> Vec<AdapterEvent> {
+    let mut events = Vec::new();
+    for (found, device) in finds {
+        let decision = inbox.decision(&found.key);
+        let here = home.has(&found.device);
+        match (decision, device) {
+            (Some(hearth_sdk::Decision::Accepted), Some((descriptor, kind))) => {
+                events.extend(home.add(descriptor.clone(), kind.clone()));
+            }
+            (None, _) if here => {
+                home.remove(&found.device);
+                events.push(AdapterEvent::DeviceRemoved { device: found.device.clone() });
+                events.push(AdapterEvent::Found { found: found.clone() });
+            }
+            // Offered (again): the hub writes and announces nothing for what it already has.
+            (None, _) => events.push(AdapterEvent::Found { found: found.clone() }),
+            // Ignored: left alone. At start an accepted or ignored find is still seen.
+            _ if start => events.push(AdapterEvent::Found { found: found.clone() }),
+            _ => {}
+        }
+    }
+    events
+}
+
 #[cfg(test)]
 mod config_tests {
     use super::*;
@@ -196,13 +249,13 @@ mod config_tests {
 
     #[test]
     fn missing_keys_take_defaults_and_bad_values_fall_back() {
-        let default = Config { enabled: true, interval: Duration::from_secs(10) };
+        let default = Config { enabled: true, interval: Duration::from_secs(10), finds: true };
         assert_eq!(Config::from_json(&serde_json::Value::Null), default);
         assert_eq!(Config::from_json(&json!({})), default);
         assert_eq!(Config::from_json(&json!([1, 2])), default);
         assert_eq!(
             Config::from_json(&json!({"enabled": false, "interval_secs": 0.5})),
-            Config { enabled: false, interval: Duration::from_millis(500) }
+            Config { enabled: false, interval: Duration::from_millis(500), finds: true }
         );
         assert_eq!(Config::from_json(&json!({"interval_secs": 2})).interval, Duration::from_secs(2));
         for bad in [json!("fast"), json!(-1.0), json!(0.0), json!(0.001), json!(1e9), json!(null)] {

@@ -619,6 +619,40 @@ impl Home {
         events
     }
 
+    /// Adds a device (one the user accepted from the inbox): its announcement, state and
+    /// availability. Nothing when it is already here.
+    pub(crate) fn add(&mut self, descriptor: DeviceDescriptor, kind: Kind) -> Vec<AdapterEvent> {
+        if self.devices.iter().any(|d| d.descriptor.id == descriptor.id) {
+            return Vec::new();
+        }
+        let mut events = vec![AdapterEvent::Device { device: descriptor.clone() }];
+        events.extend(report(&descriptor, kind.values(), None));
+        events.push(AdapterEvent::Availability {
+            device: descriptor.id.clone(),
+            availability: Availability::online(Timestamp::now()),
+        });
+        self.devices.push(SimDevice { descriptor, kind });
+        events
+    }
+
+    /// Takes a device out of the home; whether it was here.
+    pub(crate) fn remove(&mut self, id: &hearth_sdk::DeviceId) -> bool {
+        let Some(index) = self.devices.iter().position(|d| d.descriptor.id == *id) else { return false };
+        self.devices.remove(index);
+        self.ramps.retain(|r| r.device != index);
+        for r in &mut self.ramps {
+            if r.device > index {
+                r.device -= 1;
+            }
+        }
+        true
+    }
+
+    /// Whether a device is here.
+    pub(crate) fn has(&self, id: &hearth_sdk::DeviceId) -> bool {
+        self.devices.iter().any(|d| d.descriptor.id == *id)
+    }
+
     /// Makes something happen in the home, as the `simulate` action asks:
     /// `{"device": "hall_button", "event": "single"}` presses a button;
     /// `{"device": "hall_motion", "values": {"occupancy": true}}` reports sensor values (until the

@@ -122,7 +122,7 @@ async fn next(h: &mut Harness) -> AdapterEvent {
 
 /// Starts the demo home with a fixed seed and reads its start-up sequence up to "running".
 async fn start(interval_secs: f64) -> Started {
-    let config = json!({"enabled": true, "interval_secs": interval_secs});
+    let config = json!({"enabled": true, "interval_secs": interval_secs, "finds": false});
     let (h, run) = Harness::new(Box::new(DemoAdapter::with_seed(7)), config, None);
     let task = tokio::spawn(run);
     let mut s = Started { h, task, devices: Vec::new(), initial: Vec::new(), online: Vec::new() };
@@ -390,7 +390,11 @@ async fn shutdown_returns_promptly_even_while_the_hub_applies_backpressure() {
 #[tokio::test]
 async fn returns_ok_when_the_hub_is_gone() {
     let s = start(FAST).await;
-    let Started { h: Harness { events, commands: _commands, actions: _actions, shutdown: _shutdown }, task, .. } = s;
+    let Started {
+        h: Harness { events, commands: _commands, actions: _actions, shutdown: _shutdown, inbox: _inbox },
+        task,
+        ..
+    } = s;
     drop(events);
     let result = timeout(Duration::from_secs(1), task).await.expect("returns within a second");
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");
@@ -400,7 +404,7 @@ async fn returns_ok_when_the_hub_is_gone() {
 async fn disabled_it_announces_nothing_and_waits_for_shutdown() {
     let (mut h, run) = Harness::new(Box::new(DemoAdapter::new()), json!({"enabled": false}), None);
     let task = tokio::spawn(run);
-    match next(&mut h).await {
+    match next_event(&mut h).await {
         AdapterEvent::Status { status } => assert_eq!(status.state, AdapterState::Stopped),
         other => panic!("expected a status, got {other:?}"),
     }
@@ -408,4 +412,59 @@ async fn disabled_it_announces_nothing_and_waits_for_shutdown() {
     h.shutdown.send(true).expect("the adapter listens");
     let result = timeout(Duration::from_secs(1), task).await.expect("returns within a second");
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+}
+
+#[tokio::test]
+async fn finds_wait_in_the_inbox_join_the_home_when_accepted_and_leave_when_forgotten() {
+    let config = json!({"enabled": true, "interval_secs": 3600.0});
+    let (mut h, run) = Harness::new(Box::new(DemoAdapter::with_seed(7)), config, None);
+    let _task = tokio::spawn(run);
+    // The home, then its status, then the three finds.
+    while !matches!(next_event(&mut h).await, AdapterEvent::Status { .. }) {}
+    let mut found = Vec::new();
+    for _ in 0..3 {
+        match next_event(&mut h).await {
+            AdapterEvent::Found { found: f } => found.push((f.key, f.supported, f.transport)),
+            other => panic!("expected a find, got {other:?}"),
+        }
+    }
+    use hearth_sdk::Transport::{Ble, Wifi};
+    assert_eq!(
+        found,
+        [("garden_thermometer".into(), true, Ble), ("desk_plug".into(), true, Wifi), ("living_tv".into(), false, Wifi)]
+    );
+
+    // Accepted: the thermometer is announced with its readings, online.
+    h.inbox.send_modify(|d| {
+        d.insert("garden_thermometer".into(), hearth_sdk::Decision::Accepted);
+        d.insert("living_tv".into(), hearth_sdk::Decision::Ignored);
+    });
+    let id = demo("garden_thermometer");
+    match next_event(&mut h).await {
+        AdapterEvent::Device { device } => {
+            assert_eq!((device.id.clone(), device.name.as_str()), (id.clone(), "Garden thermometer"))
+        }
+        other => panic!("expected the device, got {other:?}"),
+    }
+    match next_event(&mut h).await {
+        AdapterEvent::State { device, values, .. } => {
+            assert_eq!(device, id);
+            assert_eq!(values.get("temperature"), Some(&Value::Number(8.4)));
+        }
+        other => panic!("expected its state, got {other:?}"),
+    }
+    assert!(matches!(next_event(&mut h).await, AdapterEvent::Availability { device, .. } if device == id));
+    // The plug, still undecided, is offered again (the hub ignores what it already has).
+    assert!(matches!(next_event(&mut h).await, AdapterEvent::Found { found } if found.key == "desk_plug"));
+
+    // Forgotten: it leaves the home and is offered again.
+    h.inbox.send_modify(|d| {
+        d.remove("garden_thermometer");
+    });
+    assert!(matches!(next_event(&mut h).await, AdapterEvent::DeviceRemoved { device } if device == id));
+    assert!(matches!(next_event(&mut h).await, AdapterEvent::Found { found } if found.key == "garden_thermometer"));
+}
+
+async fn next_event(h: &mut Harness) -> AdapterEvent {
+    timeout(Duration::from_secs(5), h.next()).await.expect("in time").expect("running")
 }

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::command::Command;
 use crate::event::{AdapterStatus, Context};
+use crate::inbox::{Found, Inbox};
 use crate::model::{Availability, DeviceDescriptor, DeviceId};
 use crate::value::Value;
 
@@ -81,6 +82,13 @@ pub enum AdapterEvent {
     Status {
         /// The status.
         status: AdapterStatus,
+    },
+    /// Something the adapter found, for the discovery inbox: the adapter announces its device
+    /// once the user accepts it (see [`crate::inbox`]). Sending it again refreshes when it was
+    /// last seen and its address.
+    Found {
+        /// What was found.
+        found: Found,
     },
 }
 
@@ -149,6 +157,11 @@ impl EventSender {
     /// Reports the adapter's own status.
     pub async fn status(&self, status: AdapterStatus) -> Result<(), HubGone> {
         self.send(AdapterEvent::Status { status }).await
+    }
+
+    /// Offers something found to the discovery inbox.
+    pub async fn found(&self, found: Found) -> Result<(), HubGone> {
+        self.send(AdapterEvent::Found { found }).await
     }
 
     /// The adapter id this sender tags events with.
@@ -280,6 +293,8 @@ pub struct AdapterContext {
     pub shutdown: Shutdown,
     /// The MQTT broker adapters use, if there is one.
     pub mqtt: Option<MqttSettings>,
+    /// The user's decisions about what this adapter found (the discovery inbox).
+    pub inbox: Inbox,
 }
 
 /// What an adapter finds devices by, for discovery and the docs.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::inbox::InboxEntry;
 use crate::model::{Area, Availability, Device, DeviceId};
 use crate::time::Timestamp;
 use crate::value::Value;
@@ -223,6 +224,19 @@ pub enum Event {
         /// Whether it is on; absent when it was deleted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enabled: Option<bool>,
+    },
+    /// Something was found for the discovery inbox, or its entry changed (a decision, a new
+    /// address). Only administrators receive it.
+    InboxChanged {
+        /// The entry.
+        entry: InboxEntry,
+    },
+    /// An inbox entry was forgotten (by the user, or because its device was removed).
+    InboxRemoved {
+        /// The adapter.
+        adapter: String,
+        /// The entry's key.
+        key: String,
     },
     /// A message for the people using the web UI (an automation's `notify`).
     Notification {

@@ -8,6 +8,8 @@
 //! - [`command`]: [`CommandRequest`], [`Command`] and their validation against features.
 //! - [`event`]: the hub's closed [`Event`] enum and the [`Context`] that says why things happened.
 //! - [`adapter`]: the [`Adapter`] trait, [`AdapterContext`] and [`AdapterEvent`].
+//! - [`inbox`]: what adapters [`Found`], waiting in the discovery inbox, and the user's
+//!   decisions an adapter sees through its [`Inbox`].
 //! - [`testing`]: a harness that runs an adapter on channels a test controls.
 //!
 //! The JSON form of these types is the one contract of the REST API, the WebSocket, plugins and
@@ -20,6 +22,7 @@
 pub mod adapter;
 pub mod command;
 pub mod event;
+pub mod inbox;
 pub mod model;
 pub mod testing;
 pub mod time;
@@ -31,6 +34,7 @@ pub use adapter::{
 };
 pub use command::{Command, CommandError, CommandRequest, Refresh, check_value};
 pub use event::{AdapterState, AdapterStatus, Context, Event, Origin};
+pub use inbox::{Decision, Found, Inbox, InboxEntry, InboxStatus, Transport};
 pub use model::{
     Access, Area, Availability, AvailabilityState, Capability, Category, Device, DeviceDescriptor, DeviceId, Feature,
     FeatureState, PowerSource, Preset, ValueType,

@@ -1,11 +1,14 @@
 //! A harness for testing adapters: run one with real channels and watch what it sends.
 
+use std::collections::BTreeMap;
+
 use tokio::sync::{mpsc, watch};
 
 use crate::adapter::{
     ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, BoxFuture, EventSender, MqttSettings, Shutdown,
 };
 use crate::command::Command;
+use crate::inbox::{Decision, Inbox};
 
 /// One adapter wired to channels a test controls.
 ///
@@ -21,6 +24,8 @@ pub struct Harness {
     pub actions: mpsc::Sender<ActionRequest>,
     /// Send `true` to shut it down.
     pub shutdown: watch::Sender<bool>,
+    /// The user's decisions about what the adapter found (send to change them).
+    pub inbox: watch::Sender<BTreeMap<String, Decision>>,
 }
 
 impl Harness {
@@ -35,6 +40,7 @@ impl Harness {
         let (ctx_tx, ctx_rx) = mpsc::channel(64);
         let (stop, signal) = Shutdown::channel();
         let (atx, arx) = mpsc::channel(16);
+        let (inbox_tx, inbox) = Inbox::channel(BTreeMap::new());
         let ctx = AdapterContext {
             config,
             events: EventSender::new(id, etx),
@@ -42,8 +48,9 @@ impl Harness {
             actions: arx,
             shutdown: signal,
             mqtt,
+            inbox,
         };
-        (Harness { events: erx, commands: ctx_tx, actions: atx, shutdown: stop }, adapter.run(ctx))
+        (Harness { events: erx, commands: ctx_tx, actions: atx, shutdown: stop, inbox: inbox_tx }, adapter.run(ctx))
     }
 
     /// The next event, or `None` when the adapter has stopped.

@@ -171,6 +171,8 @@ fn check_block(b: &JsonBlock) -> Result<(), String> {
         "AdapterEvent" => check::<AdapterEvent>(b.mode, body),
         "AdapterStatus" => check::<AdapterStatus>(b.mode, body),
         "Timestamp" => check::<Timestamp>(b.mode, body),
+        "InboxEntry" => check::<hearth_sdk::InboxEntry>(b.mode, body),
+        "Found" => check::<hearth_sdk::Found>(b.mode, body),
         other => Err(format!("`{other}` is not a type this test knows")),
     }
 }
@@ -263,9 +265,11 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Notification { .. } => "notification",
         Event::AutomationRan { .. } => "automation_ran",
         Event::AutomationChanged { .. } => "automation_changed",
+        Event::InboxChanged { .. } => "inbox_changed",
+        Event::InboxRemoved { .. } => "inbox_removed",
     }
 }
-const EVENT_TAGS: [&str; 12] = [
+const EVENT_TAGS: [&str; 14] = [
     "device_added",
     "device_updated",
     "device_removed",
@@ -278,6 +282,8 @@ const EVENT_TAGS: [&str; 12] = [
     "notification",
     "automation_ran",
     "automation_changed",
+    "inbox_changed",
+    "inbox_removed",
 ];
 
 fn adapter_event_tag(e: &AdapterEvent) -> &'static str {
@@ -289,10 +295,11 @@ fn adapter_event_tag(e: &AdapterEvent) -> &'static str {
         AdapterEvent::Availability { .. } => "availability",
         AdapterEvent::InputRejected { .. } => "input_rejected",
         AdapterEvent::Status { .. } => "status",
+        AdapterEvent::Found { .. } => "found",
     }
 }
-const ADAPTER_EVENT_TAGS: [&str; 7] =
-    ["device", "device_removed", "state", "event", "availability", "input_rejected", "status"];
+const ADAPTER_EVENT_TAGS: [&str; 8] =
+    ["device", "device_removed", "state", "event", "availability", "input_rejected", "status", "found"];
 
 fn origin_kind(o: &Origin) -> &'static str {
     match o {

@@ -171,6 +171,10 @@ impl From<CoreError> for ApiError {
                 err
             }
             CoreError::Store(s) => ApiError::from(s),
+            CoreError::Inbox(crate::inbox::InboxError::NotFound { .. }) => ApiError::not_found(e.to_string()),
+            CoreError::Inbox(crate::inbox::InboxError::Unsupported(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "unsupported", e.to_string())
+            }
             CoreError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
         }
     }

@@ -112,6 +112,31 @@ pub static ROUTES: &[Route] = &[
         action,
         audit = "adapter.action"
     ),
+    route!("GET", "/api/v1/inbox", Admin, "what adapters found: the discovery inbox", inbox),
+    route!(
+        "POST",
+        "/api/v1/inbox/{adapter}/{key}/accept",
+        Admin,
+        "accept a found device",
+        inbox_accept,
+        audit = "inbox.accept"
+    ),
+    route!(
+        "POST",
+        "/api/v1/inbox/{adapter}/{key}/ignore",
+        Admin,
+        "ignore a found device",
+        inbox_ignore,
+        audit = "inbox.ignore"
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/inbox/{adapter}/{key}",
+        Admin,
+        "forget a found device (offered again when found)",
+        inbox_forget,
+        audit = "inbox.forget"
+    ),
     route!("GET", "/api/v1/automations", User, "every automation with its version and last run", a::list),
     route!("POST", "/api/v1/automations", Admin, "create an automation (JSON)", a::create, audit = "automation.create"),
     route!("POST", "/api/v1/automations/validate", Admin, "check an automation without saving it", a::check),
@@ -906,6 +931,48 @@ async fn delete_area(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = req.params.first().cloned().unwrap_or_default();
     app.core.remove_area(id).await?;
     Ok(Reply::Empty)
+}
+
+/// `GET /api/v1/inbox`: `{"entries": [...]}`, what is new and what was ignored; with
+/// `?all=true` also what was accepted.
+async fn inbox(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    if let Some(key) = req.query.keys().find(|k| *k != "all") {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown query parameter `{key}`; this route takes all"),
+        ));
+    }
+    let all = match req.query.get("all").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request("invalid_query", format!("`all` is true or false, not `{other}`")));
+        }
+    };
+    let entries: Vec<hearth_sdk::InboxEntry> =
+        app.core.inbox().await?.into_iter().filter(|e| all || e.status != hearth_sdk::InboxStatus::Accepted).collect();
+    Reply::json(&serde_json::json!({ "entries": entries }))
+}
+
+async fn inbox_decide(app: &App, req: &Req, decision: Option<hearth_sdk::Decision>) -> Result<Reply, ApiError> {
+    let adapter = req.params.first().cloned().unwrap_or_default();
+    let key = req.params.get(1).cloned().unwrap_or_default();
+    match app.core.decide(adapter, key, decision).await? {
+        Some(entry) => Reply::json(&entry),
+        None => Ok(Reply::Empty),
+    }
+}
+
+async fn inbox_accept(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    inbox_decide(&app, &req, Some(hearth_sdk::Decision::Accepted)).await
+}
+
+async fn inbox_ignore(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    inbox_decide(&app, &req, Some(hearth_sdk::Decision::Ignored)).await
+}
+
+async fn inbox_forget(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    inbox_decide(&app, &req, None).await
 }
 
 async fn adapters(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {

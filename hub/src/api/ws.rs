@@ -99,6 +99,10 @@ impl View {
     /// The message for a bus event, or nothing when this user may not see it.
     fn event(&mut self, ev: &Event) -> Option<serde_json::Value> {
         let wrap = |ev: &Event| Some(json!({"type": "event", "event": ev}));
+        // The discovery inbox is the administrators'.
+        if matches!(ev, Event::InboxChanged { .. } | Event::InboxRemoved { .. }) && !self.principal.admin {
+            return None;
+        }
         if !self.principal.limited() {
             return wrap(ev);
         }
@@ -343,5 +347,14 @@ mod tests {
         let mut all = View::new(member(&[]));
         assert_eq!(all.snapshot(&snapshot, None)["devices"].as_array().map(Vec::len), Some(3));
         assert!(all.event(&changed("loose")).is_some());
+    }
+
+    #[test]
+    fn only_administrators_hear_of_the_inbox() {
+        let removed = Event::InboxRemoved { adapter: "demo".into(), key: "desk_plug".into() };
+        assert!(View::new(member(&[])).event(&removed).is_none());
+        assert!(View::new(member(&["kitchen"])).event(&removed).is_none());
+        let admin = Principal { admin: true, role: "admin", ..member(&[]) };
+        assert_eq!(View::new(admin).event(&removed).expect("for the admin")["event"]["type"], "inbox_removed");
     }
 }

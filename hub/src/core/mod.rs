@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hearth_sdk::{
     ActionError, ActionRequest, AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, Area, Command,
-    CommandRequest, Context, Device, DeviceId, Event, Origin, Timestamp,
+    CommandRequest, Context, Decision, Device, DeviceId, Event, InboxEntry, Origin, Timestamp,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use bus::Bus;
 pub use registry::{ContextIds, Effects, Registry, RegistryError};
 
+use crate::inbox::{InboxError, InboxState};
 use crate::store::{StoreError, StoreWriter};
 
 /// Events adapters may queue before they wait (backpressure).
@@ -87,6 +88,9 @@ pub enum CoreError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The inbox refused it.
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
     /// The core has stopped (the hub is shutting down).
     #[error("the hub is shutting down")]
     Stopped,
@@ -130,6 +134,8 @@ enum Request {
     Adapters(oneshot::Sender<Vec<AdapterInfo>>),
     Action { adapter: String, action: String, params: serde_json::Value, origin: Origin, reply: Reply<ActionReply> },
     AdapterEnded { adapter: &'static str, result: Result<(), String> },
+    Inbox(oneshot::Sender<Vec<InboxEntry>>),
+    Decide { adapter: String, key: String, decision: Option<Decision>, reply: Reply<(Option<InboxEntry>, Ack)> },
     Stop(oneshot::Sender<()>),
 }
 
@@ -184,6 +190,8 @@ pub struct CoreInit {
     pub adapter_events: mpsc::Receiver<(&'static str, AdapterEvent)>,
     /// The adapters, for routing commands.
     pub adapters: Vec<AdapterSlot>,
+    /// The discovery inbox (each adapter's view of it already handed out).
+    pub inbox: InboxState,
 }
 
 impl CoreHandle {
@@ -295,6 +303,22 @@ impl CoreHandle {
         self.ask(Request::Adapters).await
     }
 
+    /// Every entry of the discovery inbox.
+    pub async fn inbox(&self) -> Result<Vec<InboxEntry>, CoreError> {
+        self.ask(Request::Inbox).await
+    }
+
+    /// Accepts or ignores (`Some`) or forgets (`None`) an inbox entry; returns the entry as it is
+    /// now (`None` when forgotten) once the decision is on disk. The adapter sees it then.
+    pub async fn decide(
+        &self,
+        adapter: String,
+        key: String,
+        decision: Option<Decision>,
+    ) -> Result<Option<InboxEntry>, CoreError> {
+        self.ask_acked(|reply| Request::Decide { adapter, key, decision, reply }).await
+    }
+
     /// Tells the core an adapter task has ended (its devices go offline with the reason).
     pub async fn adapter_ended(&self, adapter: &'static str, result: Result<(), String>) {
         let _ = self.tx.send(Request::AdapterEnded { adapter, result }).await;
@@ -327,6 +351,7 @@ pub fn spawn(init: CoreInit) -> (CoreHandle, tokio::task::JoinHandle<()>) {
 
 struct Core {
     registry: Registry,
+    inbox: InboxState,
     bus: Bus,
     writer: StoreWriter,
     ids: ContextIds,
@@ -336,9 +361,10 @@ struct Core {
 
 /// The core task: applies adapter events and requests until both channels close.
 async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<CoreStats>) {
-    let CoreInit { registry, bus, writer, mut adapter_events, adapters } = init;
+    let CoreInit { registry, bus, writer, mut adapter_events, adapters, inbox } = init;
     let mut core = Core {
         registry,
+        inbox,
         bus,
         writer,
         ids: ContextIds::new(Timestamp::now()),
@@ -410,6 +436,11 @@ impl Core {
                 self.stats.input_rejected.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            AdapterEvent::Found { found } => {
+                let fx = self.inbox.found(adapter, found.clone(), Timestamp::now());
+                self.effects(fx).await;
+                return;
+            }
             _ => {}
         }
         let fx = self.registry.apply(adapter, event, Timestamp::now(), &mut self.ids);
@@ -455,7 +486,27 @@ impl Core {
             }
             Request::RemoveDevice(id, reply) => {
                 let r = match self.registry.remove_device(&id) {
-                    Ok(fx) => Ok(((), Self::acked(self.effects(fx).await))),
+                    Ok(mut fx) => {
+                        // Forgotten before the adapter hears of it, so it does not announce it again.
+                        let forgotten = self.inbox.device_removed(&id);
+                        fx.writes.extend(forgotten.writes);
+                        fx.events.extend(forgotten.events);
+                        Ok(((), Self::acked(self.effects(fx).await)))
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::Inbox(reply) => {
+                let _ = reply.send(self.inbox.entries());
+            }
+            Request::Decide { adapter, key, decision, reply } => {
+                let r = match decision {
+                    Some(d) => self.inbox.decide(&adapter, &key, d).map(|(entry, fx)| (Some(entry), fx)),
+                    None => self.inbox.forget(&adapter, &key).map(|fx| (None, fx)),
+                };
+                let r = match r {
+                    Ok((entry, fx)) => Ok((entry, Self::acked(self.effects(fx).await))),
                     Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
@@ -612,6 +663,7 @@ mod tests {
             writer,
             adapter_events: erx,
             adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
+            inbox: InboxState::new(Vec::new(), Default::default()),
         });
         let id = DeviceId::new("demo", "lamp");
         let features = vec![Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE)];

@@ -190,7 +190,7 @@ impl Registry {
                     fx.events.push(Event::AvailabilityChanged { device, availability });
                 }
             }
-            AdapterEvent::Status { .. } | AdapterEvent::InputRejected { .. } => {}
+            AdapterEvent::Status { .. } | AdapterEvent::InputRejected { .. } | AdapterEvent::Found { .. } => {}
         }
         fx
     }

@@ -131,6 +131,16 @@ const MIGRATIONS: &[&str] = &[
     // 4: the audit log's notes as data (a saying: `{"code": ..., ...}`), so the UI can show
     // them in the user's language; `detail` keeps the English words.
     "ALTER TABLE audit_log ADD COLUMN say TEXT; -- JSON, a saying of hearth_automations::say",
+    // 5: the discovery inbox: what adapters found, and the user's decisions.
+    "CREATE TABLE inbox (
+        adapter    TEXT NOT NULL,
+        key        TEXT NOT NULL,    -- the adapter's stable identity of the thing (a MAC, a device id)
+        found      TEXT NOT NULL,    -- JSON, hearth_sdk::Found
+        status     TEXT NOT NULL CHECK (status IN ('new', 'accepted', 'ignored')),
+        first_seen INTEGER NOT NULL, -- ms since 1970
+        last_seen  INTEGER NOT NULL, -- ms since 1970 (written at most every 10 minutes)
+        PRIMARY KEY (adapter, key)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build knows.
@@ -222,7 +232,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 4);
+        assert_eq!(LATEST, 5);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -239,7 +249,7 @@ mod tests {
 
         let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(v, 4);
+        assert_eq!(v, 5);
         let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("tokens");
         assert_eq!(tokens, 1, "tokens survive");
         conn.execute_batch(

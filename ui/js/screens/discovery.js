@@ -1,9 +1,10 @@
 // Discovery inbox: Zigbee permit join with its countdown, devices that joined while this page was
-// open, and the (not yet built) Wi-Fi and Bluetooth discovery, ready with its empty state.
+// open, and what adapters found on the network and nearby (Wi-Fi, Bluetooth), to accept or
+// ignore; ignored ones can be shown again. Live from the WebSocket's inbox events.
 
 import { h, field, select, replace } from "../dom.js";
-import { t, tv, fmtCountdown, fmtWhen } from "../i18n.js";
-import { api } from "../api.js";
+import { t, tv, fmtCountdown, fmtWhen, fmtRelative } from "../i18n.js";
+import { api, seg } from "../api.js";
 import { state, subscribe, isAdmin } from "../live.js";
 import { pageHead, section, empty, errorText, toast, loading, reasonText } from "../ui.js";
 
@@ -27,11 +28,77 @@ export function renderDiscovery(root) {
   root.append(pageHead(t("discovery.title")));
   const zig = h("div", { class: "panel", testid: "zigbee-panel" }, loading());
   const newList = h("div", { testid: "new-devices" });
+  const foundBox = h("div", { testid: "found" }, isAdmin() ? loading() : h("div", { class: "panel" }, empty(t("discovery.ask_admin"), "found-ask-admin")));
+  /** Inbox entries by "adapter/key". */
+  const found = new Map();
+  let foundLoaded = false;
+
+  const entryId = (e) => `${e.adapter}/${e.key}`;
+
+  async function decide(e, what, btn) {
+    btn.disabled = true;
+    try {
+      if (what === "forget") await api("DELETE", `/inbox/${seg(e.adapter)}/${seg(e.key)}`);
+      else {
+        const now = await api("POST", `/inbox/${seg(e.adapter)}/${seg(e.key)}/${what}`, {});
+        found.set(entryId(now), now);
+      }
+      // Forgotten, it may be found again at once: the hub's list says how it stands now.
+      if (what === "forget") loadFound();
+      toast(t(what === "accept" ? "discovery.accepted" : what === "ignore" ? "discovery.ignored" : "discovery.forgotten", { name: e.name }));
+      renderFound();
+    } catch (err) {
+      toast(errorText(err), "error");
+      btn.disabled = false;
+    }
+  }
+
+  function foundRow(e) {
+    const transport = h("span", { class: "badge", testid: "found-transport" }, tv("transport", e.transport));
+    const facts = [e.manufacturer, e.model, e.address].filter(Boolean).join(" · ");
+    const actions = [];
+    if (e.status === "ignored") {
+      actions.push(h("button", { type: "button", class: "btn", testid: "found-forget", on: { click: (ev) => decide(e, "forget", ev.currentTarget) } }, t("discovery.show_again")));
+    } else {
+      if (e.supported) actions.push(h("button", { type: "button", class: "btn primary", testid: "found-accept", on: { click: (ev) => decide(e, "accept", ev.currentTarget) } }, t("discovery.accept")));
+      actions.push(h("button", { type: "button", class: "btn", testid: "found-ignore", on: { click: (ev) => decide(e, "ignore", ev.currentTarget) } }, t("discovery.ignore")));
+    }
+    return h("li", { class: "list-row", testid: "found-entry", dataset: { adapter: e.adapter, key: e.key, status: e.status } },
+      h("div", { class: "grow" },
+        h("h3", { class: "row-title", testid: "found-name" }, e.name, " ", transport),
+        facts ? h("p", { class: "muted small" }, facts) : null,
+        e.supported ? null : h("p", { class: "small", testid: "found-unsupported" }, t("discovery.unsupported")),
+        h("p", { class: "muted small" }, t("discovery.first_seen", { when: fmtRelative(e.first_seen) }))),
+      h("div", { class: "row-actions" }, actions));
+  }
+
+  function renderFound() {
+    if (!isAdmin() || !foundLoaded) return;
+    const all = [...found.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const waiting = all.filter((e) => e.status === "new");
+    const ignored = all.filter((e) => e.status === "ignored");
+    replace(foundBox,
+      waiting.length ? h("ul", { class: "list", testid: "found-list" }, waiting.map(foundRow))
+        : h("div", { class: "panel" }, empty(t("discovery.wifi_ble_empty"), "found-empty")),
+      ignored.length ? h("details", { class: "details", testid: "ignored" }, h("summary", null, t("discovery.ignored_n", { n: ignored.length })),
+        h("ul", { class: "list", testid: "ignored-list" }, ignored.map(foundRow))) : null);
+  }
+
+  function loadFound() {
+    if (!isAdmin()) return;
+    api("GET", "/inbox").then((r) => {
+      if (!root.isConnected) return;
+      found.clear();
+      for (const e of (r && r.entries) || []) found.set(entryId(e), e);
+      foundLoaded = true;
+      renderFound();
+    }).catch((e) => replace(foundBox, h("p", { class: "error-box", role: "alert" }, errorText(e))));
+  }
   root.append(
     h("div", { testid: "discovery-screen" },
+      section(t("discovery.wifi_ble"), "found-section", foundBox),
       section(t("discovery.zigbee"), "zigbee-section", zig),
-      section(t("discovery.new_devices"), "new-devices-section", newList),
-      section(t("discovery.wifi_ble"), "wifi-ble-section", h("div", { class: "panel" }, empty(t("discovery.wifi_ble_empty"), "wifi-ble-empty")))));
+      section(t("discovery.new_devices"), "new-devices-section", newList)));
 
   let adapter = null;
   let endsAt = 0; // when the permit-join window closes (ms), 0 when closed, Infinity without end
@@ -117,6 +184,7 @@ export function renderDiscovery(root) {
     renderZigbee();
   }).catch((e) => replace(zig, h("p", { class: "error-box", role: "alert" }, errorText(e))));
   renderNew();
+  loadFound();
   timer = setInterval(() => { if (adapter) tick(); }, 1000);
 
   return {
@@ -128,6 +196,14 @@ export function renderDiscovery(root) {
         if (adapter) tick();
       }
       if (c.type === "device" || c.type === "device_removed" || c.type === "snapshot") renderNew();
+      if (c.type === "inbox") {
+        const ev = c.event;
+        if (ev.type === "inbox_changed") found.set(entryId(ev.entry), ev.entry);
+        else found.delete(`${ev.adapter}/${ev.key}`);
+        renderFound();
+      }
+      // After a reconnection the inbox may have changed meanwhile.
+      if (c.type === "snapshot") loadFound();
     },
     destroy() {
       clearInterval(timer);
