@@ -37,5 +37,12 @@ pub fn builtin() -> Vec<Builtin> {
             config: |c| serde_json::to_value(&c.adapters.zigbee2mqtt).unwrap_or_default(),
             make: || Box::new(hearth_zigbee2mqtt::Zigbee2mqttAdapter::new()),
         },
+        #[cfg(feature = "ble")]
+        Builtin {
+            id: "ble",
+            enabled: |c| c.adapters.ble.enabled,
+            config: |c| serde_json::to_value(&c.adapters.ble).unwrap_or_default(),
+            make: || Box::new(hearth_ble::BleAdapter::new()),
+        },
     ]
 }

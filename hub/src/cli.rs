@@ -43,6 +43,24 @@ enum Command {
     Token(TokenCommand),
     /// Print the version.
     Version,
+    /// Bluetooth tools.
+    #[cfg(feature = "ble")]
+    #[command(subcommand)]
+    Ble(BleCommand),
+}
+
+#[cfg(feature = "ble")]
+#[derive(Debug, Subcommand)]
+enum BleCommand {
+    /// Read a recording of advertisements (JSON lines, as the adapter's `replay` takes) and print
+    /// what each one says, as the hub reads it; for reporting and reproducing device problems.
+    Replay {
+        /// The recording.
+        file: PathBuf,
+        /// A bind key of an encrypted device: ADDRESS=HEX (repeat for several).
+        #[arg(long = "key", value_name = "ADDRESS=HEX")]
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -175,12 +193,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::User(c)) => user(c),
         Some(Command::Token(c)) => token(c),
+        #[cfg(feature = "ble")]
+        Some(Command::Ble(BleCommand::Replay { file, keys })) => ble_replay(&file, &keys),
         Some(Command::Version) => {
             let mut out = std::io::stdout();
             writeln!(out, "hearth {} (schema {})", env!("CARGO_PKG_VERSION"), hearth_sdk::SCHEMA_VERSION)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `hearth ble replay FILE`: each advertisement's decoding, one line each.
+#[cfg(feature = "ble")]
+fn ble_replay(file: &Path, keys: &[String]) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut config = hearth_ble::Config::default();
+    for k in keys {
+        let (address, hex) = k
+            .split_once('=')
+            .with_context(|| format!("--key {k}: write ADDRESS=HEX, like A4:C1:38:0A:1B:2C=231d..."))?;
+        config.keys.insert(address.to_owned(), hex.to_owned());
+    }
+    let keys = config.keys().map_err(|e| anyhow::anyhow!(e.replace("[adapters.ble.keys]", "--key")))?;
+    let lines = hearth_ble::describe_recording(&text, &keys).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Flags given before `run` (`hearth --demo run`) count too.

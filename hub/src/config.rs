@@ -269,6 +269,43 @@ pub struct AdaptersConfig {
     pub demo: DemoConfig,
     /// `[adapters.zigbee2mqtt]`: Zigbee devices through zigbee2mqtt.
     pub zigbee2mqtt: Zigbee2mqttConfig,
+    /// `[adapters.ble]`: Bluetooth Low Energy devices.
+    pub ble: BleConfig,
+}
+
+/// `[adapters.ble]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BleConfig {
+    /// Listen for Bluetooth devices (off by default: it needs a Bluetooth adapter).
+    pub enabled: bool,
+    /// The Bluetooth adapter (`hci0`); the first when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Replay a recording of advertisements (JSON lines) instead of scanning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
+    /// How fast to replay: 1 as recorded, 0 as fast as possible.
+    pub replay_speed: f64,
+    /// Seconds without an advertisement before a device is offline; by kind when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_after_secs: Option<u64>,
+    /// Bind keys of encrypted devices, by address (hex).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for BleConfig {
+    fn default() -> Self {
+        BleConfig {
+            enabled: false,
+            adapter: None,
+            replay: None,
+            replay_speed: 1.0,
+            offline_after_secs: None,
+            keys: Default::default(),
+        }
+    }
 }
 
 /// `[adapters.zigbee2mqtt]`
@@ -448,6 +485,8 @@ impl Config {
                 ));
             }
         }
+        #[cfg(feature = "ble")]
+        hearth_ble::Config::from_json(&serde_json::to_value(&self.adapters.ble).unwrap_or_default())?;
         let base = &self.adapters.zigbee2mqtt.base_topic;
         if base.trim().is_empty() || base.contains(['#', '+']) {
             return Err(format!(

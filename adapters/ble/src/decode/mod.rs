@@ -24,7 +24,7 @@ use hearth_sdk::{Capability, Value};
 use serde::{Deserialize, Serialize};
 
 /// A Bluetooth device address, `AA:BB:CC:DD:EE:FF` as written (most significant byte first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address(pub [u8; 6]);
 
 impl Address {
@@ -97,12 +97,6 @@ pub struct Advertisement {
     pub manufacturer_data: BTreeMap<u16, Vec<u8>>,
     /// Advertised service UUIDs (128-bit).
     pub service_uuids: Vec<u128>,
-}
-
-impl Default for Address {
-    fn default() -> Address {
-        Address([0; 6])
-    }
 }
 
 impl Advertisement {
@@ -236,14 +230,29 @@ pub const DECODERS: &[(&str, DecodeFn)] = &[
     ("beacon", beacon::decode),
 ];
 
-/// Reads an advertisement with the first decoder that recognises it.
+/// Reads an advertisement with the first decoder that can; when none can but one recognised it,
+/// that one's error (an advertisement may carry several formats: an encrypted MiBeacon frame
+/// with no key beside readable ATC data is read as ATC).
 pub fn decode(adv: &Advertisement, key: Option<&[u8]>) -> Result<Option<Decoded>, DecodeError> {
-    for (_, d) in DECODERS {
-        if let Some(decoded) = d(adv, key)? {
-            return Ok(Some(decoded));
+    decode_with(adv, key).map(|found| found.map(|(_, d)| d)).map_err(|(_, e)| e)
+}
+
+/// Like [`decode`], also naming the decoder.
+pub fn decode_with(
+    adv: &Advertisement,
+    key: Option<&[u8]>,
+) -> Result<Option<(&'static str, Decoded)>, (&'static str, DecodeError)> {
+    let mut first_error = None;
+    for (name, d) in DECODERS {
+        match d(adv, key) {
+            Ok(Some(decoded)) => return Ok(Some((name, decoded))),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert((*name, e));
+            }
         }
     }
-    Ok(None)
+    first_error.map_or(Ok(None), Err)
 }
 
 /// Little-endian unsigned integer of `bytes` (at most 8).
