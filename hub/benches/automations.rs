@@ -79,7 +79,8 @@ async fn run(n: usize, rate: usize, secs: usize) {
     let (etx, erx) = mpsc::channel(core::ADAPTER_QUEUE);
     let (ctx, mut crx) = mpsc::channel(core::COMMAND_QUEUE);
     let (atx, _arx) = mpsc::channel(4);
-    let manifest = AdapterManifest { id: "bench", name: "Bench", discovers: Default::default(), actions: &[] };
+    let manifest =
+        AdapterManifest { id: "bench", name: "Bench", discovers: Default::default(), actions: &[], secrets: None };
     let (handle, _core) = core::spawn(CoreInit {
         registry: Registry::default(),
         bus: Bus::new(),

@@ -65,7 +65,8 @@ async fn run(devices: usize, reports: usize) {
     let (writer, _thread) = StoreWriter::start(conn);
     let (etx, erx) = mpsc::channel(core::ADAPTER_QUEUE);
     let (ctx, _crx) = mpsc::channel(core::COMMAND_QUEUE);
-    let manifest = AdapterManifest { id: "bench", name: "Bench", discovers: Default::default(), actions: &[] };
+    let manifest =
+        AdapterManifest { id: "bench", name: "Bench", discovers: Default::default(), actions: &[], secrets: None };
     let (atx, _arx) = mpsc::channel(4);
     let bus = Bus::new();
     // One bus subscriber standing in for a WebSocket session: it must see every change.

@@ -49,6 +49,8 @@ pub const ACTIONS: &[&str] = &[
     "scene.create",
     "scene.delete",
     "scene.update",
+    "secret.delete",
+    "secret.set",
     "token.create",
     "token.revoke",
     "user.add",

@@ -32,5 +32,6 @@ pub mod core;
 pub mod inbox;
 pub mod metrics;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod throttle;

@@ -55,6 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let loaded = store::load(&conn)?;
     let automations_loaded = crate::automations::load(&conn)?;
     let inbox_loaded = crate::inbox::load(&conn)?;
+    let secrets = Arc::new(crate::secrets::SecretStore::open(&data_dir, &conn)?);
     let engine_settings = engine_settings(&config)?;
     let location = engine_settings.location.is_some();
     tracing::info!(
@@ -103,6 +104,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             mqtt: mqtt.clone(),
             inbox: inbox.view_for(b.id),
+            secrets: secrets.view_for(b.id),
         };
         to_start.push((b.id, adapter, ctx));
     }
@@ -162,6 +164,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         broker: broker_addr,
         location,
         security: api::security::Security::from_config(&config.http),
+        secrets,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(app, listener, async move {

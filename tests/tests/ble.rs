@@ -141,3 +141,98 @@ fn hearth_ble_replay_prints_what_each_advertisement_says() {
     assert!(!out.status.success());
     assert!(err.contains("line 1") && err.contains("Bluetooth address"), "{err}");
 }
+
+/// The encrypted examples of the BTHome specification and the reference receiver's tests: a
+/// Shelly sensor at 54:48:E6:8F:80:A5 with the bind key below.
+const SHELLY: &str = "54:48:E6:8F:80:A5";
+const BIND_KEY: &str = "231d39c1d7cc1ab1aee224cd096db932";
+
+#[test]
+fn bind_keys_are_entered_through_the_api_sealed_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("encrypted.jsonl");
+    let line = |at: f64, frame: &str| {
+        format!(r#"{{"at": {at}, "address": "{SHELLY}", "rssi": -55, "service_data": {{"fcd2": "{frame}"}}}}"#)
+    };
+    let recording = [
+        line(0.0, "41e445f3c9962b332211006c7c4519"),
+        line(6.0, "413e932cc7175f34221100553876af"),
+        line(12.0, "41ba0db07aeef6ffffffff21fd4600"),
+    ]
+    .join("\n");
+    std::fs::write(&file, recording).unwrap();
+    let config =
+        format!("[adapters.ble]\nenabled = true\nreplay = \"{}\"\n[adapters.demo]\nenabled = true\n", file.display());
+    let hub = Hub::start_with_config(&config, &[]);
+    let token = hub.onboard();
+
+    // Found although it cannot be read yet; accepted, it has no readings.
+    hub.wait_for(T, || inbox(&hub, &token).into_iter().find(|e| e["key"] == SHELLY));
+    let accepted = hub.post(&format!("/api/v1/inbox/ble/{SHELLY}/accept"), Some(&token), json!({}));
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    let id = format!("ble:{SHELLY}");
+    let d = hub.wait_for(T, || {
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token));
+        (d.status == 200).then_some(d.body)
+    });
+    assert!(d["state"]["temperature"].is_null(), "nothing is read without the key: {d}");
+
+    // Bad input is refused with what to do.
+    let secrets = |path: &str| format!("/api/v1/adapters/ble/secrets{path}");
+    let put = |name: &str, value: Value| hub.request("PUT", &secrets(&format!("/{name}")), Some(&token), Some(&value));
+    let bad = put(SHELLY, json!({"value": "1234"}));
+    assert_eq!((bad.status, bad.body["error"]["code"].clone()), (400, json!("invalid_secret")), "{}", bad.text);
+    assert!(bad.text.contains("32 hex digits"), "{}", bad.text);
+    let bad = put("54:48:e6:8f:80:a5", json!({"value": BIND_KEY}));
+    assert!(bad.status == 400 && bad.text.contains("capitals"), "{}", bad.text);
+    assert_eq!(put(SHELLY, json!({"key": BIND_KEY})).status, 400);
+    let none = hub.request(
+        "PUT",
+        &format!("/api/v1/adapters/demo/secrets/{SHELLY}"),
+        Some(&token),
+        Some(&json!({"value": BIND_KEY})),
+    );
+    assert_eq!(none.status, 404, "{}", none.text);
+
+    // Set: the device is read from its next advertisement on.
+    let set = put(SHELLY, json!({"value": BIND_KEY}));
+    assert_eq!(set.status, 204, "{}", set.text);
+    hub.wait_for(T, || {
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+        d["state"]["temperature"]["value"].is_number().then_some(())
+    });
+    let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+    assert_eq!(d["state"]["humidity"]["value"], 50.55);
+
+    // Listed by name, never by value; not anywhere else either.
+    let listed = hub.get(&secrets(""), Some(&token));
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["secrets"][0]["name"], SHELLY);
+    assert!(listed.body["secrets"][0]["updated_at"].is_string());
+    assert!(listed.body["values"].as_str().unwrap().contains("32 hex digits"));
+    let audit = hub.get("/api/v1/audit?limit=50", Some(&token));
+    assert!(audit.text.contains(&format!("ble/{SHELLY}")) && audit.text.contains("secret.set"), "{}", audit.text);
+    for text in [listed.text.as_str(), audit.text.as_str(), hub.log().as_str()] {
+        assert!(!text.contains(BIND_KEY), "the key leaked");
+    }
+    let db = std::fs::read(hub.db_path()).unwrap();
+    let wal = std::fs::read(hub.db_path().with_extension("db-wal")).unwrap_or_default();
+    let raw: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&BIND_KEY[2 * i..2 * i + 2], 16).unwrap()).collect();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(BIND_KEY.len()).any(|w| w == BIND_KEY.as_bytes()), "stored in the clear");
+        assert!(!bytes.windows(16).any(|w| w == raw.as_slice()), "stored in the clear");
+    }
+
+    // Members may not; removing works once.
+    let made = hub.post(
+        "/api/v1/users",
+        Some(&token),
+        json!({"name": "kid", "password": "a long password", "role": "member"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text);
+    let member = hub.post("/api/v1/auth/login", None, json!({"name": "kid", "password": "a long password"}));
+    let member = member.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(hub.get(&secrets(""), Some(&member)).status, 403);
+    assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 204);
+    assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 404);
+}

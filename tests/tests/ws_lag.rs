@@ -22,6 +22,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
     let hash = hearth::auth::hash_password("correct horse battery").unwrap();
     hearth::auth::onboard(&conn, "owner", &hash).unwrap();
     let (_, token) = hearth::auth::create_token(&conn, "owner", "test", "api").unwrap();
+    let secrets = Arc::new(hearth::secrets::SecretStore::open(dir.path(), &conn).unwrap());
     let (addr, core) = rt.block_on(async {
         let (writer, _thread) = StoreWriter::start(conn);
         let (_adapters, erx) = mpsc::channel(8);
@@ -49,6 +50,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             broker: None,
             location: false,
             security: Default::default(),
+            secrets,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

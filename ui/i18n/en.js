@@ -547,6 +547,8 @@ export default {
   "audit.scene_create": "Created a scene",
   "audit.scene_delete": "Deleted a scene",
   "audit.scene_update": "Changed a scene",
+  "audit.secret_delete": "Removed a secret of an adapter",
+  "audit.secret_set": "Set a secret of an adapter",
   "audit.token_create": "Created an access token",
   "audit.token_revoke": "Revoked an access token",
   "audit.user_add": "Added a user",

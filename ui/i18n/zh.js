@@ -533,6 +533,8 @@ export default {
   "audit.scene_create": "创建了场景",
   "audit.scene_delete": "删除了场景",
   "audit.scene_update": "修改了场景",
+  "audit.secret_delete": "删除了适配器的密钥",
+  "audit.secret_set": "设置了适配器的密钥",
   "audit.token_create": "创建了访问令牌",
   "audit.token_revoke": "撤销了访问令牌",
   "audit.user_add": "添加了用户",

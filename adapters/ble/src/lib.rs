@@ -16,6 +16,7 @@
 
 #[cfg(feature = "bluez")]
 mod bluez;
+pub mod control;
 pub mod decode;
 pub mod record;
 pub mod source;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use hearth_sdk::{
     Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, BoxFuture,
-    Discovers, Timestamp,
+    Discovers, SecretSpec, Timestamp,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -67,6 +68,11 @@ impl Adapter for BleAdapter {
             name: "Bluetooth",
             discovers: Discovers { ble: SERVICES.iter().map(|s| (*s).to_owned()).collect(), ..Discovers::default() },
             actions: &[],
+            secrets: Some(SecretSpec {
+                names: "a device's Bluetooth address, like A4:C1:38:0A:1B:2C, for its bind key; the address and .password for a SwitchBot's password",
+                values: "a bind key: 32 hex digits (24 for old Xiaomi devices); a password as set in the SwitchBot app",
+                check: check_secret,
+            }),
         }
     }
 
@@ -139,13 +145,57 @@ impl Config {
     }
 }
 
+/// The secret name of a device's password (a SwitchBot Bot's), beside its bind key's.
+const PASSWORD_SUFFIX: &str = ".password";
+
+/// Checks a secret entered through the API: a bind key under the device's address, or a
+/// password under `<address>.password`.
+fn check_secret(name: &str, value: &str) -> Result<(), String> {
+    if let Some(address) = name.strip_suffix(PASSWORD_SUFFIX) {
+        let parsed: decode::Address = address.parse()?;
+        if parsed.to_string() != address {
+            return Err(format!("write the address in capitals, as {parsed}{PASSWORD_SUFFIX}"));
+        }
+        if value.is_empty() || !value.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "the password of {parsed} is the one set in the SwitchBot app: letters, digits and signs"
+            ));
+        }
+        return Ok(());
+    }
+    let address: decode::Address = name.parse()?;
+    if address.to_string() != name {
+        return Err(format!("write the address in capitals, as {address}"));
+    }
+    key_bytes(value)
+        .map(|_| ())
+        .ok_or_else(|| format!("the bind key of {address} must be 32 hex digits (or 24 for old Xiaomi devices)"))
+}
+
+fn key_bytes(hex: &str) -> Option<Vec<u8>> {
+    record::from_hex(hex).ok().filter(|b| b.len() == 16 || b.len() == 12)
+}
+
+/// The configuration's keys, and the ones entered through the API over them.
+fn all_keys(config: &Keys, secrets: &hearth_sdk::Secrets) -> Keys {
+    let mut keys = config.clone();
+    for (name, secret) in secrets.all() {
+        if let Some(bytes) = key_bytes(secret.expose()) {
+            keys.insert(name, bytes);
+        }
+    }
+    keys
+}
+
 fn now_ms() -> i64 {
     Timestamp::now().as_millis()
 }
 
 async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let config = Config::from_json(&ctx.config).map_err(AdapterError)?;
-    let keys = config.keys().map_err(AdapterError)?;
+    let configured = config.keys().map_err(AdapterError)?;
+    let mut keys = all_keys(&configured, &ctx.secrets);
+    let mut secrets_open = true;
     let events = ctx.events.clone();
     let (tx, mut heard) = mpsc::channel(256);
     let source = match &config.replay {
@@ -153,6 +203,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
         None => radio(config.adapter.clone(), tx),
     };
     let mut tracker = Tracker::new(Timeouts { all: config.offline_after_secs });
+    let controller = control::Controller::new(link(&config));
+    let (done_tx, mut done) = mpsc::channel::<Done>(64);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard_open = true;
@@ -193,8 +245,49 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                 }
             },
             _ = ticker.tick() => tracker.tick(now_ms()),
-            // Its devices take no commands yet (read-only features): the hub refuses them first.
-            Some(_) = ctx.commands.recv() => Vec::new(),
+            changed = ctx.secrets.changed(), if secrets_open => {
+                match changed {
+                    Some(_) => keys = all_keys(&configured, &ctx.secrets),
+                    None => secrets_open = false,
+                }
+                Vec::new()
+            }
+            Some(command) = ctx.commands.recv() => {
+                match tracker.controllable(&command.device) {
+                    Some(c) => {
+                        let settings = control::BotSettings {
+                            mode: c.mode.as_deref().and_then(control::BotMode::parse),
+                            password_protected: c.protected,
+                            password: ctx.secrets.get(&format!("{}{PASSWORD_SUFFIX}", c.address)),
+                        };
+                        let target = control::Target::bot(c.address, settings);
+                        let controller = controller.clone();
+                        let tx = done_tx.clone();
+                        tokio::spawn(async move {
+                            let result = controller.execute(&target, &command.request).await;
+                            let _ = tx.send(Done { device: command.device, context: command.context, result }).await;
+                        });
+                    }
+                    None => tracing::warn!(device = %command.device, "BLE: a command for a device that takes none."),
+                }
+                Vec::new()
+            }
+            Some(d) = done.recv() => match d.result {
+                Ok(values) if values.is_empty() => Vec::new(),
+                Ok(values) => vec![AdapterEvent::State { device: d.device, values, cause: Some(d.context) }],
+                Err(e) => {
+                    tracing::warn!(device = %d.device, "BLE: the command failed: {e}");
+                    if e.is_unreachable() {
+                        vec![AdapterEvent::Availability {
+                            device: d.device,
+                            availability: hearth_sdk::Availability::offline(e.to_string(), Timestamp::now())
+                                .with_code("unreachable"),
+                        }]
+                    } else {
+                        Vec::new()
+                    }
+                }
+            },
         };
         let mut gone = false;
         for e in batch {
@@ -252,6 +345,47 @@ pub fn describe_recording(text: &str, keys: &Keys) -> Result<Vec<String>, String
         out.push(format!("{at}{address} {said}"));
     }
     Ok(out)
+}
+
+/// A command's outcome, back in the adapter's loop.
+struct Done {
+    device: hearth_sdk::DeviceId,
+    context: hearth_sdk::Context,
+    result: Result<control::Values, control::ControlError>,
+}
+
+/// A link that cannot reach devices: a replay, or a hub built without Bluetooth.
+#[derive(Debug)]
+struct NoLink(&'static str);
+
+impl control::GattLink for NoLink {
+    fn connect(&self, _: decode::Address) -> control::LinkFuture<'_, ()> {
+        let why = self.0;
+        Box::pin(async move { Err(control::LinkError::Unavailable(why.to_owned())) })
+    }
+    fn subscribe(&self, a: decode::Address, _: u128) -> control::LinkFuture<'_, ()> {
+        self.connect(a)
+    }
+    fn write<'a>(&'a self, a: decode::Address, _: u128, _: &'a [u8], _: bool) -> control::LinkFuture<'a, ()> {
+        self.connect(a)
+    }
+    fn notification(&self, _: decode::Address, _: u128) -> control::LinkFuture<'_, Vec<u8>> {
+        let why = self.0;
+        Box::pin(async move { Err(control::LinkError::Unavailable(why.to_owned())) })
+    }
+    fn disconnect(&self, _: decode::Address) -> control::LinkFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn link(config: &Config) -> Box<dyn control::GattLink> {
+    if config.replay.is_some() {
+        return Box::new(NoLink("replaying a recording: commands cannot reach devices"));
+    }
+    #[cfg(feature = "bluez")]
+    return Box::new(control::BluezLink::new(config.adapter.clone()));
+    #[cfg(not(feature = "bluez"))]
+    Box::new(NoLink("this hub was built without Bluetooth"))
 }
 
 #[cfg(feature = "bluez")]

@@ -62,6 +62,37 @@ struct Tracked {
     offered_ms: Option<i64>,
     announced: bool,
     away: bool,
+    /// Whether its advertisement says it has a password (SwitchBot).
+    protected: bool,
+}
+
+/// What the adapter needs to control a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controllable {
+    /// Its address.
+    pub address: decode::Address,
+    /// The decoder that reads it (`switchbot`).
+    pub decoder: &'static str,
+    /// Its model (`Bot`).
+    pub model: String,
+    /// Its `mode` as last heard.
+    pub mode: Option<String>,
+    /// Whether it has a password.
+    pub protected: bool,
+}
+
+/// How a feature of a device that can be controlled is used (`None`: read-only, as heard).
+fn control_access(decoder: &str, model: Option<&str>, key: &str) -> Option<(Access, Option<Category>)> {
+    match (decoder, model, key) {
+        ("switchbot", Some("Bot"), "state") => Some((Access::ALL, None)),
+        ("switchbot", Some("Bot"), "mode") => {
+            Some((Access { observe: true, set: false, get: true }, Some(Category::Config)))
+        }
+        ("switchbot", Some("Bot"), "battery") => {
+            Some((Access { observe: true, set: false, get: true }, Some(Category::Diagnostic)))
+        }
+        _ => None,
+    }
 }
 
 /// Every advertiser heard.
@@ -89,6 +120,23 @@ impl Tracker {
     /// Whether it knows none.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
+    }
+
+    /// The device `id`, when it can be controlled and is accepted.
+    pub fn controllable(&self, id: &DeviceId) -> Option<Controllable> {
+        let t = self.devices.values().find(|t| t.found.device == *id && t.announced)?;
+        let model = t.found.model.clone()?;
+        control_access(t.decoder, Some(&model), "state")?;
+        Some(Controllable {
+            address: t.found.address.as_deref()?.parse().ok()?,
+            decoder: t.decoder,
+            model,
+            mode: match t.latest.get("mode") {
+                Some(Value::Text(m)) => Some(m.clone()),
+                _ => None,
+            },
+            protected: t.protected,
+        })
     }
 
     /// An advertisement was heard at `now_ms`; `decision` is the user's decision about a key.
@@ -140,7 +188,14 @@ impl Tracker {
             offered_ms: None,
             announced: false,
             away: false,
+            protected: false,
         });
+        entry.protected = decoder == "switchbot"
+            && adv
+                .service_data16(0xFD3D)
+                .or_else(|| adv.service_data16(0x0D00))
+                .and_then(|d| d.first())
+                .is_some_and(|b| b & 0x80 != 0);
         entry.last_heard_ms = now_ms;
         let before = entry.found.clone();
         entry.found.address = Some(address);
@@ -160,8 +215,18 @@ impl Tracker {
         let mut values = BTreeMap::new();
         let mut grew = false;
         if !repeat {
+            let model = entry.found.model.clone();
             for r in &decoded.readings {
-                grew |= add_feature(&mut entry.features, &r.key, || reading_feature(r));
+                grew |= add_feature(&mut entry.features, &r.key, || {
+                    let mut f = reading_feature(r);
+                    if let Some((access, category)) = control_access(decoder, model.as_deref(), &r.key) {
+                        f.access = access;
+                        if let Some(c) = category {
+                            f = f.category(c);
+                        }
+                    }
+                    f
+                });
                 values.insert(r.key.clone(), r.value.clone());
             }
             for e in &decoded.events {
@@ -458,6 +523,27 @@ mod tests {
         phone.manufacturer_data.insert(0x0006, vec![1, 9, 32, 10]);
         assert!(t.heard(&phone, 2, &keys, &none).is_empty());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_switchbot_bot_can_be_switched_once_accepted() {
+        let mut t = Tracker::new(Timeouts { all: None });
+        let mut bot =
+            Advertisement { address: "C0:11:22:33:44:55".parse().expect("address"), ..Advertisement::default() };
+        // Switch mode, off, 100 %, with a password (bit 7 of the first byte).
+        bot.service_data.insert(uuid16(0xFD3D), vec![0xC8, 0xC0, 0x64]);
+        let id = DeviceId::new(ADAPTER_ID, "C0:11:22:33:44:55");
+        t.heard(&bot, 0, &Keys::new(), &|_| None);
+        assert_eq!(t.controllable(&id), None, "not before it is accepted");
+        let out = t.heard(&bot, 1, &Keys::new(), &|_| Some(Decision::Accepted));
+        let AdapterEvent::Device { device } = &out[0] else { panic!("{out:?}") };
+        let state = device.features.iter().find(|f| f.key == "state").expect("state");
+        assert_eq!(state.access, Access::ALL);
+        let mode = device.features.iter().find(|f| f.key == "mode").expect("mode");
+        assert!(!mode.access.set && mode.category == Category::Config);
+        let c = t.controllable(&id).expect("controllable");
+        assert_eq!((c.mode.as_deref(), c.protected, c.model.as_str()), (Some("switch"), true, "Bot"));
+        assert_eq!(t.controllable(&DeviceId::new(ADAPTER_ID, "A4:C1:38:00:00:01")), None);
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Adapter for DemoAdapter {
             name: "Demo home",
             discovers: Discovers::default(),
             actions: &["simulate"],
+            secrets: None,
         }
     }
 

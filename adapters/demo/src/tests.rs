@@ -391,7 +391,7 @@ async fn shutdown_returns_promptly_even_while_the_hub_applies_backpressure() {
 async fn returns_ok_when_the_hub_is_gone() {
     let s = start(FAST).await;
     let Started {
-        h: Harness { events, commands: _commands, actions: _actions, shutdown: _shutdown, inbox: _inbox },
+        h: Harness { events, commands: _commands, actions: _actions, shutdown: _shutdown, inbox: _inbox, secrets: _ },
         task,
         ..
     } = s;

@@ -18,6 +18,7 @@ use crate::command::Command;
 use crate::event::{AdapterStatus, Context};
 use crate::inbox::{Found, Inbox};
 use crate::model::{Availability, DeviceDescriptor, DeviceId};
+use crate::secrets::{SecretSpec, Secrets};
 use crate::value::Value;
 
 /// A boxed future, as adapters return from [`Adapter::run`].
@@ -295,6 +296,8 @@ pub struct AdapterContext {
     pub mqtt: Option<MqttSettings>,
     /// The user's decisions about what this adapter found (the discovery inbox).
     pub inbox: Inbox,
+    /// Secrets an administrator entered for this adapter (bind keys, passwords).
+    pub secrets: Secrets,
 }
 
 /// What an adapter finds devices by, for discovery and the docs.
@@ -325,6 +328,9 @@ pub struct AdapterManifest {
     /// Management actions (`POST /api/v1/adapters/<id>/actions/<action>`).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub actions: &'static [&'static str],
+    /// The secrets it takes (`PUT /api/v1/adapters/<id>/secrets/<name>`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretSpec>,
 }
 
 /// Why an adapter stopped with an error.

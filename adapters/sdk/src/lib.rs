@@ -24,6 +24,7 @@ pub mod command;
 pub mod event;
 pub mod inbox;
 pub mod model;
+pub mod secrets;
 pub mod testing;
 pub mod time;
 pub mod value;
@@ -39,6 +40,7 @@ pub use model::{
     Access, Area, Availability, AvailabilityState, Capability, Category, Device, DeviceDescriptor, DeviceId, Feature,
     FeatureState, PowerSource, Preset, ValueType,
 };
+pub use secrets::{Secret, SecretSpec, Secrets};
 pub use time::Timestamp;
 pub use value::{Color, Value};
 

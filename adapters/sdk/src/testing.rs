@@ -9,6 +9,7 @@ use crate::adapter::{
 };
 use crate::command::Command;
 use crate::inbox::{Decision, Inbox};
+use crate::secrets::{Secret, Secrets};
 
 /// One adapter wired to channels a test controls.
 ///
@@ -26,6 +27,8 @@ pub struct Harness {
     pub shutdown: watch::Sender<bool>,
     /// The user's decisions about what the adapter found (send to change them).
     pub inbox: watch::Sender<BTreeMap<String, Decision>>,
+    /// The adapter's secrets (send to change them).
+    pub secrets: watch::Sender<BTreeMap<String, Secret>>,
 }
 
 impl Harness {
@@ -41,6 +44,7 @@ impl Harness {
         let (stop, signal) = Shutdown::channel();
         let (atx, arx) = mpsc::channel(16);
         let (inbox_tx, inbox) = Inbox::channel(BTreeMap::new());
+        let (secrets_tx, secrets) = Secrets::channel(BTreeMap::new());
         let ctx = AdapterContext {
             config,
             events: EventSender::new(id, etx),
@@ -49,8 +53,17 @@ impl Harness {
             shutdown: signal,
             mqtt,
             inbox,
+            secrets,
         };
-        (Harness { events: erx, commands: ctx_tx, actions: atx, shutdown: stop, inbox: inbox_tx }, adapter.run(ctx))
+        let h = Harness {
+            events: erx,
+            commands: ctx_tx,
+            actions: atx,
+            shutdown: stop,
+            inbox: inbox_tx,
+            secrets: secrets_tx,
+        };
+        (h, adapter.run(ctx))
     }
 
     /// The next event, or `None` when the adapter has stopped.

@@ -82,6 +82,7 @@ impl Adapter for Zigbee2mqttAdapter {
             name: "Zigbee (zigbee2mqtt)",
             discovers: Discovers { mqtt: vec!["zigbee2mqtt/#".into()], ..Discovers::default() },
             actions: ACTIONS,
+            secrets: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct App {
     pub location: bool,
     /// Sessions, cookies, trusted proxies and the login throttle (`[http]`).
     pub security: security::Security,
+    /// Adapters' secrets, sealed.
+    pub secrets: Arc<crate::secrets::SecretStore>,
 }
 
 /// An API error: JSON `{"error": {"code", "message", "details"}}` with a status code.

@@ -112,6 +112,29 @@ pub static ROUTES: &[Route] = &[
         action,
         audit = "adapter.action"
     ),
+    route!(
+        "GET",
+        "/api/v1/adapters/{id}/secrets",
+        Admin,
+        "an adapter's secrets, by name (never their values)",
+        secrets
+    ),
+    route!(
+        "PUT",
+        "/api/v1/adapters/{id}/secrets/{name}",
+        Admin,
+        "set a secret of an adapter (a bind key): stored sealed",
+        secret_put,
+        audit = "secret.set"
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/adapters/{id}/secrets/{name}",
+        Admin,
+        "remove a secret of an adapter",
+        secret_delete,
+        audit = "secret.delete"
+    ),
     route!("GET", "/api/v1/inbox", Admin, "what adapters found: the discovery inbox", inbox),
     route!(
         "POST",
@@ -930,6 +953,61 @@ async fn patch_area(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
 async fn delete_area(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = req.params.first().cloned().unwrap_or_default();
     app.core.remove_area(id).await?;
+    Ok(Reply::Empty)
+}
+
+/// The secrets rule of adapter `id`, or why there is none.
+async fn secret_spec(app: &App, id: &str) -> Result<hearth_sdk::SecretSpec, ApiError> {
+    let manifest = app
+        .core
+        .adapters()
+        .await?
+        .into_iter()
+        .find(|a| a.manifest.id == id)
+        .map(|a| a.manifest)
+        .ok_or_else(|| ApiError::not_found(format!("no adapter `{id}` runs in this hub")))?;
+    manifest.secrets.ok_or_else(|| ApiError::not_found(format!("adapter `{id}` keeps no secrets")))
+}
+
+/// `GET /api/v1/adapters/{id}/secrets`: what its secrets are, and their names and times.
+async fn secrets(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    let spec = secret_spec(&app, &id).await?;
+    let adapter = id.clone();
+    let list = app.readers.with(move |c| crate::secrets::list(c, &adapter)).await?;
+    Reply::json(&serde_json::json!({"names": spec.names, "values": spec.values, "secrets": list}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    value: String,
+}
+
+/// `PUT /api/v1/adapters/{id}/secrets/{name}` with `{"value": "..."}`: checked by the adapter's
+/// rule, sealed, stored, then handed to the adapter. The value is never returned or logged.
+async fn secret_put(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    let name = req.params.get(1).cloned().unwrap_or_default();
+    let spec = secret_spec(&app, &id).await?;
+    let body: SecretBody = req.json()?;
+    (spec.check)(&name, &body.value).map_err(|e| ApiError::bad_request("invalid_secret", e))?;
+    let (nonce, sealed) = app.secrets.seal(&id, &name, &body.value);
+    let (adapter, slot) = (id.clone(), name.clone());
+    write(&app, move |c| Ok(crate::secrets::store(c, &adapter, &slot, &nonce, &sealed)?)).await?;
+    app.secrets.publish(&id, &name, Some(hearth_sdk::Secret::new(body.value)));
+    Ok(Reply::Empty)
+}
+
+async fn secret_delete(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    let name = req.params.get(1).cloned().unwrap_or_default();
+    secret_spec(&app, &id).await?;
+    let (adapter, slot) = (id.clone(), name.clone());
+    if !write(&app, move |c| Ok(crate::secrets::delete(c, &adapter, &slot)?)).await? {
+        return Err(ApiError::not_found(format!("adapter `{id}` has no secret `{name}`")));
+    }
+    app.secrets.publish(&id, &name, None);
     Ok(Reply::Empty)
 }
 

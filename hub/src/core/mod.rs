@@ -655,7 +655,8 @@ mod tests {
         let (writer, _thread) = StoreWriter::start(conn);
         let (etx, erx) = mpsc::channel(16);
         let (ctx, mut crx) = mpsc::channel(4);
-        let manifest = AdapterManifest { id: "demo", name: "Demo", discovers: Default::default(), actions: &[] };
+        let manifest =
+            AdapterManifest { id: "demo", name: "Demo", discovers: Default::default(), actions: &[], secrets: None };
         let (atx, _arx) = mpsc::channel(4);
         let (core, _task) = spawn(CoreInit {
             registry: Registry::default(),

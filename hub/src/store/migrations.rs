@@ -141,6 +141,15 @@ const MIGRATIONS: &[&str] = &[
         last_seen  INTEGER NOT NULL, -- ms since 1970 (written at most every 10 minutes)
         PRIMARY KEY (adapter, key)
     ) WITHOUT ROWID;",
+    // 6: adapters' secrets (bind keys, passwords), sealed with the key in `secrets.key`.
+    "CREATE TABLE secrets (
+        adapter    TEXT NOT NULL,
+        name       TEXT NOT NULL,    -- what the adapter calls it (a device's address)
+        nonce      BLOB NOT NULL,    -- 12 bytes
+        sealed     BLOB NOT NULL,    -- AES-256-GCM of the value, with adapter and name as associated data
+        updated_at INTEGER NOT NULL, -- ms since 1970
+        PRIMARY KEY (adapter, name)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build knows.
@@ -232,7 +241,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 5);
+        assert_eq!(LATEST, 6);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -249,7 +258,7 @@ mod tests {
 
         let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(v, 5);
+        assert_eq!(v, 6);
         let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("tokens");
         assert_eq!(tokens, 1, "tokens survive");
         conn.execute_batch(

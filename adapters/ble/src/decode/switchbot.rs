@@ -285,7 +285,7 @@ fn bot(service: &[u8]) -> Result<Vec<Reading>, DecodeError> {
     let switch_mode = status & 0x80 != 0;
     let on = switch_mode && status & 0x40 == 0;
     Ok(vec![
-        Reading::flag("on_off", Capability::OnOff, on),
+        Reading::flag("state", Capability::OnOff, on),
         Reading::other("mode", Value::Text(if switch_mode { "switch" } else { "press" }.to_owned()), None),
         battery,
     ])
@@ -303,7 +303,7 @@ fn plug(mfr: Option<&[u8]>) -> Result<Vec<Reading>, DecodeError> {
     };
     let tenths = u16::from_be_bytes([hi & 0x7F, lo]);
     let mut readings = vec![
-        Reading::flag("on_off", Capability::OnOff, state & 0x80 != 0),
+        Reading::flag("state", Capability::OnOff, state & 0x80 != 0),
         Reading::number("power", Capability::Power, round(f64::from(tenths) / 10.0, 1)),
         Reading::other("overload", Value::Bool(hi & 0x80 != 0), None),
     ];
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn bot() {
-        let on_off = |on| Reading::flag("on_off", Capability::OnOff, on);
+        let on_off = |on| Reading::flag("state", Capability::OnOff, on);
         let mode = |m: &str| Reading::other("mode", Value::Text(m.to_owned()), None);
         // Home Assistant WOHAND_SERVICE_INFO (old UUID 0x0D00): switch mode, on, 89 %.
         let a = adv(&[(0x0D00, "4890d9")], &[(0x0059, "fd6030559257")]);
@@ -520,7 +520,7 @@ mod tests {
     fn plug_mini() {
         let readings = |on, watts, overload| {
             vec![
-                Reading::flag("on_off", Capability::OnOff, on),
+                Reading::flag("state", Capability::OnOff, on),
                 Reading::number("power", Capability::Power, watts),
                 Reading::other("overload", Value::Bool(overload), None),
             ]
