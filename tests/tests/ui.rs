@@ -812,3 +812,60 @@ fn found_devices_are_accepted_or_ignored_in_the_discovery_inbox() {
     b.find(&card("demo:garden_thermometer"));
     assert_quiet_console(&b, &[]);
 }
+
+#[test]
+fn a_bind_key_entered_on_the_device_page_unlocks_an_encrypted_sensor() {
+    // The encrypted BTHome examples (a Shelly sensor and its bind key), every 8 s.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("encrypted.jsonl");
+    let frames = [
+        "41e445f3c9962b332211006c7c4519",
+        "413e932cc7175f34221100553876af",
+        "41ba0db07aeef6ffffffff21fd4600",
+        "41de40b50e676600000000d7cb95de",
+    ];
+    let lines: Vec<String> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            format!(r#"{{"at": {}, "address": "54:48:E6:8F:80:A5", "service_data": {{"fcd2": "{f}"}}}}"#, i * 8)
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let hub = Hub::start_with_config(
+        &format!("{QUIET_DEMO}[adapters.ble]\nenabled = true\nreplay = \"{}\"\n", file.display()),
+        &[],
+    );
+    let token = hub.onboard();
+    wait_for_devices(&hub, &token);
+    let (b, _) = signed_in(&hub, Browser::options(), OWNER, PASSWORD);
+    hub.wait_for(T, || {
+        (hub.post("/api/v1/inbox/ble/54:48:E6:8F:80:A5/accept", Some(&token), json!({})).status == 200).then_some(())
+    });
+    b.exec("location.hash = '#/device/ble%3A54%3A48%3AE6%3A8F%3A80%3AA5'", &[]);
+    b.find("[data-testid=bind-key-section]");
+    wait_attr(&b, "[data-testid=bind-key-status]", "data-set", "false");
+
+    // A wrong key is refused with what to do; the right one is saved and never shown.
+    b.find("[data-testid=bind-key-input]").send_keys("1234");
+    b.find("[data-testid=bind-key-save]").click();
+    b.wait_text("[data-testid=bind-key-section] [data-testid=error]", "32 hex digits");
+    let input = b.find("[data-testid=bind-key-input]");
+    input.clear();
+    input.send_keys("231d39c1d7cc1ab1aee224cd096db932");
+    b.find("[data-testid=bind-key-save]").click();
+    wait_attr(&b, "[data-testid=bind-key-status]", "data-set", "true");
+    assert_eq!(input_value(&b, "[data-testid=bind-key-input]"), json!(""));
+    assert!(!b.page_source().contains("231d39c1d7cc1ab1aee224cd096db932"), "the key is not in the page");
+    b.screenshot("bind-key");
+
+    // The next advertisement is read: the temperature shows on the page.
+    b.set_timeout(Duration::from_secs(40));
+    b.wait_text("[data-testid=device-detail]", "°C");
+    assert_quiet_console(
+        &b,
+        &[
+            "/api/v1/adapters/ble/secrets/54%3A48%3AE6%3A8F%3A80%3AA5 - Failed to load resource: the server responded with a status of 400",
+        ],
+    );
+}

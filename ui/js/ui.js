@@ -50,7 +50,7 @@ export function pageHead(title, { back, actions, testid } = {}) {
 }
 
 // Error codes whose server message adds facts worth showing after the translated text.
-const WITH_DETAIL = new Set(["invalid_body", "invalid_params", "adapter_error", "invalid_name", "invalid_query", "invalid_version"]);
+const WITH_DETAIL = new Set(["invalid_secret", "invalid_body", "invalid_params", "adapter_error", "invalid_name", "invalid_query", "invalid_version"]);
 
 /** An API error as text in the language: known codes translated, else the hub's message; a
  * definition's faults follow unless `withFaults` is false (where they are listed apart). */

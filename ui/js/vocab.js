@@ -45,7 +45,7 @@ export const VOCAB = {
 };
 
 // API error codes with a translated text (`err.<code>`); others show the hub's message.
-VOCAB.err = ["network", "timeout", "forbidden", "unauthorized", "login_failed", "too_many_attempts", "already_onboarded",
+VOCAB.err = ["invalid_secret", "network", "timeout", "forbidden", "unauthorized", "login_failed", "too_many_attempts", "already_onboarded",
   "exists", "invalid_account", "invalid_definition", "invalid_body", "invalid_params", "invalid_name", "not_found",
   "adapter_not_running", "adapter_busy", "adapter_timeout", "adapter_unavailable", "adapter_error", "state_unknown",
   "shutting_down", "storage_error", "wrong_password", "weak_password", "body_too_large", "method_not_allowed",

@@ -20,6 +20,42 @@ export function originText(ctx) {
   return tv("origin", o.kind);
 }
 
+/** A Bluetooth device's bind key (encrypted sensors): set or removed, never shown. */
+function buildKey(d) {
+  const name = d.id.slice(d.id.indexOf(":") + 1);
+  const path = `/adapters/ble/secrets/${seg(name)}`;
+  const status = h("p", { class: "muted", testid: "bind-key-status" }, loading());
+  const input = h("input", { type: "password", class: "input", autocomplete: "off", spellcheck: "false", testid: "bind-key-input" });
+  const save = h("button", { type: "submit", class: "btn primary", testid: "bind-key-save" }, t("btn.save"));
+  const remove = h("button", { type: "button", class: "btn", testid: "bind-key-remove", hidden: true }, t("btn.remove"));
+  const err = h("div", { "aria-live": "assertive" });
+  function show() {
+    api("GET", "/adapters/ble/secrets").then((r) => {
+      const s = ((r && r.secrets) || []).find((x) => x.name === name);
+      status.textContent = s ? t("device.bind_key_set", { when: fmtRelative(s.updated_at) }) : t("device.bind_key_none");
+      status.dataset.set = String(!!s);
+      remove.hidden = !s;
+    }).catch((e) => replace(status, errorText(e)));
+  }
+  const form = h("form", { class: "inline-form", testid: "bind-key-form", on: { submit: async (e) => {
+    e.preventDefault();
+    replace(err);
+    save.disabled = true;
+    try {
+      await api("PUT", path, { value: input.value.trim() });
+      input.value = "";
+      toast(t("device.bind_key_saved"));
+      show();
+    } catch (x) { replace(err, errorBox(x)); }
+    save.disabled = false;
+  } } }, field(t("device.bind_key"), input, t("device.bind_key_hint")), save);
+  remove.addEventListener("click", async () => {
+    try { await api("DELETE", path); toast(t("device.bind_key_removed")); show(); } catch (x) { toast(errorText(x), "error"); }
+  });
+  show();
+  return section(t("device.bind_key_title"), "bind-key-section", h("div", { class: "panel" }, status, form, remove, err));
+}
+
 export function renderDevice(root, [id], app) {
   const head = h("div");
   const body = h("div", { class: "device-detail", testid: "device-detail", dataset: { deviceId: id } });
@@ -74,9 +110,10 @@ export function renderDevice(root, [id], app) {
     const chartSec = buildChart(d);
     const logSec = buildLog();
     const manageSec = isAdmin() ? buildManage(d) : null;
+    const keySec = isAdmin() && d.adapter === "ble" ? buildKey(d) : null;
     const diag = h("dl", { class: "diag", testid: "diagnostics" });
     const diagSec = section(t("device.diagnostics"), "diagnostics-section", diag);
-    replace(body, ...secs, chartSec, logSec, manageSec, diagSec);
+    replace(body, ...secs, chartSec, logSec, manageSec, keySec, diagSec);
     built = { parts, badges: b, diag, sig: JSON.stringify([d.name, d.area, (d.features || []).map((f) => [f.key, f.type, f.category, f.access])]) };
     fillDiag(d);
   }
