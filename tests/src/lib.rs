@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod bluez;
 pub mod browser;
 
 /// Device simulators speaking the real wire protocols over real sockets (`tests/sim/`).
@@ -59,6 +60,8 @@ pub struct Hub {
     pub args: Vec<String>,
     /// Everything it wrote to stderr.
     pub log: Arc<Mutex<String>>,
+    /// Extra environment variables it runs with.
+    pub env: Vec<(String, String)>,
     agent: ureq::Agent,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -129,6 +132,18 @@ impl Hub {
         hub
     }
 
+    /// Starts a hub with a configuration file of `config` and extra environment variables.
+    pub fn start_with_config_env(config: &str, env: &[(&str, &str)]) -> Hub {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let file = tmp.path().join("hearth.toml");
+        std::fs::write(&file, config).expect("write the configuration");
+        let mut hub = Hub::new_in(tmp.path().join("data"), &["--config", file.to_str().expect("utf-8 path")]);
+        hub.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        hub._tmp = Some(tmp);
+        hub.spawn();
+        hub
+    }
+
     /// Starts a hub with its built-in broker off (`--mqtt off`), e.g. to use an external one.
     pub fn start_without_broker(args: &[&str]) -> Hub {
         let tmp = tempfile::tempdir().expect("temp dir");
@@ -152,6 +167,7 @@ impl Hub {
             mqtt: Some(SocketAddr::from(([127, 0, 0, 1], free_port()))),
             args: args.iter().map(|s| (*s).to_owned()).collect(),
             log: Arc::new(Mutex::new(String::new())),
+            env: Vec::new(),
             agent,
             _tmp: None,
         }
@@ -169,6 +185,7 @@ impl Hub {
             .arg(self.mqtt.map_or_else(|| "off".to_owned(), |a| a.to_string()))
             .args(&self.args)
             .env("HEARTH_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

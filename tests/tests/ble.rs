@@ -236,3 +236,36 @@ fn bind_keys_are_entered_through_the_api_sealed_and_never_shown() {
     assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 204);
     assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 404);
 }
+
+#[test]
+fn through_bluez_an_advertised_sensor_is_found_and_read() {
+    let bluez = hearth_tests::bluez::MockBluez::start();
+    bluez.add_device("A4:C1:38:00:00:07", "Balcony");
+    let (key, value) = bluez.env();
+    let hub = Hub::start_with_config_env("[adapters.ble]\nenabled = true\n", &[(key, &value)]);
+    let token = hub.onboard();
+    hub.wait_for(T, || (ble_status(&hub, &token)["status"]["state"] == "running").then_some(()));
+
+    // BlueZ reports the service data; the BTHome decoder reads it; the inbox offers it.
+    bluez.advertise("A4:C1:38:00:00:07", 0xFCD2, "4000010164 02ca09 03bf13".replace(' ', "").as_str(), -58);
+    let entry = hub.wait_for(T, || inbox(&hub, &token).into_iter().find(|e| e["key"] == "A4:C1:38:00:00:07"));
+    assert_eq!(entry["name"], "Balcony");
+    assert_eq!(entry["manufacturer"], "BTHome");
+    let accepted = hub.post("/api/v1/inbox/ble/A4:C1:38:00:00:07/accept", Some(&token), json!({}));
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    let d = hub.wait_for(T, || {
+        let d = hub.get("/api/v1/devices/ble:A4:C1:38:00:00:07", Some(&token));
+        (d.status == 200 && d.body["state"]["temperature"]["value"] == 25.06).then_some(d.body)
+    });
+    // The signal strength is the one BlueZ holds for the device (the mock applies the new RSSI
+    // after the service data).
+    let rssi = d["state"]["signal_strength"]["value"].as_f64().unwrap();
+    assert!((-100.0..0.0).contains(&rssi), "{rssi}");
+
+    // A new packet updates it live.
+    bluez.advertise("A4:C1:38:00:00:07", 0xFCD2, "40000201640292090 3bf13".replace(' ', "").as_str(), -57);
+    hub.wait_for(T, || {
+        let d = hub.get("/api/v1/devices/ble:A4:C1:38:00:00:07", Some(&token)).body;
+        (d["state"]["temperature"]["value"] == 24.5).then_some(())
+    });
+}

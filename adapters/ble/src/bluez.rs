@@ -2,8 +2,16 @@
 //!
 //! Every advertisement event (service data, manufacturer data, services, a device seen or
 //! updated) becomes an [`Advertisement`] built from the event and the device's properties, so
-//! a sensor that repeats the same frame is still heard. Without D-Bus, BlueZ or an adapter, the
+//! a sensor that repeats the same frame is still heard (btleplug asks BlueZ for every report,
+//! `DuplicateData`).
+//!
+//! BlueZ keeps every manufacturer-data entry a device ever sent. Most devices use one company id,
+//! but some put a reading where the company id goes (Inkbird IBS-TH: the temperature), so the
+//! cache fills with stale entries: only the entries that changed in the latest report are handed
+//! on (the same again, when a report repeats). Without D-Bus, BlueZ or an adapter, the
 //! source says why and stops: the adapter reports itself unavailable and the hub runs on.
+
+use std::collections::HashMap;
 
 use btleplug::api::{Central, CentralEvent, Manager as _, Peripheral as _, ScanFilter};
 use btleplug::platform::{Adapter, Manager};
@@ -12,6 +20,8 @@ use tokio::sync::mpsc;
 
 use crate::decode::{Address, Advertisement};
 use crate::source::Heard;
+
+type Manufacturer = HashMap<u16, Vec<u8>>;
 
 /// Scans until the receiver is gone.
 pub async fn scan(wanted: Option<String>, tx: mpsc::Sender<Heard>) {
@@ -50,6 +60,8 @@ async fn run(wanted: Option<String>, tx: &mpsc::Sender<Heard>) -> Result<(), Str
     if tx.send(Heard::Running).await.is_err() {
         return Ok(());
     }
+    // Per device: every manufacturer-data entry BlueZ holds, and those that changed last.
+    let mut seen: HashMap<btleplug::platform::PeripheralId, (Manufacturer, Manufacturer)> = HashMap::new();
     while let Some(event) = events.next().await {
         let (id, service_data, manufacturer_data) = match event {
             CentralEvent::ServiceDataAdvertisement { id, service_data } => (id, Some(service_data), None),
@@ -71,7 +83,18 @@ async fn run(wanted: Option<String>, tx: &mpsc::Sender<Heard>) -> Result<(), Str
         let sd = service_data.unwrap_or(props.service_data);
         adv.service_data = sd.into_iter().map(|(u, d)| (u.as_u128(), d)).collect();
         let md = manufacturer_data.unwrap_or(props.manufacturer_data);
-        adv.manufacturer_data = md.into_iter().collect();
+        // Phones change their address every few minutes: forget the crowd now and then.
+        if seen.len() > 4096 {
+            seen.clear();
+        }
+        let (all, fresh) = seen.entry(id).or_default();
+        let changed: HashMap<u16, Vec<u8>> =
+            md.iter().filter(|(k, v)| all.get(k) != Some(v)).map(|(k, v)| (*k, v.clone())).collect();
+        if !changed.is_empty() {
+            *fresh = changed;
+        }
+        *all = md;
+        adv.manufacturer_data = fresh.iter().map(|(k, v)| (*k, v.clone())).collect();
         adv.service_uuids = props.services.iter().map(|u| u.as_u128()).collect();
         if tx.send(Heard::Advertisement(Box::new(adv))).await.is_err() {
             return Ok(());
