@@ -37,7 +37,8 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboxConfig {
-    /// Adapters whose finds become devices without asking (`["demo"]`); none by default.
+    /// Adapters (`"demo"`), or kinds of an adapter's finds (`"ble:bthome"`), that become devices
+    /// without asking; none by default.
     pub auto_accept: Vec<String>,
 }
 
@@ -510,10 +511,11 @@ impl Config {
             hearth_automations::zone::Zone::named(name).map_err(|e| format!("[location] timezone: {e}"))?;
         }
         let known: Vec<&str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
-        for id in &self.inbox.auto_accept {
-            if !known.contains(&id.as_str()) {
+        for entry in &self.inbox.auto_accept {
+            let id = entry.split_once(':').map_or(entry.as_str(), |(a, _)| a);
+            if !known.contains(&id) || entry.ends_with(':') {
                 return Err(format!(
-                    "[inbox] auto_accept names `{id}`, which is not an adapter of this hub; adapters are: {}",
+                    "[inbox] auto_accept names `{entry}`: write an adapter of this hub ({}), or adapter:kind like ble:bthome",
                     known.join(", ")
                 ));
             }

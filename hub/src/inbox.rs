@@ -61,7 +61,7 @@ struct Stored {
 
 impl InboxState {
     /// The inbox with `entries` (as loaded), accepting at once what adapters in `auto_accept`
-    /// find.
+    /// find (`ble`: everything it supports; `ble:bthome`: that kind only).
     pub fn new(entries: Vec<InboxEntry>, auto_accept: BTreeSet<String>) -> InboxState {
         let entries = entries
             .into_iter()
@@ -126,7 +126,8 @@ impl InboxState {
                 }
             }
             None => {
-                let status = if self.auto_accept.contains(adapter) && found.supported {
+                let by_kind = found.kind.as_ref().is_some_and(|k| self.auto_accept.contains(&format!("{adapter}:{k}")));
+                let status = if (self.auto_accept.contains(adapter) || by_kind) && found.supported {
                     InboxStatus::Accepted
                 } else {
                     InboxStatus::New
@@ -315,6 +316,7 @@ mod tests {
             transport: Transport::Ble,
             address: Some("A4:C1:38:00:00:01".into()),
             supported,
+            kind: Some(if key.starts_with("tv") { "beacon".into() } else { "bthome".into() }),
         }
     }
 
@@ -364,6 +366,18 @@ mod tests {
         inbox.found("ble", thing("tv", false), Timestamp::from_millis(1));
         assert!(view.is_accepted("a"));
         assert_eq!(view.decision("tv"), None);
+    }
+
+    #[test]
+    fn auto_accept_can_name_a_kind() {
+        let mut inbox = InboxState::new(Vec::new(), BTreeSet::from(["ble:bthome".to_owned()]));
+        let view = inbox.view_for("ble");
+        inbox.found("ble", thing("a", true), Timestamp::from_millis(1));
+        let mut beacon = thing("tv2", true);
+        beacon.kind = Some("beacon".into());
+        inbox.found("ble", beacon, Timestamp::from_millis(1));
+        assert!(view.is_accepted("a"));
+        assert_eq!(view.decision("tv2"), None, "another kind waits");
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn replayed_sensors_are_found_accepted_updated_and_go_offline() {
     assert_eq!(garden["device"], "ble:A4:C1:38:00:00:01");
     assert_eq!(garden["name"], "Garden");
     assert_eq!(garden["manufacturer"], "BTHome");
+    assert_eq!(garden["kind"], "bthome");
     assert_eq!(garden["transport"], "ble");
     assert_eq!(garden["address"], "A4:C1:38:00:00:01");
     assert_eq!(garden["status"], "new");
@@ -268,4 +269,24 @@ fn through_bluez_an_advertised_sensor_is_found_and_read() {
         let d = hub.get("/api/v1/devices/ble:A4:C1:38:00:00:07", Some(&token)).body;
         (d["state"]["temperature"]["value"] == 24.5).then_some(())
     });
+}
+
+#[test]
+fn a_kind_named_in_auto_accept_becomes_a_device_without_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("advertisements.jsonl");
+    std::fs::write(&file, recording()).unwrap();
+    let config = format!(
+        "[inbox]\nauto_accept = [\"ble:bthome\"]\n[adapters.ble]\nenabled = true\nreplay = \"{}\"\nreplay_speed = 0\n",
+        file.display()
+    );
+    let hub = Hub::start_with_config(&config, &[]);
+    let token = hub.onboard();
+    hub.wait_for(T, || {
+        let d = hub.get("/api/v1/devices/ble:A4:C1:38:00:00:01", Some(&token));
+        (d.status == 200 && d.body["state"]["temperature"]["value"].is_number()).then_some(())
+    });
+    // The ATC thermometer is another kind: it waits.
+    let atc = hub.wait_for(T, || inbox(&hub, &token).into_iter().find(|e| e["key"] == "A4:C1:38:0A:1B:2C"));
+    assert_eq!((atc["kind"].clone(), atc["status"].clone()), (json!("atc"), json!("new")));
 }

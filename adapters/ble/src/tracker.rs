@@ -179,6 +179,7 @@ impl Tracker {
                 transport: Transport::Ble,
                 address: None,
                 supported: true,
+                kind: Some(decoder.to_owned()),
             },
             decoder,
             features: BTreeMap::new(),

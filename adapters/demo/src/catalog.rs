@@ -279,6 +279,10 @@ pub(crate) fn finds() -> Vec<(Found, Option<(DeviceDescriptor, Kind)>)> {
         transport,
         address: Some(address.to_owned()),
         supported,
+        kind: Some(match transport {
+            Transport::Ble => "ble".to_owned(),
+            _ => "wifi".to_owned(),
+        }),
     };
     vec![
         (

@@ -57,6 +57,10 @@ pub struct Found {
     pub address: Option<String>,
     /// Whether the adapter can make a device of it (`false`: seen, not supported yet).
     pub supported: bool,
+    /// Its kind within the adapter (`bthome`, `ruuvi`, `shelly`), so `[inbox] auto_accept` can
+    /// name `adapter:kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// The user's decision about a found thing.
