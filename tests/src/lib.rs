@@ -132,6 +132,21 @@ impl Hub {
         hub
     }
 
+    /// Adds a member account `name` (as the administrator with `admin_token`) and returns a
+    /// session token of it.
+    pub fn member(&self, admin_token: &str, name: &str) -> String {
+        let password = "a long password";
+        let made = self.post(
+            "/api/v1/users",
+            Some(admin_token),
+            serde_json::json!({"name": name, "password": password, "role": "member"}),
+        );
+        assert_eq!(made.status, 201, "{}", made.text);
+        let login = self.post("/api/v1/auth/login", None, serde_json::json!({"name": name, "password": password}));
+        assert_eq!(login.status, 200, "{}", login.text);
+        login.body["token"].as_str().expect("a token").to_owned()
+    }
+
     /// Starts a hub with a configuration file of `config` and extra environment variables.
     pub fn start_with_config_env(config: &str, env: &[(&str, &str)]) -> Hub {
         let tmp = tempfile::tempdir().expect("temp dir");

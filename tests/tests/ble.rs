@@ -225,14 +225,7 @@ fn bind_keys_are_entered_through_the_api_sealed_and_never_shown() {
     }
 
     // Members may not; removing works once.
-    let made = hub.post(
-        "/api/v1/users",
-        Some(&token),
-        json!({"name": "kid", "password": "a long password", "role": "member"}),
-    );
-    assert_eq!(made.status, 201, "{}", made.text);
-    let member = hub.post("/api/v1/auth/login", None, json!({"name": "kid", "password": "a long password"}));
-    let member = member.body["token"].as_str().unwrap().to_owned();
+    let member = hub.member(&token, "kid");
     assert_eq!(hub.get(&secrets(""), Some(&member)).status, 403);
     assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 204);
     assert_eq!(hub.request("DELETE", &secrets(&format!("/{SHELLY}")), Some(&token), None).status, 404);

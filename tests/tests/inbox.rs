@@ -95,14 +95,7 @@ fn found_devices_wait_for_the_user_and_decisions_last() {
     assert_eq!(hub.get("/api/v1/inbox?everything=true", Some(&token)).status, 400);
 
     // Administrators only.
-    let made = hub.post(
-        "/api/v1/users",
-        Some(&token),
-        json!({"name": "kid", "password": "a long password", "role": "member"}),
-    );
-    assert_eq!(made.status, 201, "{}", made.text);
-    let member = hub.post("/api/v1/auth/login", None, json!({"name": "kid", "password": "a long password"}));
-    let member = member.body["token"].as_str().unwrap().to_owned();
+    let member = hub.member(&token, "kid");
     assert_eq!(hub.get("/api/v1/inbox", Some(&member)).status, 403);
     assert_eq!(decide(&hub, &member, "desk_plug", "accept").status, 403);
 

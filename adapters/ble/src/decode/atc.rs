@@ -172,10 +172,7 @@ fn decrypt(adv: &Advertisement, data: &[u8], key: Option<&[u8]>) -> Result<Vec<u
 mod tests {
     use super::*;
     use crate::decode::Address;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
+    use crate::decode::testing::{XorShift, hex};
 
     fn adv(address: &str, name: Option<&str>, data: &[u8]) -> Advertisement {
         let mut adv = Advertisement {
@@ -360,18 +357,6 @@ mod tests {
         let mut other = Advertisement::default();
         other.service_data.insert(super::super::uuid16(0x181C), hex("a4c1388d18b201122f640ca025"));
         assert_eq!(decode(&other, None), Ok(None));
-    }
-
-    /// A tiny xorshift generator, for the never-panics tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

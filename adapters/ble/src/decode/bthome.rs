@@ -625,17 +625,13 @@ impl Frame {
 mod tests {
     use super::super::{Address, uuid16};
     use super::*;
+    use crate::decode::testing::{XorShift, hex};
 
     const SHELLY_MAC: &str = "54:48:E6:8F:80:A5";
     const ATC_MAC: &str = "A4:C1:38:8D:18:B2";
     /// The bind key of the examples on bthome.io and in the reference receiver's tests.
     const KEY: &str = "231d39c1d7cc1ab1aee224cd096db932";
     const WRONG_KEY: &str = "814aac74c4f17b6c1581e1ab87816b99";
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
 
     fn adv_with(uuid: u16, mac: &str, name: Option<&str>, data: &[u8]) -> Advertisement {
         let mut adv = Advertisement {
@@ -1185,23 +1181,6 @@ mod tests {
         assert_eq!(decimals(0.35), 2);
         assert_eq!(decimals(0.000_001), 6);
         assert_eq!(decimals(1.0), 0);
-    }
-
-    /// A tiny xorshift generator, for reproducible pseudo-random bytes.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn bytes(&mut self, max: usize) -> Vec<u8> {
-            let len = (self.next() % (max as u64 + 1)) as usize;
-            (0..len).map(|_| self.next() as u8).collect()
-        }
     }
 
     /// Runs the decoder; it must return, whatever the bytes (a panic fails the test).

@@ -153,11 +153,7 @@ fn little_endian(data: &[u8], at: usize) -> Option<Vec<Reading>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
+    use crate::decode::testing::{XorShift, hex};
 
     /// The iBeacon structure glued onto some captures (govee-ble's fixtures).
     const GLUE: &[u8] = b"L\x00\x02\x15INTELLI_ROCKS_HWPu\xf2\xff\x0c";
@@ -313,18 +309,6 @@ mod tests {
         assert_eq!(model_from_name("GVH5"), None);
         assert_eq!(model_from_name("GVH5é7"), None);
         assert!(!is_govee_name("ATC_8D18B2"));
-    }
-
-    /// A tiny xorshift generator, for the never-panics tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

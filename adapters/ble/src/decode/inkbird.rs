@@ -164,10 +164,7 @@ fn bbq(adv: &Advertisement, family: &str) -> Result<Option<Decoded>, DecodeError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
+    use crate::decode::testing::{XorShift, hex};
 
     fn adv(name: &str, entries: &[(u16, &str)]) -> Advertisement {
         let mut adv = Advertisement { name: Some(name.to_owned()), ..Advertisement::default() };
@@ -357,18 +354,6 @@ mod tests {
         assert_eq!(decode(&adv("sps", &[(0x089C, "f41000ba4e64")]), None), Ok(None));
         assert_eq!(decode(&adv("iBBQ", &[(0, "000028ec9a2e65d7f0")]), None), Ok(None));
         assert_eq!(decode(&adv("iBBQ", &[(0, "000028ec9a2e65d7")]), None), Ok(None));
-    }
-
-    /// A tiny xorshift generator, for the never-panics tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     #[test]

@@ -1125,11 +1125,8 @@ mod tests {
     //! synthesized are marked so.
 
     use super::*;
+    use crate::decode::testing::{XorShift, hex};
     use crate::decode::uuid16;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
 
     fn adv_of(data: &[u8], address: &str) -> Advertisement {
         let mut adv = Advertisement { address: address.parse().unwrap(), ..Default::default() };
@@ -1902,22 +1899,6 @@ mod tests {
                     let _ = decode(&adv_of(&data[..end], address), key.as_deref());
                 }
             }
-        }
-    }
-
-    /// A tiny xorshift generator: the same bytes on every run.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn byte(&mut self) -> u8 {
-            (self.next() >> 24) as u8
         }
     }
 

@@ -16,6 +16,8 @@ pub mod inkbird;
 pub mod mibeacon;
 pub mod ruuvi;
 pub mod switchbot;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -146,10 +146,7 @@ fn rawv2(data: &[u8]) -> Result<(Vec<Reading>, Option<u32>), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
+    use crate::decode::testing::{XorShift, hex};
 
     fn adv(data: &[u8]) -> Advertisement {
         let mut adv = Advertisement::default();
@@ -333,23 +330,6 @@ mod tests {
     fn same_bytes_same_values() {
         let frame = "0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F";
         assert_eq!(read(frame), read(frame));
-    }
-
-    /// A tiny xorshift generator, for the never-panics tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn bytes(&mut self, max_len: usize) -> Vec<u8> {
-            let len = (self.next() % (max_len as u64 + 1)) as usize;
-            (0..len).map(|_| self.next() as u8).collect()
-        }
     }
 
     #[test]

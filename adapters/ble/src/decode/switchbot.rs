@@ -316,13 +316,8 @@ fn plug(mfr: Option<&[u8]>) -> Result<Vec<Reading>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing::hex;
     use crate::decode::uuid16;
-
-    /// Bytes of a hex string (whitespace ignored).
-    fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap()).collect()
-    }
 
     /// An advertisement with the given service data (by 16-bit UUID) and manufacturer data.
     fn adv(service: &[(u16, &str)], mfr: &[(u16, &str)]) -> Advertisement {
