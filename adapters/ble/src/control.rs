@@ -865,8 +865,14 @@ mod bluez_link {
                 peripherals.into_iter().find(|p| p.address().into_inner() == address.0).ok_or_else(|| {
                     LinkError::Failed(format!("{address} has not been heard by the Bluetooth adapter lately"))
                 })?;
-            if !peripheral.is_connected().await.unwrap_or(false) {
-                peripheral.connect().await.map_err(|e| LinkError::Failed(format!("the connection failed ({e})")))?;
+            if !peripheral.is_connected().await.unwrap_or(false)
+                && let Err(e) = peripheral.connect().await
+            {
+                // BlueZ may still hold the connection of an attempt that failed later on.
+                let text = e.to_string();
+                if !(text.contains("AlreadyConnected") || text.contains("Already Connected")) {
+                    return Err(LinkError::Failed(format!("the connection failed ({text})")));
+                }
             }
             peripheral
                 .discover_services()
