@@ -577,6 +577,7 @@ export default {
   "reason.no_advertisement": "Not heard from for a while",
   "reason.no_bluetooth": "Bluetooth is not available on this hub",
   "reason.replay_finished": "The recording has been replayed to its end",
+  "reason.unreachable": "The device cannot be reached",
   "weekday.mon": "Mon",
   "weekday.tue": "Tue",
   "weekday.wed": "Wed",

@@ -563,6 +563,7 @@ export default {
   "reason.no_advertisement": "一段时间没有收到它的广播",
   "reason.no_bluetooth": "此中枢上没有可用的蓝牙",
   "reason.replay_finished": "录制的广播已回放完毕",
+  "reason.unreachable": "无法连接到该设备",
   "weekday.mon": "周一",
   "weekday.tue": "周二",
   "weekday.wed": "周三",
