@@ -44,5 +44,12 @@ pub fn builtin() -> Vec<Builtin> {
             config: |c| serde_json::to_value(&c.adapters.ble).unwrap_or_default(),
             make: || Box::new(hearth_ble::BleAdapter::new()),
         },
+        #[cfg(feature = "mdns")]
+        Builtin {
+            id: "mdns",
+            enabled: |c| c.adapters.mdns.enabled,
+            config: |c| serde_json::to_value(&c.adapters.mdns).unwrap_or_default(),
+            make: || Box::new(hearth_mdns::adapter::MdnsAdapter::new()),
+        },
     ]
 }

@@ -272,6 +272,18 @@ pub struct AdaptersConfig {
     pub zigbee2mqtt: Zigbee2mqttConfig,
     /// `[adapters.ble]`: Bluetooth Low Energy devices.
     pub ble: BleConfig,
+    /// `[adapters.mdns]`: devices announced on the network that no adapter speaks yet.
+    pub mdns: MdnsConfig,
+}
+
+/// `[adapters.mdns]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MdnsConfig {
+    /// List devices seen on the network (HomeKit, Hue) in the inbox (off by default for now).
+    pub enabled: bool,
+    /// The interfaces to speak mDNS on (`["eth0"]`); every interface when empty.
+    pub interfaces: Vec<String>,
 }
 
 /// `[adapters.ble]`

@@ -578,6 +578,7 @@ export default {
   "reason.no_bluetooth": "Bluetooth is not available on this hub",
   "reason.replay_finished": "The recording has been replayed to its end",
   "reason.unreachable": "The device cannot be reached",
+  "reason.no_network": "Network discovery cannot run",
   "weekday.mon": "Mon",
   "weekday.tue": "Tue",
   "weekday.wed": "Wed",

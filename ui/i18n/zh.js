@@ -564,6 +564,7 @@ export default {
   "reason.no_bluetooth": "此中枢上没有可用的蓝牙",
   "reason.replay_finished": "录制的广播已回放完毕",
   "reason.unreachable": "无法连接到该设备",
+  "reason.no_network": "网络发现无法运行",
   "weekday.mon": "周一",
   "weekday.tue": "周二",
   "weekday.wed": "周三",

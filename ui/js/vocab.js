@@ -31,7 +31,7 @@ export const VOCAB = {
   scope: ["account", "address"],
   transport: ["wifi", "ble", "zigbee", "other"],
   // Codes of adapters' and devices' reasons (the model's `code` beside `reason`).
-  reason: ["no_broker", "waiting_for_bridge", "bridge_offline", "device_offline", "broker_unreachable", "disabled", "failed", "adapter_stopped", "adapter_failed", "no_advertisement", "no_bluetooth", "replay_finished", "unreachable"],
+  reason: ["no_broker", "waiting_for_bridge", "bridge_offline", "device_offline", "broker_unreachable", "disabled", "failed", "adapter_stopped", "adapter_failed", "no_advertisement", "no_bluetooth", "replay_finished", "unreachable", "no_network"],
   token_kind: ["api", "session"],
   // Enum values of well-known capabilities: `val.<capability>.<value>`.
   "val.hvac_mode": ["off", "heat", "cool", "auto", "dry", "fan_only", "heat_cool", "emergency_heating", "sleep"],

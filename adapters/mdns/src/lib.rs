@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub mod adapter;
+
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc;
 
