@@ -84,12 +84,20 @@ export function renderDiscovery(root) {
         h("ul", { class: "list", testid: "ignored-list" }, ignored.map(foundRow))) : null);
   }
 
+  // Live events count up; an entry an event touched after a list was asked for keeps what the
+  // event said (the list may have been read before it).
+  let events = 0;
+  const touched = new Map();
+
   function loadFound() {
     if (!isAdmin()) return;
+    const asked = events;
     api("GET", "/inbox").then((r) => {
       if (!root.isConnected) return;
-      found.clear();
-      for (const e of (r && r.entries) || []) found.set(entryId(e), e);
+      const fresh = (id) => (touched.get(id) || 0) <= asked;
+      const listed = new Map(((r && r.entries) || []).map((e) => [entryId(e), e]));
+      for (const id of [...found.keys()]) if (!listed.has(id) && fresh(id)) found.delete(id);
+      for (const [id, e] of listed) if (fresh(id)) found.set(id, e);
       foundLoaded = true;
       renderFound();
     }).catch((e) => replace(foundBox, h("p", { class: "error-box", role: "alert" }, errorText(e))));
@@ -198,8 +206,10 @@ export function renderDiscovery(root) {
       if (c.type === "device" || c.type === "device_removed" || c.type === "snapshot") renderNew();
       if (c.type === "inbox") {
         const ev = c.event;
-        if (ev.type === "inbox_changed") found.set(entryId(ev.entry), ev.entry);
-        else found.delete(`${ev.adapter}/${ev.key}`);
+        const id = ev.type === "inbox_changed" ? entryId(ev.entry) : `${ev.adapter}/${ev.key}`;
+        touched.set(id, ++events);
+        if (ev.type === "inbox_changed") found.set(id, ev.entry);
+        else found.delete(id);
         renderFound();
       }
       // After a reconnection the inbox may have changed meanwhile.
