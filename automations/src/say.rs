@@ -268,16 +268,6 @@ sayings! {
     PlanStopBecause { reason: String } = "plan_stop_because" => "stop: {reason}";
 }
 
-impl Say {
-    /// The saying's code.
-    pub fn code(&self) -> &'static str {
-        match serde_json::to_value(self).ok().as_ref().and_then(|v| v.get("code")).and_then(serde_json::Value::as_str) {
-            Some(code) => SAYINGS.iter().find(|s| s.code == code).map_or("", |s| s.code),
-            None => "",
-        }
-    }
-}
-
 impl fmt::Display for Say {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let json = serde_json::to_value(self).map_err(|_| fmt::Error)?;
@@ -358,7 +348,6 @@ mod tests {
     fn the_api_gives_the_code_and_values() {
         let s = Say::Sent { devices: vec!["demo:a".into()] };
         assert_eq!(serde_json::to_value(&s).unwrap(), serde_json::json!({"code": "sent", "devices": ["demo:a"]}));
-        assert_eq!(s.code(), "sent");
         let back: Say = serde_json::from_value(serde_json::json!({"code": "hub_started"})).unwrap();
         assert_eq!(back, Say::HubStarted);
     }

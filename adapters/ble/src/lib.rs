@@ -136,7 +136,7 @@ impl Config {
         let mut out = Keys::new();
         for (address, hex) in &self.keys {
             let a: decode::Address = address.parse().map_err(|e| format!("[adapters.ble.keys] {e}"))?;
-            let bytes = record::from_hex(hex).ok().filter(|b| b.len() == 16 || b.len() == 12).ok_or_else(|| {
+            let bytes = key_bytes(hex).ok_or_else(|| {
                 format!("[adapters.ble.keys] the key of {a} must be 32 hex digits (or 24 for old Xiaomi devices)")
             })?;
             out.insert(a.to_string(), bytes);
