@@ -6,6 +6,9 @@
 //!
 //! Every simulator runs on plain threads (no async runtime) and is stopped when dropped.
 
+pub mod esphome;
+pub mod shelly;
+pub mod wled;
 pub mod zigbee2mqtt;
 
 use std::collections::VecDeque;
