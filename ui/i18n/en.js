@@ -579,6 +579,8 @@ export default {
   "reason.replay_finished": "The recording has been replayed to its end",
   "reason.unreachable": "The device cannot be reached",
   "reason.no_network": "Network discovery cannot run",
+  "reason.no_answer": "The device stopped answering on the network",
+  "reason.not_announced": "Not found on the network",
   "weekday.mon": "Mon",
   "weekday.tue": "Tue",
   "weekday.wed": "Wed",

@@ -565,6 +565,8 @@ export default {
   "reason.replay_finished": "录制的广播已回放完毕",
   "reason.unreachable": "无法连接到该设备",
   "reason.no_network": "网络发现无法运行",
+  "reason.no_answer": "设备在网络上没有应答",
+  "reason.not_announced": "在网络上找不到该设备",
   "weekday.mon": "周一",
   "weekday.tue": "周二",
   "weekday.wed": "周三",

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -142,10 +142,15 @@ pub struct Link {
     shared: Arc<Shared>,
 }
 
+const UNKNOWN: u8 = 0;
+const ONLINE: u8 = 1;
+const OFFLINE: u8 = 2;
+
 #[derive(Debug)]
 struct Shared {
     last_heard: Mutex<Instant>,
-    online: AtomicBool,
+    /// What was last reported: [`UNKNOWN`], [`ONLINE`] or [`OFFLINE`].
+    reported: AtomicU8,
 }
 
 impl Link {
@@ -156,10 +161,15 @@ impl Link {
         }
     }
 
+    /// How long the device has been silent.
+    pub fn silence(&self) -> Duration {
+        last_heard(&self.shared).elapsed()
+    }
+
     /// The session is up (the device is described and streaming): the device is online.
     pub async fn up(&self) -> Result<(), HubGone> {
         self.heard();
-        if !self.shared.online.swap(true, Ordering::SeqCst) {
+        if self.shared.reported.swap(ONLINE, Ordering::SeqCst) != ONLINE {
             self.events.availability(&self.target.device, Availability::online(Timestamp::now())).await?;
         }
         Ok(())
@@ -191,7 +201,7 @@ impl Link {
         idle: Duration,
     ) -> (Link, mpsc::Sender<Command>) {
         let (tx, commands) = mpsc::channel(16);
-        let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), online: AtomicBool::new(false) });
+        let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), reported: AtomicU8::new(UNKNOWN) });
         (Link { target, events, commands, secrets, idle, shared }, tx)
     }
 }
@@ -549,7 +559,7 @@ async fn supervise<P: Protocol>(
     idle: Duration,
 ) {
     let adapter = protocol.adapter();
-    let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), online: AtomicBool::new(true) });
+    let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), reported: AtomicU8::new(UNKNOWN) });
     let mut backoff = BACKOFF_START;
     let mut last_error = String::new();
     loop {
@@ -597,7 +607,7 @@ async fn supervise<P: Protocol>(
                     }
                 }
             };
-            if shared.online.load(Ordering::SeqCst) && last_heard(&shared).elapsed() < idle {
+            if shared.reported.load(Ordering::SeqCst) == ONLINE && last_heard(&shared).elapsed() < idle {
                 // The session was up (or the device answered lately): start the waits again.
                 backoff = BACKOFF_START;
             }
@@ -657,9 +667,9 @@ fn last_heard(shared: &Shared) -> Instant {
     shared.last_heard.lock().map(|t| *t).unwrap_or_else(|_| Instant::now())
 }
 
-/// Resolves when an online device has been silent for `idle`; never while it is offline.
+/// Resolves when a device not known to be offline has been silent for `idle`; never while it is offline.
 async fn offline_deadline(shared: &Shared, idle: Duration) {
-    if !shared.online.load(Ordering::SeqCst) {
+    if shared.reported.load(Ordering::SeqCst) == OFFLINE {
         std::future::pending::<()>().await;
     }
     tokio::time::sleep_until(last_heard(shared) + idle).await;
@@ -672,7 +682,7 @@ async fn go_offline(
     address: IpAddr,
     idle: Duration,
 ) -> Result<(), HubGone> {
-    if last_heard(shared).elapsed() < idle || !shared.online.swap(false, Ordering::SeqCst) {
+    if last_heard(shared).elapsed() < idle || shared.reported.swap(OFFLINE, Ordering::SeqCst) == OFFLINE {
         return Ok(());
     }
     let reason = no_answer(address, idle);
@@ -681,7 +691,7 @@ async fn go_offline(
 }
 
 async fn go_unseen(shared: &Shared, events: &EventSender, device: &DeviceId, idle: Duration) -> Result<(), HubGone> {
-    if last_heard(shared).elapsed() < idle || !shared.online.swap(false, Ordering::SeqCst) {
+    if last_heard(shared).elapsed() < idle || shared.reported.swap(OFFLINE, Ordering::SeqCst) == OFFLINE {
         return Ok(());
     }
     let reason = format!("not announced on the network (mDNS) for {} s", idle.as_secs());
