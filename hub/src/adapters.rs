@@ -51,5 +51,26 @@ pub fn builtin() -> Vec<Builtin> {
             config: |c| serde_json::to_value(&c.adapters.mdns).unwrap_or_default(),
             make: || Box::new(hearth_mdns::adapter::MdnsAdapter::new()),
         },
+        #[cfg(feature = "shelly")]
+        Builtin {
+            id: "shelly",
+            enabled: |c| c.adapters.shelly.enabled,
+            config: |c| serde_json::to_value(&c.adapters.shelly).unwrap_or_default(),
+            make: || Box::new(hearth_shelly::ShellyAdapter::new()),
+        },
+        #[cfg(feature = "wled")]
+        Builtin {
+            id: "wled",
+            enabled: |c| c.adapters.wled.enabled,
+            config: |c| serde_json::to_value(&c.adapters.wled).unwrap_or_default(),
+            make: || Box::new(hearth_wled::WledAdapter::new()),
+        },
+        #[cfg(feature = "esphome")]
+        Builtin {
+            id: "esphome",
+            enabled: |c| c.adapters.esphome.enabled,
+            config: |c| serde_json::to_value(&c.adapters.esphome).unwrap_or_default(),
+            make: || Box::new(hearth_esphome::EsphomeAdapter::new()),
+        },
     ]
 }

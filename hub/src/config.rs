@@ -274,6 +274,31 @@ pub struct AdaptersConfig {
     pub ble: BleConfig,
     /// `[adapters.mdns]`: devices announced on the network that no adapter speaks yet.
     pub mdns: MdnsConfig,
+    /// `[adapters.shelly]`: Shelly Gen2+ devices over their local RPC.
+    pub shelly: WifiConfig,
+    /// `[adapters.wled]`: WLED light controllers.
+    pub wled: WifiConfig,
+    /// `[adapters.esphome]`: ESPHome devices over the native API.
+    pub esphome: WifiConfig,
+}
+
+/// `[adapters.shelly]`, `[adapters.wled]`, `[adapters.esphome]`: Wi-Fi devices found over mDNS.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WifiConfig {
+    /// Find these devices on the network and offer them in the inbox (off by default: it speaks
+    /// mDNS, multicast, on the interfaces listed).
+    pub enabled: bool,
+    /// The interfaces to speak mDNS on (`["eth0"]`); every interface when empty.
+    pub interfaces: Vec<String>,
+    /// Seconds without an answer before a device is offline.
+    pub offline_after_secs: u64,
+}
+
+impl Default for WifiConfig {
+    fn default() -> Self {
+        WifiConfig { enabled: false, interfaces: Vec::new(), offline_after_secs: 60 }
+    }
 }
 
 /// `[adapters.mdns]`
@@ -500,6 +525,13 @@ impl Config {
         }
         #[cfg(feature = "ble")]
         hearth_ble::Config::from_json(&serde_json::to_value(&self.adapters.ble).unwrap_or_default())?;
+        for (id, c) in
+            [("shelly", &self.adapters.shelly), ("wled", &self.adapters.wled), ("esphome", &self.adapters.esphome)]
+        {
+            if c.offline_after_secs == 0 {
+                return Err(format!("[adapters.{id}] offline_after_secs must be at least 1"));
+            }
+        }
         let base = &self.adapters.zigbee2mqtt.base_topic;
         if base.trim().is_empty() || base.contains(['#', '+']) {
             return Err(format!(

@@ -2,6 +2,9 @@
 //! tests drive the real hub against something that behaves like the real thing.
 //!
 //! - [`zigbee2mqtt`]: a zigbee2mqtt 2.x bridge with a realistic Zigbee network, over MQTT.
+//! - [`shelly`], [`wled`], [`esphome`]: Wi-Fi devices on their local protocols (HTTP and
+//!   WebSocket RPC, WLED's JSON API and WebSocket, the ESPHome native API with Noise), announced
+//!   over mDNS.
 //! - [`MqttProbe`]: a plain MQTT client for tests that watch or inject raw messages.
 //!
 //! Every simulator runs on plain threads (no async runtime) and is stopped when dropped.

@@ -1,1 +1,1082 @@
-//! (being written)
+//! A Shelly Gen2 device, simulated over HTTP and WebSocket with the real RPC wire format.
+//!
+//! [`ShellySim::start`] binds `127.0.0.1:0` ([`ShellySim::start_on`] a given port, to come back
+//! on the same one after a stop) and behaves like a Shelly Plus 1PM ([`Model::Plus1Pm`]: `switch:0`
+//! with power and energy metering, `input:0` in button mode) or a Plus 2PM in cover mode
+//! ([`Model::Plus2PmCover`]: a calibrated `cover:0` with metering, `input:0` and `input:1` as
+//! switches), firmware 1.0.8:
+//!
+//! - HTTP: `POST /rpc` with a JSON-RPC frame (answered with a frame), `GET /rpc/<Method>?k=v`
+//!   (answered with the result alone, or an HTTP error with `{"code", "message"}`), `GET /shelly`
+//!   (the device info), and the WebSocket at `/rpc`;
+//! - methods: `Shelly.GetDeviceInfo`, `Shelly.GetConfig`, `Shelly.GetStatus`, `Sys.GetStatus`,
+//!   `Switch.GetStatus`, `Switch.Set {id, on}`, `Switch.Toggle {id}` (1PM), `Cover.GetStatus`,
+//!   `Cover.GoToPosition {id, pos}`, `Cover.Open`, `Cover.Close`, `Cover.Stop` (2PM); anything
+//!   else is error 404 `No handler for <method>`;
+//! - with a password ([`ShellyOptions::with_password`]), every method but
+//!   `Shelly.GetDeviceInfo` needs digest authentication (user `admin`, realm the device id,
+//!   SHA-256): over HTTP a `401` with `WWW-Authenticate: Digest qop="auth", realm, nonce,
+//!   algorithm=SHA-256`, checked against `Authorization` with `HA2 = H(method:uri)`; over the
+//!   WebSocket (and in a POSTed frame) an error 401 whose message is the JSON challenge
+//!   `{auth_type, nonce, nc, realm, algorithm}`, checked against the request's `auth` object with
+//!   `HA2 = H("dummy_method:dummy_uri")`. The digests are computed here with `sha2` directly,
+//!   not with the adapter's code;
+//! - a WebSocket client that sent a request with a `src` (and passed authentication) gets
+//!   `NotifyStatus` (what changed) when the state changes and `NotifyEvent` for button pushes,
+//!   addressed to that `src`.
+//!
+//! Tests read what it was asked ([`ShellySim::calls`], [`ShellySim::wait_for_call`]), use it
+//! physically ([`ShellySim::toggle_physically`], [`ShellySim::set_power`],
+//! [`ShellySim::press_button`], [`ShellySim::move_cover_physically`], [`ShellySim::rename`]),
+//! make it misbehave
+//! ([`ShellySim::freeze`]: sockets stay open, nothing is answered or sent;
+//! [`ShellySim::send_raw`]: a frame of any text to the subscribed clients), and announce it over
+//! mDNS ([`ShellySim::announce`], `_shelly._tcp`; [`ShellySim::announce_http`], `_http._tcp`),
+//! with the TXT records a real device sends. Dropping it closes the listener and every
+//! connection.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+/// The firmware every simulated device runs.
+const FW_ID: &str = "20230913-112003/1.0.8-gb2b1d2a";
+const VER: &str = "1.0.8";
+/// The mains voltage the meters read.
+const VOLTAGE: f64 = 230.4;
+/// How often connection threads look at their queue and the stop flag.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Which device to simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Shelly Plus 1PM (`SNSW-001P16EU`): `switch:0` with metering, `input:0` in button mode.
+    Plus1Pm,
+    /// Shelly Plus 2PM (`SNSW-002P16EU`) in cover mode: calibrated `cover:0` with metering,
+    /// `input:0` and `input:1` as switches.
+    Plus2PmCover,
+}
+
+/// How the simulated device is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellyOptions {
+    /// The model.
+    pub model: Model,
+    /// The device id, `<app>-<mac>` in lowercase: also its mDNS instance name and realm.
+    pub id: String,
+    /// The password (user `admin`); `None`: no authentication.
+    pub password: Option<String>,
+    /// The name the user gave it (`sys.device.name`), if any.
+    pub name: Option<String>,
+}
+
+impl Default for ShellyOptions {
+    fn default() -> ShellyOptions {
+        ShellyOptions::plus_1pm()
+    }
+}
+
+impl ShellyOptions {
+    /// A Plus 1PM, `shellyplus1pm-a8032ab12345`, no password, no name.
+    pub fn plus_1pm() -> ShellyOptions {
+        ShellyOptions { model: Model::Plus1Pm, id: "shellyplus1pm-a8032ab12345".into(), password: None, name: None }
+    }
+
+    /// A Plus 2PM in cover mode, `shellyplus2pm-a8032ab54321`, no password, no name.
+    pub fn plus_2pm_cover() -> ShellyOptions {
+        ShellyOptions {
+            model: Model::Plus2PmCover,
+            id: "shellyplus2pm-a8032ab54321".into(),
+            password: None,
+            name: None,
+        }
+    }
+
+    /// The same with another device id.
+    pub fn with_id(mut self, id: &str) -> ShellyOptions {
+        self.id = id.to_owned();
+        self
+    }
+
+    /// The same, protected by `password`.
+    pub fn with_password(mut self, password: &str) -> ShellyOptions {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// The same with a device name.
+    pub fn with_name(mut self, name: &str) -> ShellyOptions {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    fn app(&self) -> &'static str {
+        match self.model {
+            Model::Plus1Pm => "Plus1PM",
+            Model::Plus2PmCover => "Plus2PM",
+        }
+    }
+
+    fn mac(&self) -> String {
+        let tail = self.id.rsplit('-').next().unwrap_or_default();
+        if tail.len() == 12 && tail.chars().all(|c| c.is_ascii_hexdigit()) {
+            tail.to_ascii_uppercase()
+        } else {
+            "A8032AB12345".into()
+        }
+    }
+}
+
+/// A WebSocket client of the device.
+struct Client {
+    conn: u64,
+    /// Set by its first authorised request with a `src`: it then gets notifications.
+    src: Option<String>,
+    tx: Sender<String>,
+}
+
+struct Shared {
+    opts: ShellyOptions,
+    stop: AtomicBool,
+    frozen: AtomicBool,
+    /// The status of every component, as `Shelly.GetStatus` returns it.
+    status: Mutex<Value>,
+    /// The device's name (`sys.device.name`), which [`ShellySim::rename`] changes.
+    name: Mutex<Option<String>>,
+    /// The load on the switch (W), drawn while it is on.
+    load_w: Mutex<f64>,
+    calls: Mutex<Vec<(String, Value)>>,
+    calls_changed: Condvar,
+    clients: Mutex<Vec<Client>>,
+    /// A clone of every open connection, by number, shut down on drop.
+    streams: Mutex<HashMap<u64, TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    nonces: Mutex<HashSet<u64>>,
+    next_nonce: AtomicU64,
+    next_conn: AtomicU64,
+}
+
+/// A simulated Shelly Gen2 device; see the module docs.
+pub struct ShellySim {
+    shared: Arc<Shared>,
+    port: u16,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ShellySim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShellySim").field("id", &self.shared.opts.id).field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl ShellySim {
+    /// Starts the device on a free port of 127.0.0.1.
+    pub fn start(opts: ShellyOptions) -> ShellySim {
+        ShellySim::start_on(0, opts)
+    }
+
+    /// Starts the device on `port` of 127.0.0.1 (0: a free one); panics when it is taken.
+    pub fn start_on(port: u16, opts: ShellyOptions) -> ShellySim {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind the Shelly simulator");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let port = listener.local_addr().expect("local address").port();
+        let now = unix_time();
+        let shared = Arc::new(Shared {
+            status: Mutex::new(initial_status(&opts)),
+            name: Mutex::new(opts.name.clone()),
+            opts,
+            stop: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
+            load_w: Mutex::new(60.0),
+            calls: Mutex::new(Vec::new()),
+            calls_changed: Condvar::new(),
+            clients: Mutex::new(Vec::new()),
+            streams: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+            nonces: Mutex::new(HashSet::new()),
+            next_nonce: AtomicU64::new(now as u64),
+            next_conn: AtomicU64::new(1),
+        });
+        let s = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("shelly-sim-accept".into())
+            .spawn(move || {
+                while !s.stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_nodelay(true);
+                            let conn = s.next_conn.fetch_add(1, Ordering::SeqCst);
+                            if let Ok(clone) = stream.try_clone() {
+                                s.streams.lock().unwrap().insert(conn, clone);
+                            }
+                            let s2 = s.clone();
+                            let t = std::thread::Builder::new()
+                                .name("shelly-sim-conn".into())
+                                .spawn(move || {
+                                    serve(&s2, conn, stream);
+                                    // Closed for good: the clone kept for `Drop` would hold it open.
+                                    if let Some(c) = s2.streams.lock().unwrap().remove(&conn) {
+                                        let _ = c.shutdown(Shutdown::Both);
+                                    }
+                                })
+                                .expect("spawn a Shelly simulator connection");
+                            let mut threads = s.threads.lock().unwrap();
+                            threads.retain(|t| !t.is_finished());
+                            threads.push(t);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+            .expect("spawn the Shelly simulator");
+        ShellySim { shared, port, accept: Some(accept) }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port)
+    }
+
+    /// Its device id (`shellyplus1pm-a8032ab12345`).
+    pub fn id(&self) -> &str {
+        &self.shared.opts.id
+    }
+
+    /// Its Hearth device id, `shelly:<id>`.
+    pub fn device_id(&self) -> String {
+        format!("shelly:{}", self.shared.opts.id)
+    }
+
+    /// The TXT records a real device announces.
+    fn txt(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("gen", "2".into()),
+            ("app", self.shared.opts.app().into()),
+            ("ver", VER.into()),
+            ("id", self.shared.opts.id.clone()),
+            ("fw_id", FW_ID.into()),
+            ("arch", "esp8266".into()),
+        ]
+    }
+
+    fn announce_as(&self, browser: &hearth_mdns::Browser, service_type: &str) {
+        let txt = self.txt();
+        let txt: Vec<(&str, &str)> = txt.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let id = &self.shared.opts.id;
+        browser
+            .announce(service_type, id, &format!("{id}.local."), IpAddr::V4(Ipv4Addr::LOCALHOST), self.port, &txt)
+            .expect("announce the Shelly simulator");
+    }
+
+    /// Announces `_shelly._tcp` as `<id>` on `<id>.local.` at 127.0.0.1 with the real TXT
+    /// records (`gen=2`, `app`, `ver`, `id`, `fw_id`, `arch`).
+    pub fn announce(&self, browser: &hearth_mdns::Browser) {
+        self.announce_as(browser, "_shelly._tcp.local.");
+    }
+
+    /// Announces `_http._tcp` the same way (real devices announce both).
+    pub fn announce_http(&self, browser: &hearth_mdns::Browser) {
+        self.announce_as(browser, "_http._tcp.local.");
+    }
+
+    /// Every RPC call received, in order, over any transport (those refused for a missing
+    /// password too): method and params (`null` without).
+    pub fn calls(&self) -> Vec<(String, Value)> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the calls received; panics with them after `timeout`.
+    pub fn wait_for_calls(&self, timeout: Duration, pred: impl Fn(&[(String, Value)]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut calls = self.shared.calls.lock().unwrap();
+        while !pred(&calls) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "Shelly simulator: the calls expected did not arrive within {timeout:?}: {calls:?}"
+            );
+            calls = self.shared.calls_changed.wait_timeout(calls, left).unwrap().0;
+        }
+    }
+
+    /// The params of the latest call of `method`, waiting up to `timeout` for one.
+    pub fn wait_for_call(&self, method: &str, timeout: Duration) -> Value {
+        self.wait_for_calls(timeout, |calls| calls.iter().any(|(m, _)| m == method));
+        self.calls().into_iter().rev().find(|(m, _)| m == method).map(|(_, p)| p).unwrap()
+    }
+
+    /// How many WebSocket clients get notifications.
+    pub fn subscribers(&self) -> usize {
+        self.shared.clients.lock().unwrap().iter().filter(|c| c.src.is_some()).count()
+    }
+
+    /// Waits until some WebSocket client gets notifications.
+    pub fn wait_for_subscriber(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.subscribers() == 0 {
+            assert!(Instant::now() < deadline, "Shelly simulator: no WebSocket client subscribed within {timeout:?}");
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// The whole status, as `Shelly.GetStatus` returns it.
+    pub fn status(&self) -> Value {
+        self.shared.status.lock().unwrap().clone()
+    }
+
+    /// Whether the switch is on (Plus 1PM).
+    pub fn is_on(&self) -> bool {
+        self.status()["switch:0"]["output"].as_bool().unwrap_or(false)
+    }
+
+    /// The cover's position (Plus 2PM).
+    pub fn cover_position(&self) -> i64 {
+        self.status()["cover:0"]["current_pos"].as_i64().unwrap_or(-1)
+    }
+
+    /// Flips the switch as its wall button would (Plus 1PM): notifies `output`, `source`
+    /// `button`, and the power drawn.
+    pub fn toggle_physically(&self) {
+        assert_eq!(self.shared.opts.model, Model::Plus1Pm, "only the Plus 1PM has a switch");
+        let on = !self.is_on();
+        self.shared.set_output(on, "button");
+    }
+
+    /// Sets the load on the switch (W): the power it reports while on (Plus 1PM).
+    pub fn set_power(&self, watts: f64) {
+        assert_eq!(self.shared.opts.model, Model::Plus1Pm, "only the Plus 1PM meters a switch");
+        *self.shared.load_w.lock().unwrap() = watts;
+        if self.is_on() {
+            self.shared.patch("switch:0", self.shared.meter(watts));
+        }
+    }
+
+    /// A button push on `input:0` (`single_push`, `double_push`, `triple_push`, `long_push`,
+    /// `btn_down`, `btn_up`): a `NotifyEvent`.
+    pub fn press(&self, event: &str) {
+        let ts = unix_time();
+        self.shared.notify(
+            "NotifyEvent",
+            json!({"ts": ts, "events": [{"component": "input:0", "id": 0, "event": event, "ts": ts}]}),
+        );
+    }
+
+    /// A single push on `input:0`.
+    pub fn press_button(&self) {
+        self.press("single_push");
+    }
+
+    /// Moves the cover as its wall switch would (Plus 2PM), to `pos` (0 closed, 100 open).
+    pub fn move_cover_physically(&self, pos: i64) {
+        assert_eq!(self.shared.opts.model, Model::Plus2PmCover, "only the Plus 2PM drives a cover");
+        self.shared.move_cover(pos, "switch");
+    }
+
+    /// Renames the device (`sys.device.name`) as its web page would: a `NotifyEvent` with
+    /// `config_changed` follows.
+    pub fn rename(&self, name: &str) {
+        *self.shared.name.lock().unwrap() = Some(name.to_owned());
+        let ts = unix_time();
+        self.shared.notify(
+            "NotifyEvent",
+            json!({"ts": ts, "events": [{"component": "sys", "event": "config_changed", "restart_required": false,
+                                          "ts": ts, "cfg_rev": 11}]}),
+        );
+    }
+
+    /// Freezes the device (`true`): connections are accepted and kept open, but nothing is
+    /// answered or sent until it thaws (`false`).
+    pub fn freeze(&self, frozen: bool) {
+        self.shared.frozen.store(frozen, Ordering::SeqCst);
+    }
+
+    /// Sends `text` as it is to every subscribed WebSocket client (bad frames for tests).
+    pub fn send_raw(&self, text: &str) {
+        for c in self.shared.clients.lock().unwrap().iter().filter(|c| c.src.is_some()) {
+            let _ = c.tx.send(text.to_owned());
+        }
+    }
+}
+
+impl Drop for ShellySim {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for (_, s) in self.shared.streams.lock().unwrap().drain() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let threads: Vec<JoinHandle<()>> = self.shared.threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The device's data
+// ------------------------------------------------------------------------------------------------
+
+fn unix_time() -> f64 {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    (t * 100.0).round() / 100.0
+}
+
+fn meter_block(energy_wh: f64) -> Value {
+    json!({"total": energy_wh, "by_minute": [0.0, 0.0, 0.0], "minute_ts": unix_time() as u64})
+}
+
+fn initial_status(opts: &ShellyOptions) -> Value {
+    let mac = opts.mac();
+    let mut status = json!({
+        "ble": {},
+        "cloud": {"connected": false},
+        "mqtt": {"connected": false},
+        "sys": {"mac": mac, "restart_required": false, "time": "12:00", "unixtime": unix_time() as u64,
+                "uptime": 1234, "ram_size": 246680, "ram_free": 141636, "fs_size": 458752, "fs_free": 135168,
+                "cfg_rev": 10, "kvs_rev": 0, "schedule_rev": 0, "webhook_rev": 0, "available_updates": {}},
+        "wifi": {"sta_ip": "127.0.0.1", "status": "got ip", "ssid": "Home", "rssi": -58},
+        "ws": {"connected": false},
+    });
+    let components = match opts.model {
+        Model::Plus1Pm => json!({
+            "input:0": {"id": 0, "state": null},
+            "switch:0": {"id": 0, "source": "init", "output": false, "apower": 0.0, "voltage": VOLTAGE,
+                         "current": 0.0, "aenergy": meter_block(1234.5),
+                         "temperature": {"tC": 41.2, "tF": 106.2}},
+        }),
+        Model::Plus2PmCover => json!({
+            "input:0": {"id": 0, "state": false},
+            "input:1": {"id": 1, "state": false},
+            "cover:0": {"id": 0, "source": "init", "state": "stopped", "apower": 0.0, "voltage": VOLTAGE,
+                        "current": 0.0, "pf": 0.0, "freq": 50.0, "aenergy": meter_block(321.0),
+                        "temperature": {"tC": 38.5, "tF": 101.3}, "pos_control": true,
+                        "last_direction": null, "current_pos": 50},
+        }),
+    };
+    if let (Some(s), Value::Object(c)) = (status.as_object_mut(), components) {
+        s.extend(c);
+    }
+    status
+}
+
+impl Shared {
+    fn device_info(&self) -> Value {
+        let o = &self.opts;
+        let name = self.name.lock().unwrap().clone();
+        let mut info = json!({
+            "name": name, "id": o.id, "mac": o.mac(), "slot": 0,
+            "model": match o.model { Model::Plus1Pm => "SNSW-001P16EU", Model::Plus2PmCover => "SNSW-002P16EU" },
+            "gen": 2, "fw_id": FW_ID, "ver": VER, "app": o.app(),
+            "auth_en": o.password.is_some(), "auth_domain": o.password.as_ref().map(|_| o.id.clone()),
+        });
+        if o.model == Model::Plus2PmCover {
+            info["profile"] = json!("cover");
+        }
+        info
+    }
+
+    fn config(&self) -> Value {
+        let o = &self.opts;
+        let name = self.name.lock().unwrap().clone();
+        let mut config = json!({
+            "ble": {"enable": true, "rpc": {"enable": true}, "observer": {"enable": false}},
+            "cloud": {"enable": false, "server": "iot.shelly.cloud:6012/jrpc"},
+            "mqtt": {"enable": false, "server": null, "client_id": o.id, "user": null, "ssl_ca": null,
+                     "topic_prefix": o.id, "rpc_ntf": true, "status_ntf": false, "use_client_cert": false,
+                     "enable_rpc": true, "enable_control": true},
+            "sys": {"device": {"name": name, "mac": o.mac(), "fw_id": FW_ID, "discoverable": true,
+                               "eco_mode": false, "addon_type": null},
+                    "location": {"tz": "Europe/Berlin", "lat": 52.52, "lon": 13.40},
+                    "debug": {"level": 2, "file_level": null, "mqtt": {"enable": false},
+                              "websocket": {"enable": false}, "udp": {"addr": null}},
+                    "ui_data": {}, "rpc_udp": {"dst_addr": null, "listen_port": null},
+                    "sntp": {"server": "time.google.com"}, "cfg_rev": 10},
+            "wifi": {"ap": {"ssid": o.id.clone(), "is_open": true, "enable": false},
+                     "sta": {"ssid": "Home", "is_open": false, "enable": true, "ipv4mode": "dhcp"}},
+            "ws": {"enable": false, "server": null, "ssl_ca": "ca.pem"},
+        });
+        let components = match o.model {
+            Model::Plus1Pm => json!({
+                "input:0": {"id": 0, "name": null, "type": "button", "enable": true, "invert": false,
+                            "factory_reset": true},
+                "switch:0": {"id": 0, "name": null, "in_mode": "detached", "initial_state": "match_input",
+                             "auto_on": false, "auto_on_delay": 60.0, "auto_off": false, "auto_off_delay": 60.0,
+                             "power_limit": 4480, "voltage_limit": 280, "autorecover_voltage_errors": false,
+                             "current_limit": 16.0},
+            }),
+            Model::Plus2PmCover => json!({
+                "input:0": {"id": 0, "name": null, "type": "switch", "enable": true, "invert": false,
+                            "factory_reset": true},
+                "input:1": {"id": 1, "name": null, "type": "switch", "enable": true, "invert": false},
+                "cover:0": {"id": 0, "name": null, "motor": {"idle_power_thr": 2.0, "idle_confirm_period": 0.25},
+                            "maxtime_open": 60.0, "maxtime_close": 60.0, "initial_state": "stopped",
+                            "invert_directions": false, "in_mode": "dual", "swap_inputs": false,
+                            "safety_switch": {"enable": false, "direction": "both", "action": "stop",
+                                              "allowed_move": null},
+                            "power_limit": 2800, "voltage_limit": 280, "undervoltage_limit": 0,
+                            "current_limit": 10.0,
+                            "obstruction_detection": {"enable": false, "direction": "both", "action": "stop",
+                                                      "power_thr": 1000, "holdoff": 1.0}},
+            }),
+        };
+        if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), components) {
+            c.extend(extra);
+        }
+        config
+    }
+
+    fn frame_from(&self, dst: Option<&str>, mut frame: Map<String, Value>) -> String {
+        frame.insert("src".into(), self.opts.id.clone().into());
+        if let Some(dst) = dst {
+            frame.insert("dst".into(), dst.into());
+        }
+        Value::Object(frame).to_string()
+    }
+
+    /// Sends a notification to every subscribed client, unless frozen.
+    fn notify(&self, method: &str, params: Value) {
+        if self.frozen.load(Ordering::SeqCst) {
+            return;
+        }
+        for c in self.clients.lock().unwrap().iter() {
+            if let Some(src) = &c.src {
+                let mut frame = Map::new();
+                frame.insert("method".into(), method.into());
+                frame.insert("params".into(), params.clone());
+                let _ = c.tx.send(self.frame_from(Some(src), frame));
+            }
+        }
+    }
+
+    /// Merges `fields` into a component's status and notifies what changed.
+    fn patch(&self, component: &str, fields: Value) {
+        let id = component.rsplit(':').next().and_then(|i| i.parse::<u64>().ok()).unwrap_or(0);
+        let mut changed = Map::new();
+        changed.insert("id".into(), id.into());
+        {
+            let mut status = self.status.lock().unwrap();
+            let Some(target) = status.get_mut(component).and_then(Value::as_object_mut) else { return };
+            if let Value::Object(fields) = fields {
+                for (k, v) in fields {
+                    if target.get(&k) != Some(&v) {
+                        target.insert(k.clone(), v.clone());
+                        changed.insert(k, v);
+                    }
+                }
+            }
+        }
+        if changed.len() > 1 {
+            let mut params = Map::new();
+            params.insert("ts".into(), unix_time().into());
+            params.insert(component.into(), Value::Object(changed));
+            self.notify("NotifyStatus", Value::Object(params));
+        }
+    }
+
+    fn meter(&self, watts: f64) -> Value {
+        json!({"apower": watts, "current": ((watts / VOLTAGE) * 1000.0).round() / 1000.0})
+    }
+
+    fn set_output(&self, on: bool, source: &str) -> bool {
+        let was_on = self.status.lock().unwrap()["switch:0"]["output"].as_bool().unwrap_or(false);
+        let watts = if on { *self.load_w.lock().unwrap() } else { 0.0 };
+        let mut fields = json!({"output": on, "source": source});
+        if let (Some(f), Value::Object(m)) = (fields.as_object_mut(), self.meter(watts)) {
+            f.extend(m);
+        }
+        self.patch("switch:0", fields);
+        was_on
+    }
+
+    fn move_cover(&self, pos: i64, source: &str) {
+        let now = self.status.lock().unwrap()["cover:0"]["current_pos"].as_i64().unwrap_or(0);
+        if pos == now {
+            self.patch("cover:0", json!({"state": end_state(pos), "source": source}));
+            return;
+        }
+        let (moving, direction) = if pos > now { ("opening", "open") } else { ("closing", "close") };
+        self.patch("cover:0", json!({"state": moving, "source": source, "apower": 85.0}));
+        self.patch(
+            "cover:0",
+            json!({"state": end_state(pos), "current_pos": pos, "last_direction": direction, "apower": 0.0}),
+        );
+    }
+
+    fn record(&self, method: &str, params: &Value) {
+        self.calls.lock().unwrap().push((method.to_owned(), params.clone()));
+        self.calls_changed.notify_all();
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Methods
+    // --------------------------------------------------------------------------------------------
+
+    /// Carries out a method (authentication already checked).
+    fn call(&self, method: &str, params: &Value, source: &str) -> Result<Value, (i64, String)> {
+        let cover = self.opts.model == Model::Plus2PmCover;
+        let id = params.get("id").and_then(Value::as_i64);
+        let component = |kind: &str, present: bool| -> Result<(), (i64, String)> {
+            match id {
+                None => Err((-103, "Missing required argument 'id'!".into())),
+                Some(0) if present => Ok(()),
+                Some(i) => Err((-105, format!("Argument 'id', value {i} not found! ({kind})"))),
+            }
+        };
+        match method {
+            "Shelly.GetDeviceInfo" => Ok(self.device_info()),
+            "Shelly.GetConfig" => Ok(self.config()),
+            "Shelly.GetStatus" => Ok(self.status.lock().unwrap().clone()),
+            "Sys.GetStatus" => Ok(self.status.lock().unwrap()["sys"].clone()),
+            "Switch.GetStatus" => {
+                component("switch", !cover)?;
+                Ok(self.status.lock().unwrap()["switch:0"].clone())
+            }
+            "Switch.Set" => {
+                component("switch", !cover)?;
+                let on = params
+                    .get("on")
+                    .and_then(Value::as_bool)
+                    .ok_or((-103, "Missing required argument 'on'!".to_owned()))?;
+                Ok(json!({"was_on": self.set_output(on, source)}))
+            }
+            "Switch.Toggle" => {
+                component("switch", !cover)?;
+                let on = !self.status.lock().unwrap()["switch:0"]["output"].as_bool().unwrap_or(false);
+                Ok(json!({"was_on": self.set_output(on, source)}))
+            }
+            "Cover.GetStatus" => {
+                component("cover", cover)?;
+                Ok(self.status.lock().unwrap()["cover:0"].clone())
+            }
+            "Cover.GoToPosition" => {
+                component("cover", cover)?;
+                let pos = params
+                    .get("pos")
+                    .and_then(Value::as_i64)
+                    .filter(|p| (0..=100).contains(p))
+                    .ok_or((-103, "Invalid argument 'pos'!".to_owned()))?;
+                self.move_cover(pos, source);
+                Ok(Value::Null)
+            }
+            "Cover.Open" | "Cover.Close" => {
+                component("cover", cover)?;
+                self.move_cover(if method == "Cover.Open" { 100 } else { 0 }, source);
+                Ok(Value::Null)
+            }
+            "Cover.Stop" => {
+                component("cover", cover)?;
+                self.patch("cover:0", json!({"state": "stopped", "source": source}));
+                Ok(Value::Null)
+            }
+            other => Err((404, format!("No handler for {other}"))),
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Authentication (computed here with sha2, independently of the adapter's code)
+    // --------------------------------------------------------------------------------------------
+
+    fn new_nonce(&self) -> u64 {
+        let n = self.next_nonce.fetch_add(1, Ordering::SeqCst);
+        self.nonces.lock().unwrap().insert(n);
+        n
+    }
+
+    fn issued(&self, nonce: u64) -> bool {
+        self.nonces.lock().unwrap().contains(&nonce)
+    }
+
+    fn ha1(&self) -> Option<String> {
+        self.opts.password.as_ref().map(|p| sha256(&format!("admin:{}:{p}", self.opts.id)))
+    }
+
+    fn www_authenticate(&self) -> String {
+        format!("Digest qop=\"auth\", realm=\"{}\", nonce=\"{}\", algorithm=SHA-256", self.opts.id, self.new_nonce())
+    }
+
+    fn ws_challenge(&self) -> String {
+        json!({"auth_type": "digest", "nonce": self.new_nonce(), "nc": 1, "realm": self.opts.id,
+               "algorithm": "SHA-256"})
+        .to_string()
+    }
+
+    /// Whether an `Authorization: Digest ...` header answers one of our challenges for
+    /// `method` on `uri`.
+    fn http_authorized(&self, header: Option<&str>, method: &str, uri: &str) -> bool {
+        let Some(ha1) = self.ha1() else { return true };
+        let Some(params) = header.and_then(|h| h.strip_prefix("Digest ")).map(header_params) else { return false };
+        let get = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
+        let nonce_ok = get("nonce").parse::<u64>().is_ok_and(|n| self.issued(n));
+        let ha2 = sha256(&format!("{method}:{uri}"));
+        let expected = sha256(&format!("{ha1}:{}:{}:{}:auth:{ha2}", get("nonce"), get("nc"), get("cnonce")));
+        get("username") == "admin"
+            && get("realm") == self.opts.id
+            && get("uri") == uri
+            && get("qop") == "auth"
+            && get("algorithm").eq_ignore_ascii_case("SHA-256")
+            && nonce_ok
+            && get("response") == expected
+    }
+
+    /// Whether a request frame's `auth` object answers one of our WebSocket challenges.
+    fn frame_authorized(&self, auth: Option<&Value>) -> bool {
+        let Some(ha1) = self.ha1() else { return true };
+        let Some(auth) = auth.and_then(Value::as_object) else { return false };
+        let text = |k: &str| match auth.get(k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let nonce_ok = text("nonce").parse::<u64>().is_ok_and(|n| self.issued(n));
+        let ha2 = sha256("dummy_method:dummy_uri");
+        let expected = sha256(&format!("{ha1}:{}:1:{}:auth:{ha2}", text("nonce"), text("cnonce")));
+        text("username") == "admin"
+            && text("realm") == self.opts.id
+            && text("algorithm") == "SHA-256"
+            && nonce_ok
+            && text("response") == expected
+    }
+
+    /// Answers a request frame (WebSocket, or POSTed): the response frame, and the `src` it
+    /// subscribes when it was let in.
+    fn answer_frame(&self, text: &str, source: &str) -> (Option<String>, Option<String>) {
+        let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
+            return (None, None);
+        };
+        let id = frame.get("id").cloned().unwrap_or(Value::Null);
+        let src = frame.get("src").and_then(Value::as_str).map(str::to_owned);
+        let Some(method) = frame.get("method").and_then(Value::as_str) else {
+            return (None, None);
+        };
+        let params = frame.get("params").cloned().unwrap_or(Value::Null);
+        self.record(method, &params);
+        let mut response = Map::new();
+        response.insert("id".into(), id.clone());
+        let result = if method != "Shelly.GetDeviceInfo" && !self.frame_authorized(frame.get("auth")) {
+            Err((401, self.ws_challenge()))
+        } else {
+            self.call(method, &params, source)
+        };
+        let let_in = !matches!(result, Err((401, _)));
+        match result {
+            Ok(r) => {
+                response.insert("result".into(), r);
+            }
+            Err((code, message)) => {
+                response.insert("error".into(), json!({"code": code, "message": message}));
+            }
+        }
+        if id.is_null() {
+            return (None, if let_in { src } else { None });
+        }
+        (Some(self.frame_from(src.as_deref(), response)), if let_in { src } else { None })
+    }
+
+    /// Waits while frozen; `false` once stopped.
+    fn wait_thawed(&self) -> bool {
+        while self.frozen.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(TICK);
+        }
+        !self.stop.load(Ordering::SeqCst)
+    }
+}
+
+fn end_state(pos: i64) -> &'static str {
+    match pos {
+        100 => "open",
+        0 => "closed",
+        _ => "stopped",
+    }
+}
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `k=v, k="v"` pairs of an `Authorization` header (no escapes: ours never have them).
+fn header_params(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else { break };
+        let key = key.trim().trim_start_matches(',').trim().to_owned();
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.split_once('"') {
+                Some((v, n)) => (v.to_owned(), n),
+                None => (quoted.to_owned(), ""),
+            }
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v.trim().to_owned(), n),
+                None => (after.trim().to_owned(), ""),
+            }
+        };
+        out.insert(key, value);
+        rest = next.trim_start_matches([',', ' ']);
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// HTTP and WebSocket
+// ------------------------------------------------------------------------------------------------
+
+/// A request as read: method, target, headers (names in lowercase), body, and anything read
+/// after it.
+struct HttpRequest {
+    method: String,
+    target: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(stream: &mut TcpStream, shared: &Shared) -> Option<HttpRequest> {
+    stream.set_read_timeout(Some(TICK)).ok()?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if shared.stop.load(Ordering::SeqCst) || raw.len() > 64 * 1024 {
+            return None;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return None,
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target) = (first.next()?.to_owned(), first.next()?.to_owned());
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = raw[head_end..].to_vec();
+    while body.len() < length {
+        if shared.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return None,
+        }
+    }
+    body.truncate(length);
+    Some(HttpRequest { method, target, headers, body })
+}
+
+fn respond(stream: &mut TcpStream, status: u16, extra: &[(&str, String)], body: &str) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Internal Server Error",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: ShellyHTTP/1.0.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One connection: an HTTP request, or a WebSocket.
+fn serve(shared: &Arc<Shared>, conn: u64, mut stream: TcpStream) {
+    let Some(request) = read_request(&mut stream, shared) else { return };
+    let upgrade = request.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if upgrade && request.target == "/rpc" {
+        return websocket(shared, conn, stream, &request);
+    }
+    if !shared.wait_thawed() {
+        return;
+    }
+    let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
+    match (request.method.as_str(), path) {
+        ("POST", "/rpc") => {
+            let text = String::from_utf8_lossy(&request.body).into_owned();
+            let method = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|f| f.get("method").and_then(Value::as_str).map(str::to_owned));
+            let Some(method) = method else {
+                return respond(&mut stream, 400, &[], r#"{"code": -32700, "message": "Invalid JSON-RPC frame"}"#);
+            };
+            let header = request.headers.get("authorization").map(String::as_str);
+            // A frame may carry its own `auth` object instead of the header.
+            let frame_auth = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("auth").cloned());
+            let open = method == "Shelly.GetDeviceInfo"
+                || shared.http_authorized(header, "POST", "/rpc")
+                || (frame_auth.is_some() && shared.frame_authorized(frame_auth.as_ref()));
+            if !open {
+                let params = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("params").cloned());
+                shared.record(&method, &params.unwrap_or(Value::Null));
+                return respond(&mut stream, 401, &[("WWW-Authenticate", shared.www_authenticate())], "");
+            }
+            // Authorised: answer as over the WebSocket, without its own check.
+            let mut frame: Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
+            frame.remove("auth");
+            let (answer, failed) = shared.answer_frame_open(&Value::Object(frame), "HTTP_in");
+            respond(&mut stream, if failed { 500 } else { 200 }, &[], &answer);
+        }
+        ("GET", "/shelly") => respond(&mut stream, 200, &[], &shared.device_info().to_string()),
+        ("GET", p) if p.starts_with("/rpc/") => {
+            let method = &p["/rpc/".len()..];
+            let mut params = Map::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let v = percent_decode(v);
+                params.insert(percent_decode(k), serde_json::from_str(&v).unwrap_or(Value::String(v)));
+            }
+            let params = if params.is_empty() { Value::Null } else { Value::Object(params) };
+            shared.record(method, &params);
+            let header = request.headers.get("authorization").map(String::as_str);
+            if method != "Shelly.GetDeviceInfo" && !shared.http_authorized(header, "GET", &request.target) {
+                return respond(&mut stream, 401, &[("WWW-Authenticate", shared.www_authenticate())], "");
+            }
+            match shared.call(method, &params, "HTTP_in") {
+                Ok(result) => respond(&mut stream, 200, &[], &result.to_string()),
+                Err((code, message)) => {
+                    let status = if code == 404 { 404 } else { 400 };
+                    respond(&mut stream, status, &[], &json!({"code": code, "message": message}).to_string());
+                }
+            }
+        }
+        _ => respond(&mut stream, 404, &[], ""),
+    }
+}
+
+impl Shared {
+    /// Answers a frame already let in (POST /rpc): the response frame, and whether it is an
+    /// error.
+    fn answer_frame_open(&self, frame: &Value, source: &str) -> (String, bool) {
+        let id = frame.get("id").cloned().unwrap_or(Value::Null);
+        let src = frame.get("src").and_then(Value::as_str).map(str::to_owned);
+        let method = frame.get("method").and_then(Value::as_str).unwrap_or_default();
+        let params = frame.get("params").cloned().unwrap_or(Value::Null);
+        self.record(method, &params);
+        let mut response = Map::new();
+        response.insert("id".into(), id);
+        let failed = match self.call(method, &params, source) {
+            Ok(r) => {
+                response.insert("result".into(), r);
+                false
+            }
+            Err((code, message)) => {
+                response.insert("error".into(), json!({"code": code, "message": message}));
+                true
+            }
+        };
+        (self.frame_from(src.as_deref(), response), failed)
+    }
+}
+
+/// The WebSocket at `/rpc`: requests answered by id, notifications to a subscribed client.
+fn websocket(shared: &Arc<Shared>, conn: u64, mut stream: TcpStream, request: &HttpRequest) {
+    let Some(key) = request.headers.get("sec-websocket-key") else {
+        return respond(&mut stream, 400, &[], "");
+    };
+    if !shared.wait_thawed() {
+        return;
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(TICK));
+    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+    let (tx, rx): (Sender<String>, Receiver<String>) = mpsc::channel();
+    shared.clients.lock().unwrap().push(Client { conn, src: None, tx });
+    'session: while !shared.stop.load(Ordering::SeqCst) {
+        if shared.frozen.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            continue;
+        }
+        while let Ok(text) = rx.try_recv() {
+            if ws.send(Message::text(text)).is_err() {
+                break 'session;
+            }
+        }
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let (answer, src) = shared.answer_frame(text.as_str(), "WS_in");
+                if let Some(src) = src
+                    && let Some(c) = shared.clients.lock().unwrap().iter_mut().find(|c| c.conn == conn)
+                {
+                    c.src = Some(src);
+                }
+                if let Some(answer) = answer
+                    && ws.send(Message::text(answer)).is_err()
+                {
+                    break;
+                }
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    shared.clients.lock().unwrap().retain(|c| c.conn != conn);
+}

@@ -1,7 +1,11 @@
 //! Devices on the network, end to end, inside a network namespace of the test's own (the test
-//! re-runs itself under `unshare -n`; multicast never reaches the machine's network): the hub's
-//! network discovery lists a HomeKit accessory it cannot control yet in the inbox, keyed by its
-//! device id, and follows it to a new address instead of listing it twice.
+//! re-runs itself under `unshare -n`; multicast never reaches the machine's network), driven only
+//! through the hub's API:
+//! - the network discovery lists a HomeKit accessory it cannot control yet in the inbox, keyed
+//!   by its device id, and follows it to a new address instead of listing it twice;
+//! - a WLED controller, a Shelly and an ESPHome device (simulators speaking the real protocols,
+//!   announced over real mDNS) are found, added, show their state live, take commands, go
+//!   offline with the reason when they stop, and come back when they return.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,6 +14,9 @@ use std::time::Duration;
 
 use hearth_mdns::Browser;
 use hearth_tests::Hub;
+use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, RELAY, TEMPERATURE};
+use hearth_tests::sim::shelly::{ShellyOptions, ShellySim};
+use hearth_tests::sim::wled::{WledOptions, WledSim};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(20);
@@ -85,4 +92,258 @@ fn a_device_seen_on_the_network_waits_in_the_inbox_as_not_supported_yet() {
             (list.len() == 1 && list[0]["address"] == "127.0.0.2").then_some(())
         });
     });
+}
+
+/// A hub with the Wi-Fi adapters on, speaking mDNS on the namespace's loopback only, giving up
+/// on a silent device after 3 s.
+fn wifi_hub() -> (Hub, String) {
+    let mut config = String::new();
+    for id in ["shelly", "wled", "esphome"] {
+        config.push_str(&format!("[adapters.{id}]\nenabled = true\ninterfaces = [\"lo\"]\noffline_after_secs = 3\n"));
+    }
+    let hub = Hub::start_with_config(&config, &[]);
+    let token = hub.onboard();
+    (hub, token)
+}
+
+/// Waits for `adapter`'s find to wait in the inbox, and adds it.
+fn accept(hub: &Hub, token: &str, adapter: &str, key: &str) -> Value {
+    let entry =
+        hub.wait_for(T, || entries(hub, token).into_iter().find(|e| e["adapter"] == adapter && e["key"] == key));
+    let accepted = hub.post(&format!("/api/v1/inbox/{adapter}/{key}/accept"), Some(token), json!({}));
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    entry
+}
+
+/// Waits until the device answers `ready`.
+fn device_when(hub: &Hub, token: &str, id: &str, mut ready: impl FnMut(&Value) -> bool) -> Value {
+    hub.wait_for(T, || {
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(token));
+        (d.status == 200 && ready(&d.body)).then_some(d.body)
+    })
+}
+
+fn command(hub: &Hub, token: &str, id: &str, body: Value) {
+    let a = hub.post(&format!("/api/v1/devices/{id}/commands"), Some(token), body);
+    assert!(a.status == 200 || a.status == 202, "{} {}", a.status, a.text);
+}
+
+#[test]
+fn a_wled_controller_is_found_added_controlled_and_followed_through_a_restart() {
+    in_namespace("a_wled_controller_is_found_added_controlled_and_followed_through_a_restart", || {
+        let (hub, token) = wifi_hub();
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let options = WledOptions { segments: 2, ..WledOptions::default() };
+        let sim = WledSim::start(options.clone());
+        sim.announce(&net);
+        let id = sim.device_id();
+
+        // Found, with its brand, name and address; added.
+        let entry = accept(&hub, &token, "wled", sim.mac());
+        assert_eq!(entry["device"], id.as_str());
+        assert_eq!(entry["name"], "wled-0455f0");
+        assert_eq!(entry["manufacturer"], "WLED");
+        assert_eq!(entry["address"], "127.0.0.1");
+        assert_eq!(entry["transport"], "wifi");
+        assert_eq!(entry["supported"], true);
+
+        // A device with its features and its state, online.
+        let d = device_when(&hub, &token, &id, |d| d["state"]["effect"]["value"].is_string());
+        assert_eq!(d["name"], "WLED Kitchen");
+        assert_eq!(d["availability"]["state"], "online");
+        assert_eq!(d["state"]["state"]["value"], true);
+        assert_eq!(d["state"]["effect"]["value"], "Solid");
+        let features: Vec<&str> =
+            d["features"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+        for key in ["state", "brightness", "color", "effect", "palette", "state_seg1", "effect_seg1"] {
+            assert!(features.contains(&key), "{key} in {features:?}");
+        }
+
+        // A command reaches the controller; its new state comes back.
+        command(&hub, &token, &id, json!({"set": {"brightness": 40, "effect": "Rainbow"}}));
+        let patches = sim.wait_patches(1, T);
+        assert_eq!(patches[0]["bri"], 102, "{patches:?}");
+        assert_eq!(patches[0]["seg"][0]["fx"], 9, "{patches:?}");
+        device_when(&hub, &token, &id, |d| {
+            d["state"]["effect"]["value"] == "Rainbow" && d["state"]["brightness"]["value"] == 40.0
+        });
+
+        // Someone uses the controller's own button: the hub sees it live.
+        sim.set_physically(json!({"on": false}));
+        device_when(&hub, &token, &id, |d| d["state"]["state"]["value"] == false);
+
+        // The controller stops: offline after 3 s of silence, saying why.
+        let port = sim.port();
+        drop(sim);
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 3 s");
+        assert_eq!(d["availability"]["code"], "no_answer");
+
+        // It comes back (and announces itself): online again with its state.
+        let sim = WledSim::start_on(port, options);
+        sim.announce(&net);
+        device_when(&hub, &token, &id, |d| {
+            d["availability"]["state"] == "online" && d["state"]["state"]["value"] == true
+        });
+    });
+}
+
+#[test]
+fn an_encrypted_esphome_device_asks_for_its_key_then_is_controlled_through_reboots() {
+    in_namespace("an_encrypted_esphome_device_asks_for_its_key_then_is_controlled_through_reboots", || {
+        let (hub, token) = wifi_hub();
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let sim = EsphomeSim::start(EsphomeOptions::encrypted());
+        sim.announce(&net);
+        let id = sim.device_id().to_string();
+        let mac = id.strip_prefix("esphome:").unwrap().to_owned();
+
+        let entry = accept(&hub, &token, "esphome", &mac);
+        assert_eq!(entry["name"], "Kitchen node");
+        assert_eq!(entry["address"], "127.0.0.1");
+
+        // Listed at once, and offline saying what to do: the device encrypts its API.
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["name"], "Kitchen node");
+        assert_eq!(d["availability"]["code"], "refused");
+        let reason = d["availability"]["reason"].as_str().unwrap();
+        assert!(reason.contains("encrypts its API") && reason.contains(&mac), "{reason}");
+
+        // The key entered: connected at once (no waiting for a retry), described, live.
+        let put = hub.request(
+            "PUT",
+            &format!("/api/v1/adapters/esphome/secrets/{mac}"),
+            Some(&token),
+            Some(&json!({"value": EsphomeOptions::KEY})),
+        );
+        assert_eq!(put.status, 204, "{}", put.text);
+        let d = device_when(&hub, &token, &id, |d| {
+            d["availability"]["state"] == "online" && d["state"]["temperature"]["value"].is_number()
+        });
+        let features: Vec<&str> =
+            d["features"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+        for key in ["relay", "ceiling_light", "temperature", "motion", "blind", "restart", "target_temperature", "mode"]
+        {
+            assert!(features.contains(&key), "{key} in {features:?}");
+        }
+        assert_eq!(d["state"]["relay"]["value"], false);
+
+        // A command reaches the device; its new state comes back. The device's own changes too.
+        command(&hub, &token, &id, json!({"set": {"relay": true}}));
+        sim.wait_for_command("switch relay state=true", T);
+        device_when(&hub, &token, &id, |d| d["state"]["relay"]["value"] == true);
+        sim.set_sensor(TEMPERATURE, 23.5);
+        device_when(&hub, &token, &id, |d| d["state"]["temperature"]["value"] == 23.5);
+
+        // A reboot: reconnected before anyone notices (it stays online), state still live.
+        sim.reboot();
+        sim.set_switch_physically(RELAY, false);
+        device_when(&hub, &token, &id, |d| d["state"]["relay"]["value"] == false);
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+        assert_eq!(d["availability"]["state"], "online");
+
+        // Powered off: offline after 3 s of silence, saying why; back when it returns.
+        let port = sim.port();
+        drop(sim);
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 3 s");
+        let sim = EsphomeSim::start_on(port, EsphomeOptions::encrypted());
+        sim.announce(&net);
+        device_when(&hub, &token, &id, |d| d["availability"]["state"] == "online");
+    });
+}
+
+#[test]
+fn a_shelly_with_a_password_is_added_and_controlled_and_a_silent_one_does_not_hold_up_the_others() {
+    in_namespace(
+        "a_shelly_with_a_password_is_added_and_controlled_and_a_silent_one_does_not_hold_up_the_others",
+        || {
+            let (hub, token) = wifi_hub();
+            let net = Browser::start(&["lo".to_owned()]).unwrap();
+            let options = ShellyOptions::plus_1pm().with_name("Kettle").with_password("correct horse");
+            let sim = ShellySim::start(options.clone());
+            sim.announce(&net);
+            let id = sim.device_id();
+            let key = sim.id().to_owned();
+            // A second Shelly, announced the older way (`_http._tcp`), with no password.
+            let cover = ShellySim::start(ShellyOptions::plus_2pm_cover());
+            cover.announce_http(&net);
+            let cover_id = cover.device_id();
+
+            let entry = accept(&hub, &token, "shelly", &key);
+            assert_eq!(entry["manufacturer"], "Shelly");
+            assert_eq!(entry["address"], "127.0.0.1");
+            accept(&hub, &token, "shelly", cover.id());
+
+            // The Kettle asks for a password: listed at once, offline, saying what to do.
+            let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+            assert_eq!(d["availability"]["code"], "refused", "{d}");
+            let reason = d["availability"]["reason"].as_str().unwrap();
+            assert!(reason.contains("password"), "{reason}");
+            // A wrong one is refused in its own words; the right one connects at once.
+            let put = |value: &str| {
+                let a = hub.request(
+                    "PUT",
+                    &format!("/api/v1/adapters/shelly/secrets/{key}"),
+                    Some(&token),
+                    Some(&json!({"value": value})),
+                );
+                assert_eq!(a.status, 204, "{}", a.text);
+            };
+            put("wrong horse");
+            device_when(&hub, &token, &id, |d| {
+                d["availability"]["reason"] != reason && d["availability"]["code"] == "refused"
+            });
+            put("correct horse");
+            let d = device_when(&hub, &token, &id, |d| {
+                d["availability"]["state"] == "online" && d["state"]["power"]["value"].is_number()
+            });
+            assert_eq!(d["name"], "Kettle");
+            let features: Vec<&str> =
+                d["features"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+            for key in ["state", "power", "energy", "action"] {
+                assert!(features.contains(&key), "{key} in {features:?}");
+            }
+
+            // A command reaches the device (authenticated); its state and power come back live.
+            command(&hub, &token, &id, json!({"set": {"state": true}}));
+            let params = sim.wait_for_call("Switch.Set", T);
+            assert_eq!((params["id"].clone(), params["on"].clone()), (json!(0), json!(true)));
+            device_when(&hub, &token, &id, |d| d["state"]["state"]["value"] == true);
+            sim.set_power(1850.0);
+            device_when(&hub, &token, &id, |d| d["state"]["power"]["value"] == 1850.0);
+            // Its button, pushed: an event in the history.
+            sim.press_button();
+            hub.wait_for(T, || {
+                let h = hub.get(&format!("/api/v1/devices/{id}/history?feature=action"), Some(&token));
+                let entries = h.body["entries"].as_array().cloned().unwrap_or_default();
+                entries.iter().any(|e| e["kind"] == "event" && e["value"] == "single").then_some(())
+            });
+
+            // The Kettle freezes (connected, silent). The cover is served meanwhile; then the
+            // Kettle is offline with the reason.
+            device_when(&hub, &token, &cover_id, |d| d["availability"]["state"] == "online");
+            sim.freeze(true);
+            command(&hub, &token, &cover_id, json!({"set": {"cover_position": 30}}));
+            let params = cover.wait_for_call("Cover.GoToPosition", T);
+            assert_eq!(params["pos"], 30);
+            device_when(&hub, &token, &cover_id, |d| d["state"]["cover_position"]["value"] == 30.0);
+            let kettle = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+            assert_eq!(
+                kettle["availability"]["state"], "online",
+                "the cover was served before the Kettle was given up"
+            );
+            let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+            assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 3 s");
+            assert_eq!(d["availability"]["code"], "no_answer");
+
+            // Unfrozen (or restarted): back.
+            let port = sim.port();
+            drop(sim);
+            let sim = ShellySim::start_on(port, options);
+            sim.announce(&net);
+            device_when(&hub, &token, &id, |d| d["availability"]["state"] == "online");
+            drop(cover);
+        },
+    );
 }

@@ -21,7 +21,7 @@ mod proto;
 mod tests;
 
 pub use frame::{Frame, FrameError, NoiseFrameDecoder, PlaintextDecoder, encode_noise_frame, encode_plaintext};
-pub use mapping::{CommandMapError, DeviceMap, MapError, native_id, state_key};
+pub use mapping::{CommandMapError, DeviceMap, MapError, command_key, native_id, state_key};
 pub use messages::Message;
 pub use noise::{KeyError, NoiseClient, NoiseError, NoiseEvent, NoiseKey};
 pub use proto::DecodeError;

@@ -8,14 +8,19 @@
 //!
 //! - every announcement is offered to the inbox (again on each announcement, so the inbox shows
 //!   the current address);
+//! - a device accepted while the adapter runs is listed at once by the name it was found by
+//!   (without features until its session describes it);
 //! - every accepted device gets a supervisor task of its own, so a slow or misbehaving device
 //!   never delays another. The supervisor runs sessions one after the other: when one ends it
 //!   waits a jittered, growing delay (1 s doubling to 30 s, each between half and all of it) and
-//!   connects again; a new announcement (the device rebooted, or DHCP gave it a new address)
-//!   reconnects at once to the address announced;
+//!   connects again; an announcement at a new address (DHCP), or any announcement while the
+//!   device is not online (it rebooted), reconnects at once to the address announced;
 //! - a device that has not answered for `offline_after_secs` (60 s by default) goes offline
 //!   with the reason, `no answer from 192.168.1.23 for 60 s` (code `no_answer`), and comes back
 //!   online when a session is up again;
+//! - a device that answers but refuses the hub (a password or key missing or wrong: the session
+//!   says so with [`Link::refused`]) is offline at once with that reason (code `refused`); a
+//!   change of the adapter's secrets makes every device not online try again at once;
 //! - commands go to the device's current session; while it has none, the command is refused
 //!   in the log (the device is offline or about to be).
 //!
@@ -31,7 +36,7 @@ use std::time::Duration;
 
 use hearth_sdk::{
     AdapterContext, AdapterError, AdapterEvent, AdapterState, AdapterStatus, Availability, BoxFuture, Command,
-    DeviceId, EventSender, Found, HubGone, Secrets, Timestamp,
+    DeviceDescriptor, DeviceId, EventSender, Found, HubGone, Secrets, Timestamp,
 };
 use serde::Deserialize;
 use tokio::net::TcpStream;
@@ -151,6 +156,21 @@ struct Shared {
     last_heard: Mutex<Instant>,
     /// What was last reported: [`UNKNOWN`], [`ONLINE`] or [`OFFLINE`].
     reported: AtomicU8,
+    /// Why the device refused the last session, when it did (a password or key missing or wrong).
+    refusal: Mutex<Option<String>>,
+    /// The refusal the device's availability says now.
+    said: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            last_heard: Mutex::new(Instant::now()),
+            reported: AtomicU8::new(UNKNOWN),
+            refusal: Mutex::new(None),
+            said: Mutex::new(None),
+        }
+    }
 }
 
 impl Link {
@@ -161,6 +181,17 @@ impl Link {
         }
     }
 
+    /// The device answered but refuses this hub, for a reason only the user can fix (a password
+    /// or an encryption key missing or wrong): returns `reason`, for the session to fail with, and
+    /// makes the device offline at once with it (code `refused`) instead of waiting for silence.
+    /// A change of the adapter's secrets reconnects at once.
+    pub fn refused(&self, reason: String) -> String {
+        if let Ok(mut r) = self.shared.refusal.lock() {
+            *r = Some(reason.clone());
+        }
+        reason
+    }
+
     /// How long the device has been silent.
     pub fn silence(&self) -> Duration {
         last_heard(&self.shared).elapsed()
@@ -169,6 +200,9 @@ impl Link {
     /// The session is up (the device is described and streaming): the device is online.
     pub async fn up(&self) -> Result<(), HubGone> {
         self.heard();
+        if let Ok(mut said) = self.shared.said.lock() {
+            *said = None;
+        }
         if self.shared.reported.swap(ONLINE, Ordering::SeqCst) != ONLINE {
             self.events.availability(&self.target.device, Availability::online(Timestamp::now())).await?;
         }
@@ -201,7 +235,7 @@ impl Link {
         idle: Duration,
     ) -> (Link, mpsc::Sender<Command>) {
         let (tx, commands) = mpsc::channel(16);
-        let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), reported: AtomicU8::new(UNKNOWN) });
+        let shared = Arc::new(Shared::new());
         (Link { target, events, commands, secrets, idle, shared }, tx)
     }
 }
@@ -427,6 +461,7 @@ fn jittered(d: Duration) -> Duration {
 /// One accepted device's supervisor, as the runner sees it.
 struct Supervised {
     target: watch::Sender<Option<Target>>,
+    shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -449,25 +484,26 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
     let mut seen = browser.browse(protocol.service_types()).map_err(|e| AdapterError(e.to_string()))?;
     ctx.events.status(AdapterStatus::running()).await?;
 
-    // Where each device was last announced, by key, and the instance names that point at keys.
+    // Where each device was last announced, by key.
     let mut targets: HashMap<String, Target> = HashMap::new();
-    let mut instances: HashMap<String, String> = HashMap::new();
+    let mut finds: HashMap<String, Found> = HashMap::new();
     let mut running: HashMap<DeviceId, Supervised> = HashMap::new();
     let mut inbox_open = true;
+    let mut secrets_open = true;
 
     let start = |target: Option<Target>, device: DeviceId, ctx: &AdapterContext| -> Supervised {
         let (target_tx, target_rx) = watch::channel(target);
         let (commands, commands_rx) = mpsc::channel(32);
+        let shared = Arc::new(Shared::new());
         let task = tokio::spawn(supervise(
             protocol.clone(),
             device,
             target_rx,
             commands_rx,
-            ctx.events.clone(),
-            ctx.secrets.clone(),
-            idle,
+            (ctx.events.clone(), ctx.secrets.clone(), idle),
+            shared.clone(),
         ));
-        Supervised { target: target_tx, commands, task }
+        Supervised { target: target_tx, shared, commands, task }
     };
 
     // Devices accepted before this start are kept connected once they are announced.
@@ -486,32 +522,62 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
                 Some(Seen::Resolved(a)) => {
                     let Some(found) = protocol.identify(&a) else { continue };
                     let Some(t) = target(&found, &a) else { continue };
-                    instances.insert(a.instance.clone(), found.key.clone());
                     targets.insert(found.key.clone(), t.clone());
+                    finds.insert(found.key.clone(), found.clone());
                     if let Some(s) = running.get(&found.device) {
-                        // Announced again: reconnect at once, at the address announced.
-                        s.target.send_replace(Some(t));
+                        // Announced at another address (DHCP), or announced again while not
+                        // online (it rebooted): reconnect at once, at the address announced. A
+                        // device that is online and where it was is left alone (devices announce
+                        // themselves often, and under several service types).
+                        let at = |t: &Target| (t.address, t.port);
+                        let moved = s.target.borrow().as_ref().map(at) != Some(at(&t));
+                        if moved || s.shared.reported.load(Ordering::SeqCst) != ONLINE {
+                            s.target.send_replace(Some(t));
+                        } else {
+                            // Its records, kept for the next session, without disturbing this one.
+                            s.target.send_if_modified(|now| {
+                                *now = Some(t);
+                                false
+                            });
+                        }
                     }
                     if ctx.events.send(AdapterEvent::Found { found }).await.is_err() {
                         break Ok(());
                     }
                 }
-                Some(Seen::Removed { instance, .. }) => {
-                    instances.remove(&instance);
-                }
+                // A goodbye changes nothing: a device that left stops answering, and is offline
+                // when its time is up; one that says goodbye to reboot is back soon.
+                Some(Seen::Removed { .. }) => {}
                 None => break Ok(()),
             },
             decided = ctx.inbox.changed(), if inbox_open => match decided {
                 Some(decisions) => {
                     // Newly accepted: supervise. No longer accepted (forgotten, removed): stop.
+                    let mut gone = false;
                     for (key, decision) in &decisions {
                         if *decision != hearth_sdk::Decision::Accepted {
                             continue;
                         }
                         let device = DeviceId::new(adapter, key);
-                        if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(device.clone()) {
-                            slot.insert(start(targets.get(key).cloned(), device, &ctx));
+                        if running.contains_key(&device) {
+                            continue;
                         }
+                        // Added just now: the device is listed at once under the name it was
+                        // found by (its session describes it fully), so a device that refuses
+                        // the hub can say why on its page.
+                        if let Some(found) = finds.get(key) {
+                            let mut d = DeviceDescriptor::new(device.clone(), &found.name, Vec::new());
+                            d.manufacturer = found.manufacturer.clone();
+                            d.model = found.model.clone();
+                            if ctx.events.device(d).await.is_err() {
+                                gone = true;
+                                break;
+                            }
+                        }
+                        running.insert(device.clone(), start(targets.get(key).cloned(), device, &ctx));
+                    }
+                    if gone {
+                        break Ok(());
                     }
                     let accepted: Vec<DeviceId> = decisions
                         .iter()
@@ -527,6 +593,17 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
                     });
                 }
                 None => inbox_open = false,
+            },
+            changed = ctx.secrets.changed(), if secrets_open => match changed {
+                // A password or key entered: devices not online try again at once.
+                Some(_) => {
+                    for s in running.values() {
+                        if s.shared.reported.load(Ordering::SeqCst) != ONLINE {
+                            s.target.send_modify(|_| {});
+                        }
+                    }
+                }
+                None => secrets_open = false,
             },
             Some(command) = ctx.commands.recv() => {
                 match running.get(&command.device) {
@@ -554,12 +631,10 @@ async fn supervise<P: Protocol>(
     device: DeviceId,
     mut target: watch::Receiver<Option<Target>>,
     mut commands: mpsc::Receiver<Command>,
-    events: EventSender,
-    secrets: Secrets,
-    idle: Duration,
+    (events, secrets, idle): (EventSender, Secrets, Duration),
+    shared: Arc<Shared>,
 ) {
     let adapter = protocol.adapter();
-    let shared = Arc::new(Shared { last_heard: Mutex::new(Instant::now()), reported: AtomicU8::new(UNKNOWN) });
     let mut backoff = BACKOFF_START;
     let mut last_error = String::new();
     loop {
@@ -614,6 +689,12 @@ async fn supervise<P: Protocol>(
             match outcome {
                 Some(Ok(Ok(()))) => return,
                 Some(Ok(Err(e))) => {
+                    let refusal = shared.refusal.lock().ok().and_then(|mut r| r.take());
+                    if let Some(reason) = refusal
+                        && refuse(&shared, &events, &device, reason).await.is_err()
+                    {
+                        return;
+                    }
                     if e != last_error {
                         tracing::warn!(adapter, %device, "{e}; reconnecting");
                         last_error = e;
@@ -688,6 +769,19 @@ async fn go_offline(
     let reason = no_answer(address, idle);
     tracing::warn!(%device, "{reason}: offline");
     events.availability(device, Availability::offline(reason, Timestamp::now()).with_code("no_answer")).await
+}
+
+/// Offline at once with why the device refused this hub (once per reason).
+async fn refuse(shared: &Shared, events: &EventSender, device: &DeviceId, reason: String) -> Result<(), HubGone> {
+    let already = shared.said.lock().map(|s| s.as_deref() == Some(reason.as_str())).unwrap_or(false);
+    if already && shared.reported.load(Ordering::SeqCst) == OFFLINE {
+        return Ok(());
+    }
+    shared.reported.store(OFFLINE, Ordering::SeqCst);
+    if let Ok(mut s) = shared.said.lock() {
+        *s = Some(reason.clone());
+    }
+    events.availability(device, Availability::offline(reason, Timestamp::now()).with_code("refused")).await
 }
 
 async fn go_unseen(shared: &Shared, events: &EventSender, device: &DeviceId, idle: Duration) -> Result<(), HubGone> {

@@ -402,6 +402,11 @@ impl DeviceMap {
         &self.descriptor
     }
 
+    /// The keys of the entities the map keeps, in entity order.
+    pub fn entity_keys(&self) -> Vec<u32> {
+        self.bindings.iter().map(|b| b.key).collect()
+    }
+
     /// The values of a state message, keyed by feature, in canonical units. `None` when the
     /// message is no state, or of an entity the map does not know (or left out); an empty map
     /// when the entity has no state yet.
@@ -543,6 +548,21 @@ pub fn state_key(msg: &Message) -> Option<u32> {
         Message::ClimateStateResponse(s) => s.key,
         Message::NumberStateResponse(s) => s.key,
         Message::SelectStateResponse(s) => s.key,
+        _ => return None,
+    })
+}
+
+/// The entity key of a command message.
+pub fn command_key(msg: &Message) -> Option<u32> {
+    Some(match msg {
+        Message::SwitchCommandRequest(c) => c.key,
+        Message::LightCommandRequest(c) => c.key,
+        Message::CoverCommandRequest(c) => c.key,
+        Message::FanCommandRequest(c) => c.key,
+        Message::ClimateCommandRequest(c) => c.key,
+        Message::NumberCommandRequest(c) => c.key,
+        Message::SelectCommandRequest(c) => c.key,
+        Message::ButtonCommandRequest(c) => c.key,
         _ => return None,
     })
 }

@@ -586,6 +586,13 @@ messages! {
         /// Sub-device id.
         3 device_id: u32 = Uint32,
     }
+    /// Asks the peer for the time (a device with `time: platform: homeassistant` asks the client).
+    GetTimeRequest = 36 {}
+    /// The time, answering [`GetTimeRequest`].
+    GetTimeResponse = 37 {
+        /// Seconds since 1970-01-01 UTC.
+        1 epoch_seconds: u32 = Fixed32,
+    }
     /// A climate device (thermostat, air conditioner).
     ListEntitiesClimateResponse = 46 {
         /// Entity id within its domain.

@@ -206,6 +206,8 @@ fn every_message_round_trips() {
         }
         .into(),
         ButtonCommandRequest { key: 1, device_id: 0 }.into(),
+        GetTimeRequest::default().into(),
+        GetTimeResponse { epoch_seconds: 1_750_484_200 }.into(),
     ];
     for m in msgs {
         let back = Message::decode(m.msg_type(), &m.encode()).unwrap();
@@ -757,6 +759,18 @@ fn states_give_values_in_canonical_units() {
 
 fn cmd(json: &str) -> CommandRequest {
     serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn command_messages_name_their_entity() {
+    let m = map();
+    let out = m.commands(&cmd(r#"{"set": {"relay": true, "lamp_brightness": 10}, "refresh": true}"#)).unwrap();
+    let keys: Vec<Option<u32>> = out.iter().map(command_key).collect();
+    assert_eq!(keys.len(), 3);
+    assert!(keys[..2].iter().all(Option::is_some), "{out:?}");
+    assert_eq!(keys[2], None, "the refresh is a SubscribeStatesRequest");
+    let every = m.entity_keys();
+    assert!(keys[..2].iter().flatten().all(|k| every.contains(k)), "{every:?}");
 }
 
 #[test]
