@@ -4,7 +4,8 @@
 //! on the same one after a stop) and behaves like a Shelly Plus 1PM ([`Model::Plus1Pm`]: `switch:0`
 //! with power and energy metering, `input:0` in button mode) or a Plus 2PM in cover mode
 //! ([`Model::Plus2PmCover`]: a calibrated `cover:0` with metering, `input:0` and `input:1` as
-//! switches), firmware 1.0.8:
+//! switches) or a Plus H&T on battery ([`Model::PlusHt`]: temperature, humidity, battery; a test
+//! makes it sleep by dropping it and wake by starting it again), firmware 1.0.8:
 //!
 //! - HTTP: `POST /rpc` with a JSON-RPC frame (answered with a frame), `GET /rpc/<Method>?k=v`
 //!   (answered with the result alone, or an HTTP error with `{"code", "message"}`), `GET /shelly`
@@ -65,10 +66,14 @@ pub enum Model {
     /// Shelly Plus 2PM (`SNSW-002P16EU`) in cover mode: calibrated `cover:0` with metering,
     /// `input:0` and `input:1` as switches.
     Plus2PmCover,
+    /// Shelly Plus H&T (`SNSN-0013A`) on battery: `temperature:0`, `humidity:0` and
+    /// `devicepower:0`. It sleeps: a test stops it (drop) and starts it again (a wake) with new
+    /// readings ([`ShellyOptions::with_reading`]); its status says its `sys.wakeup_period`.
+    PlusHt,
 }
 
 /// How the simulated device is set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ShellyOptions {
     /// The model.
     pub model: Model,
@@ -78,6 +83,10 @@ pub struct ShellyOptions {
     pub password: Option<String>,
     /// The name the user gave it (`sys.device.name`), if any.
     pub name: Option<String>,
+    /// What a Plus H&T reads: temperature (°C) and humidity (%).
+    pub reading: (f64, f64),
+    /// How often a Plus H&T wakes, in seconds (`sys.wakeup_period`).
+    pub wakeup_period: u64,
 }
 
 impl Default for ShellyOptions {
@@ -89,7 +98,14 @@ impl Default for ShellyOptions {
 impl ShellyOptions {
     /// A Plus 1PM, `shellyplus1pm-a8032ab12345`, no password, no name.
     pub fn plus_1pm() -> ShellyOptions {
-        ShellyOptions { model: Model::Plus1Pm, id: "shellyplus1pm-a8032ab12345".into(), password: None, name: None }
+        ShellyOptions {
+            model: Model::Plus1Pm,
+            id: "shellyplus1pm-a8032ab12345".into(),
+            password: None,
+            name: None,
+            reading: (0.0, 0.0),
+            wakeup_period: 0,
+        }
     }
 
     /// A Plus 2PM in cover mode, `shellyplus2pm-a8032ab54321`, no password, no name.
@@ -99,7 +115,33 @@ impl ShellyOptions {
             id: "shellyplus2pm-a8032ab54321".into(),
             password: None,
             name: None,
+            reading: (0.0, 0.0),
+            wakeup_period: 0,
         }
+    }
+
+    /// A Plus H&T, `shellyplusht-08b61fcb7f3c`, reading 21.5 °C and 48 %, waking every 600 s.
+    pub fn plus_ht() -> ShellyOptions {
+        ShellyOptions {
+            model: Model::PlusHt,
+            id: "shellyplusht-08b61fcb7f3c".into(),
+            password: None,
+            name: None,
+            reading: (21.5, 48.0),
+            wakeup_period: 600,
+        }
+    }
+
+    /// The same reading `celsius` and `humidity` (a Plus H&T).
+    pub fn with_reading(mut self, celsius: f64, humidity: f64) -> ShellyOptions {
+        self.reading = (celsius, humidity);
+        self
+    }
+
+    /// The same waking every `seconds` (a Plus H&T).
+    pub fn with_wakeup_period(mut self, seconds: u64) -> ShellyOptions {
+        self.wakeup_period = seconds;
+        self
     }
 
     /// The same with another device id.
@@ -124,6 +166,7 @@ impl ShellyOptions {
         match self.model {
             Model::Plus1Pm => "Plus1PM",
             Model::Plus2PmCover => "Plus2PM",
+            Model::PlusHt => "PlusHT",
         }
     }
 
@@ -463,6 +506,16 @@ fn initial_status(opts: &ShellyOptions) -> Value {
                          "current": 0.0, "aenergy": meter_block(1234.5),
                          "temperature": {"tC": 41.2, "tF": 106.2}},
         }),
+        Model::PlusHt => {
+            let (t, rh) = opts.reading;
+            status["sys"]["wakeup_period"] = json!(opts.wakeup_period);
+            status["sys"]["wakeup_reason"] = json!({"boot": "deepsleep_wake", "cause": "status_update"});
+            json!({
+                "temperature:0": {"id": 0, "tC": t, "tF": ((t * 9.0 / 5.0 + 32.0) * 10.0).round() / 10.0},
+                "humidity:0": {"id": 0, "rh": rh},
+                "devicepower:0": {"id": 0, "battery": {"V": 5.86, "percent": 87}, "external": {"present": false}},
+            })
+        }
         Model::Plus2PmCover => json!({
             "input:0": {"id": 0, "state": false},
             "input:1": {"id": 1, "state": false},
@@ -484,7 +537,11 @@ impl Shared {
         let name = self.name.lock().unwrap().clone();
         let mut info = json!({
             "name": name, "id": o.id, "mac": o.mac(), "slot": 0,
-            "model": match o.model { Model::Plus1Pm => "SNSW-001P16EU", Model::Plus2PmCover => "SNSW-002P16EU" },
+            "model": match o.model {
+                Model::Plus1Pm => "SNSW-001P16EU",
+                Model::Plus2PmCover => "SNSW-002P16EU",
+                Model::PlusHt => "SNSN-0013A",
+            },
             "gen": 2, "fw_id": FW_ID, "ver": VER, "app": o.app(),
             "auth_en": o.password.is_some(), "auth_domain": o.password.as_ref().map(|_| o.id.clone()),
         });
@@ -522,6 +579,12 @@ impl Shared {
                              "auto_on": false, "auto_on_delay": 60.0, "auto_off": false, "auto_off_delay": 60.0,
                              "power_limit": 4480, "voltage_limit": 280, "autorecover_voltage_errors": false,
                              "current_limit": 16.0},
+            }),
+            Model::PlusHt => json!({
+                "temperature:0": {"id": 0, "name": null, "report_thr_C": 1.0, "offset_C": 0.0},
+                "humidity:0": {"id": 0, "name": null, "report_thr": 5.0, "offset": 0.0},
+                "devicepower:0": {"id": 0},
+                "ht_ui": {"temperature_unit": "C"},
             }),
             Model::Plus2PmCover => json!({
                 "input:0": {"id": 0, "name": null, "type": "switch", "enable": true, "invert": false,
@@ -633,6 +696,7 @@ impl Shared {
     /// Carries out a method (authentication already checked).
     fn call(&self, method: &str, params: &Value, source: &str) -> Result<Value, (i64, String)> {
         let cover = self.opts.model == Model::Plus2PmCover;
+        let switch = self.opts.model == Model::Plus1Pm;
         let id = params.get("id").and_then(Value::as_i64);
         let component = |kind: &str, present: bool| -> Result<(), (i64, String)> {
             match id {
@@ -647,11 +711,11 @@ impl Shared {
             "Shelly.GetStatus" => Ok(self.status.lock().unwrap().clone()),
             "Sys.GetStatus" => Ok(self.status.lock().unwrap()["sys"].clone()),
             "Switch.GetStatus" => {
-                component("switch", !cover)?;
+                component("switch", switch)?;
                 Ok(self.status.lock().unwrap()["switch:0"].clone())
             }
             "Switch.Set" => {
-                component("switch", !cover)?;
+                component("switch", switch)?;
                 let on = params
                     .get("on")
                     .and_then(Value::as_bool)
@@ -659,7 +723,7 @@ impl Shared {
                 Ok(json!({"was_on": self.set_output(on, source)}))
             }
             "Switch.Toggle" => {
-                component("switch", !cover)?;
+                component("switch", switch)?;
                 let on = !self.status.lock().unwrap()["switch:0"]["output"].as_bool().unwrap_or(false);
                 Ok(json!({"was_on": self.set_output(on, source)}))
             }

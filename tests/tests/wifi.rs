@@ -347,3 +347,44 @@ fn a_shelly_with_a_password_is_added_and_controlled_and_a_silent_one_does_not_ho
         },
     );
 }
+
+#[test]
+fn a_shelly_on_battery_stays_online_while_it_sleeps_and_is_read_when_it_wakes() {
+    in_namespace("a_shelly_on_battery_stays_online_while_it_sleeps_and_is_read_when_it_wakes", || {
+        let (hub, token) = wifi_hub();
+        let options = ShellyOptions::plus_ht().with_wakeup_period(5);
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let sim = ShellySim::start(options.clone());
+        sim.announce(&net);
+        let id = sim.device_id();
+        accept(&hub, &token, "shelly", sim.id());
+        let d = device_when(&hub, &token, &id, |d| d["state"]["temperature"]["value"] == 21.5);
+        assert_eq!(d["availability"]["state"], "online");
+        assert_eq!(d["power_source"], "battery");
+        assert_eq!(d["state"]["humidity"]["value"], 48.0);
+        assert_eq!(d["state"]["battery"]["value"], 87.0);
+
+        // Asleep (gone from the network) for longer than the 3 s a mains device may be silent:
+        // still online, as it wakes every 5 s.
+        let port = sim.port();
+        drop(sim);
+        drop(net);
+        #[allow(clippy::disallowed_methods)] // a test's own thread, waiting through the sleep
+        std::thread::sleep(Duration::from_secs(5));
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+        assert_eq!(d["availability"]["state"], "online", "{d}");
+
+        // Awake, announcing itself with a new reading: read at once.
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let sim = ShellySim::start_on(port, options.with_reading(19.0, 55.0));
+        sim.announce(&net);
+        device_when(&hub, &token, &id, |d| {
+            d["state"]["temperature"]["value"] == 19.0 && d["state"]["humidity"]["value"] == 55.0
+        });
+
+        // It never wakes again: offline once two wakes are missed.
+        drop(sim);
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 10 s");
+    });
+}

@@ -15,6 +15,8 @@
 //!   waits a jittered, growing delay (1 s doubling to 30 s, each between half and all of it) and
 //!   connects again; an announcement at a new address (DHCP), or any announcement while the
 //!   device is not online (it rebooted), reconnects at once to the address announced;
+//! - a device that sleeps on battery (the session says so with [`Link::sleeps`]) is kept
+//!   online through two of its wake periods, and connected the moment it announces itself awake;
 //! - a device that has not answered for `offline_after_secs` (60 s by default) goes offline
 //!   with the reason, `no answer from 192.168.1.23 for 60 s` (code `no_answer`), and comes back
 //!   online when a session is up again;
@@ -30,7 +32,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -160,6 +162,10 @@ struct Shared {
     refusal: Mutex<Option<String>>,
     /// The refusal the device's availability says now.
     said: Mutex<Option<String>>,
+    /// How long the device may sleep (battery devices), when longer than the idle time.
+    sleep: Mutex<Option<Duration>>,
+    /// Whether a session is up now.
+    connected: AtomicBool,
 }
 
 impl Shared {
@@ -169,7 +175,14 @@ impl Shared {
             reported: AtomicU8::new(UNKNOWN),
             refusal: Mutex::new(None),
             said: Mutex::new(None),
+            sleep: Mutex::new(None),
+            connected: AtomicBool::new(false),
         }
+    }
+
+    /// How long the device may be silent before it is offline: the idle time, or its sleep.
+    fn window(&self, idle: Duration) -> Duration {
+        self.sleep.lock().ok().and_then(|s| *s).map_or(idle, |s| s.max(idle))
     }
 }
 
@@ -192,6 +205,15 @@ impl Link {
         reason
     }
 
+    /// The device sleeps (on battery) and wakes on its own, at least every `period`: it is not
+    /// offline until it has missed two wakes (and the idle time); when it wakes and announces
+    /// itself, it is connected at once.
+    pub fn sleeps(&self, period: Duration) {
+        if let Ok(mut s) = self.shared.sleep.lock() {
+            *s = Some(period * 2);
+        }
+    }
+
     /// How long the device has been silent.
     pub fn silence(&self) -> Duration {
         last_heard(&self.shared).elapsed()
@@ -203,6 +225,7 @@ impl Link {
         if let Ok(mut said) = self.shared.said.lock() {
             *said = None;
         }
+        self.shared.connected.store(true, Ordering::SeqCst);
         if self.shared.reported.swap(ONLINE, Ordering::SeqCst) != ONLINE {
             self.events.availability(&self.target.device, Availability::online(Timestamp::now())).await?;
         }
@@ -531,7 +554,7 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
                         // themselves often, and under several service types).
                         let at = |t: &Target| (t.address, t.port);
                         let moved = s.target.borrow().as_ref().map(at) != Some(at(&t));
-                        if moved || s.shared.reported.load(Ordering::SeqCst) != ONLINE {
+                        if moved || !s.shared.connected.load(Ordering::SeqCst) {
                             s.target.send_replace(Some(t));
                         } else {
                             // Its records, kept for the next session, without disturbing this one.
@@ -682,6 +705,7 @@ async fn supervise<P: Protocol>(
                     }
                 }
             };
+            shared.connected.store(false, Ordering::SeqCst);
             if shared.reported.load(Ordering::SeqCst) == ONLINE && last_heard(&shared).elapsed() < idle {
                 // The session was up (or the device answered lately): start the waits again.
                 backoff = BACKOFF_START;
@@ -753,7 +777,7 @@ async fn offline_deadline(shared: &Shared, idle: Duration) {
     if shared.reported.load(Ordering::SeqCst) == OFFLINE {
         std::future::pending::<()>().await;
     }
-    tokio::time::sleep_until(last_heard(shared) + idle).await;
+    tokio::time::sleep_until(last_heard(shared) + shared.window(idle)).await;
 }
 
 async fn go_offline(
@@ -763,6 +787,7 @@ async fn go_offline(
     address: IpAddr,
     idle: Duration,
 ) -> Result<(), HubGone> {
+    let idle = shared.window(idle);
     if last_heard(shared).elapsed() < idle || shared.reported.swap(OFFLINE, Ordering::SeqCst) == OFFLINE {
         return Ok(());
     }

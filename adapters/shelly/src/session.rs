@@ -38,6 +38,10 @@ const CAUSE_WINDOW: Duration = Duration::from_secs(3);
 /// configuration always asks at once).
 const REBUILD_AT_MOST_EVERY: Duration = Duration::from_secs(30);
 
+/// How often a battery device (Plus H&T) wakes when its status does not say
+/// (`sys.wakeup_period`).
+const DEFAULT_WAKEUP: Duration = Duration::from_secs(2 * 3600);
+
 /// The `source` of a change the device made on a request that came in over the WebSocket.
 const COMMAND_SOURCE: &str = "WS_in";
 
@@ -61,6 +65,12 @@ pub(crate) async fn run(link: Link) -> Result<(), String> {
     if !values.is_empty() {
         link.events.state(&link.target.device, values, None).await.map_err(hub_gone)?;
     }
+    if mapping.is_sleepy() {
+        // A battery device is awake for a few seconds: what it said is in, so it is online, and
+        // kept so while it sleeps; it is read again when it wakes and announces itself.
+        link.sleeps(wakeup_period(&status));
+        link.up().await.map_err(hub_gone)?;
+    }
     let ws = link.websocket("/rpc", &[]).await?;
     let now = Instant::now();
     let live = Live {
@@ -81,6 +91,16 @@ pub(crate) async fn run(link: Link) -> Result<(), String> {
         bad_frames: 0,
     };
     live.run(ws).await
+}
+
+/// How often a battery device wakes: `sys.wakeup_period` of its status (seconds), else
+/// [`DEFAULT_WAKEUP`].
+fn wakeup_period(status: &Json) -> Duration {
+    status
+        .pointer("/sys/wakeup_period")
+        .and_then(Json::as_u64)
+        .filter(|p| *p > 0)
+        .map_or(DEFAULT_WAKEUP, Duration::from_secs)
 }
 
 fn hub_gone(e: HubGone) -> String {
@@ -528,6 +548,14 @@ mod tests {
         assert_eq!(component_of(&Call::new("Light.Toggle").param("id", 2)).as_deref(), Some("light:2"));
         assert_eq!(component_of(&Call::get_status()), None);
         assert_eq!(component_of(&Call::new("Switch.Set")), None);
+    }
+
+    #[test]
+    fn a_battery_device_wakes_as_its_status_says_or_every_two_hours() {
+        let ht = serde_json::json!({"sys": {"wakeup_period": 600, "wakeup_reason": {"boot": "deepsleep_wake"}}});
+        assert_eq!(wakeup_period(&ht), Duration::from_secs(600));
+        assert_eq!(wakeup_period(&serde_json::json!({"sys": {"wakeup_period": 0}})), DEFAULT_WAKEUP);
+        assert_eq!(wakeup_period(&serde_json::json!({"sys": {}})), Duration::from_secs(7200));
     }
 
     fn answer(status: u16, body: &str) -> HttpResponse {
