@@ -870,6 +870,14 @@ impl<'b> Element<'b> {
                 {
                     pause(POLL)
                 }
+                // The page re-rendered between finding and clicking (a live update): what the
+                // user sees is the element found again by the same selector.
+                Err(e) if e.is("stale element reference") && Instant::now() < deadline => {
+                    match self.browser.try_find(&self.what) {
+                        Some(fresh) => return fresh.click(),
+                        None => self.browser.fail(&format!("clicking `{}`", self.what), e),
+                    }
+                }
                 Err(e) => self.browser.fail(&format!("clicking `{}`", self.what), e),
             }
         }

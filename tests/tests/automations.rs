@@ -279,8 +279,9 @@ fn a_run_waiting_in_a_delay_survives_a_restart_and_acts_once_on_time() {
         json!({"id": "later", "name": "Later", "triggers": [{"event": {"devices": ["demo:hall_button"]}}],
         "actions": [{"delay": "30s"}, {"set": {"devices": ["demo:kitchen_light"], "toggle": ["state"]}}]}),
     );
-    simulate(&hub, &token, json!({"device": "hall_button", "event": "hold"}));
+    // The clock starts before the press, so the run's delay cannot start before it.
     let pressed = Instant::now();
+    simulate(&hub, &token, json!({"device": "hall_button", "event": "hold"}));
     let runs = hub.wait_for(T, || {
         let r = hub.get("/api/v1/automation-runs", Some(&token)).body;
         (r.as_array().map_or(0, Vec::len) == 1).then_some(r)

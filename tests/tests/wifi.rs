@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use hearth_mdns::Browser;
 use hearth_tests::Hub;
+use hearth_tests::browser::{Browser as WebBrowser, Cookie};
 use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, RELAY, TEMPERATURE};
 use hearth_tests::sim::shelly::{ShellyOptions, ShellySim};
 use hearth_tests::sim::wled::{WledOptions, WledSim};
@@ -386,5 +387,54 @@ fn a_shelly_on_battery_stays_online_while_it_sleeps_and_is_read_when_it_wakes() 
         drop(sim);
         let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
         assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 10 s");
+    });
+}
+
+#[test]
+fn a_shelly_password_entered_on_the_device_page_brings_it_online() {
+    in_namespace("a_shelly_password_entered_on_the_device_page_brings_it_online", || {
+        let (hub, token) = wifi_hub();
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let sim = ShellySim::start(ShellyOptions::plus_1pm().with_name("Kettle").with_password("correct horse"));
+        sim.announce(&net);
+        let id = sim.device_id();
+        accept(&hub, &token, "shelly", sim.id());
+        device_when(&hub, &token, &id, |d| d["availability"]["code"] == "refused");
+
+        // The owner opens the device's page (a headless Chromium inside the namespace too).
+        let b = WebBrowser::options().start();
+        b.open(&hub, "/");
+        b.find("[data-testid=login-form]");
+        b.add_cookie(&Cookie {
+            name: "hearth_session".into(),
+            value: token.clone(),
+            path: Some("/".into()),
+            domain: None,
+            secure: false,
+            http_only: true,
+            expiry: None,
+            same_site: Some("Strict".into()),
+        });
+        b.refresh();
+        b.find("[data-testid=home-screen]");
+        b.exec(&format!("location.hash = '#/device/{}'", id.replace(':', "%3A")), &[]);
+        b.wait_text("[data-testid=diag-reason]", "asks for a password");
+        b.wait_text("[data-testid=bind-key-section]", "Device password");
+
+        // A wrong password is saved, and refused by the device in its words; the right one
+        // brings the device online with its state.
+        b.find("[data-testid=bind-key-input]").send_keys("wrong horse");
+        b.find("[data-testid=bind-key-save]").click();
+        b.wait_text("[data-testid=diag-reason]", "refused the password");
+        let input = b.find("[data-testid=bind-key-input]");
+        input.clear();
+        input.send_keys("correct horse");
+        b.find("[data-testid=bind-key-save]").click();
+        b.wait_text("[data-testid=diag-availability]", "Online");
+        b.wait_text("[data-testid=device-detail]", "W");
+        assert!(!b.page_source().contains("correct horse"), "the password is not in the page");
+        b.screenshot("shelly-password");
+        let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
+        assert_eq!(d["availability"]["state"], "online", "{d}");
     });
 }

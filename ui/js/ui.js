@@ -69,7 +69,7 @@ export function errorText(e, withFaults = true) {
 }
 
 // Reason codes whose words add facts (an error's text) worth showing after the translation.
-const REASON_DETAIL = new Set(["broker_unreachable", "failed", "adapter_failed", "no_advertisement", "no_bluetooth", "unreachable", "no_network", "no_answer", "not_announced"]);
+const REASON_DETAIL = new Set(["broker_unreachable", "failed", "adapter_failed", "no_advertisement", "no_bluetooth", "unreachable", "no_network", "no_answer", "not_announced", "refused"]);
 
 /** An adapter's or a device's reason ({reason, code}) in the language: a known code translated,
  * else the adapter's own words. */

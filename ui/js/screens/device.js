@@ -20,19 +20,28 @@ export function originText(ctx) {
   return tv("origin", o.kind);
 }
 
-/** A Bluetooth device's bind key (encrypted sensors): set or removed, never shown. */
+/** The secret each adapter keeps per device (named by the device's native id), and its words:
+ * a Bluetooth sensor's bind key, a Shelly's password, an ESPHome device's API key. */
+const SECRETS = {
+  ble: { title: "device.bind_key_title", label: "device.bind_key", hint: "device.bind_key_hint", set: "device.bind_key_set", none: "device.bind_key_none", saved: "device.bind_key_saved", removed: "device.bind_key_removed" },
+  shelly: { title: "device.password_title", label: "device.password", hint: "device.password_hint", set: "device.password_set", none: "device.password_none", saved: "device.password_saved", removed: "device.password_removed" },
+  esphome: { title: "device.bind_key_title", label: "device.api_key", hint: "device.api_key_hint", set: "device.bind_key_set", none: "device.bind_key_none", saved: "device.bind_key_saved", removed: "device.bind_key_removed" },
+};
+
+/** A device's secret (see SECRETS): set or removed, never shown. */
 function buildKey(d) {
+  const words = SECRETS[d.adapter];
   const name = d.id.slice(d.id.indexOf(":") + 1);
-  const path = `/adapters/ble/secrets/${seg(name)}`;
+  const path = `/adapters/${seg(d.adapter)}/secrets/${seg(name)}`;
   const status = h("p", { class: "muted", testid: "bind-key-status" }, loading());
   const input = h("input", { type: "password", class: "input", autocomplete: "off", spellcheck: "false", testid: "bind-key-input" });
   const save = h("button", { type: "submit", class: "btn primary", testid: "bind-key-save" }, t("btn.save"));
   const remove = h("button", { type: "button", class: "btn", testid: "bind-key-remove", hidden: true }, t("btn.remove"));
   const err = h("div", { "aria-live": "assertive" });
   function show() {
-    api("GET", "/adapters/ble/secrets").then((r) => {
+    api("GET", `/adapters/${seg(d.adapter)}/secrets`).then((r) => {
       const s = ((r && r.secrets) || []).find((x) => x.name === name);
-      status.textContent = s ? t("device.bind_key_set", { when: fmtRelative(s.updated_at) }) : t("device.bind_key_none");
+      status.textContent = s ? t(words.set, { when: fmtRelative(s.updated_at) }) : t(words.none);
       status.dataset.set = String(!!s);
       remove.hidden = !s;
     }).catch((e) => replace(status, errorText(e)));
@@ -44,16 +53,16 @@ function buildKey(d) {
     try {
       await api("PUT", path, { value: input.value.trim() });
       input.value = "";
-      toast(t("device.bind_key_saved"));
+      toast(t(words.saved));
       show();
     } catch (x) { replace(err, errorBox(x)); }
     save.disabled = false;
-  } } }, field(t("device.bind_key"), input, t("device.bind_key_hint")), save);
+  } } }, field(t(words.label), input, t(words.hint)), save);
   remove.addEventListener("click", async () => {
-    try { await api("DELETE", path); toast(t("device.bind_key_removed")); show(); } catch (x) { toast(errorText(x), "error"); }
+    try { await api("DELETE", path); toast(t(words.removed)); show(); } catch (x) { toast(errorText(x), "error"); }
   });
   show();
-  return section(t("device.bind_key_title"), "bind-key-section", h("div", { class: "panel" }, status, form, remove, err));
+  return section(t(words.title), "bind-key-section", h("div", { class: "panel" }, status, form, remove, err));
 }
 
 export function renderDevice(root, [id], app) {
@@ -110,7 +119,7 @@ export function renderDevice(root, [id], app) {
     const chartSec = buildChart(d);
     const logSec = buildLog();
     const manageSec = isAdmin() ? buildManage(d) : null;
-    const keySec = isAdmin() && d.adapter === "ble" ? buildKey(d) : null;
+    const keySec = isAdmin() && SECRETS[d.adapter] ? buildKey(d) : null;
     const diag = h("dl", { class: "diag", testid: "diagnostics" });
     const diagSec = section(t("device.diagnostics"), "diagnostics-section", diag);
     replace(body, ...secs, chartSec, logSec, manageSec, keySec, diagSec);
