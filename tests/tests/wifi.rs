@@ -9,10 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::time::Duration;
 
 use hearth_mdns::Browser;
+use hearth_mdns::testing::in_namespace;
 use hearth_tests::Hub;
 use hearth_tests::browser::{Browser as WebBrowser, Cookie};
 use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, RELAY, TEMPERATURE};
@@ -21,25 +21,6 @@ use hearth_tests::sim::wled::{WledOptions, WledSim};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(20);
-const INSIDE: &str = "HEARTH_TEST_INSIDE_NETNS";
-
-/// Runs `test` inside a fresh network namespace whose only interface is its loopback.
-fn in_namespace(name: &str, test: impl FnOnce()) {
-    if std::env::var_os(INSIDE).is_some() {
-        test();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$0" --exact "$1" --nocapture"#])
-        .arg(&exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2), as root");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "inside the namespace:\n{text}");
-}
 
 fn entries(hub: &Hub, token: &str) -> Vec<Value> {
     hub.get("/api/v1/inbox", Some(token)).body["entries"].as_array().cloned().unwrap_or_default()

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 
 pub mod adapter;
 pub mod lan;
+pub mod testing;
 
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc;

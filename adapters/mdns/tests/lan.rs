@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::process::Command as Process;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_mdns::lan::{Link, Protocol};
+use hearth_mdns::testing::in_namespace;
 use hearth_mdns::{Announcement, Browser};
 use hearth_sdk::testing::Harness;
 use hearth_sdk::{
@@ -22,25 +22,7 @@ use hearth_sdk::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-const INSIDE: &str = "HEARTH_LAN_TEST_INSIDE_NETNS";
 const T: Duration = Duration::from_secs(20);
-
-fn in_namespace(name: &str, test: impl FnOnce()) {
-    if std::env::var_os(INSIDE).is_some() {
-        test();
-        return;
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = Process::new("unshare")
-        .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$0" --exact "$1" --nocapture"#])
-        .arg(&exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2), as root");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "inside the namespace:\n{text}");
-}
 
 // ---- The toy protocol: the device says `hello <id>`, answers `ping` with `pong` and
 // ---- `set <v>` with `state <v>`.

@@ -4,31 +4,10 @@
 //! browser is limited to it.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::time::Duration;
 
+use hearth_mdns::testing::in_namespace;
 use hearth_mdns::{Browser, Seen};
-
-const INSIDE: &str = "HEARTH_MDNS_TEST_INSIDE_NETNS";
-
-/// Runs `test` inside a fresh network namespace: re-executes this test binary there, for this
-/// test only, and checks it passed.
-fn in_namespace(name: &str, test: impl FnOnce()) {
-    if std::env::var_os(INSIDE).is_some() {
-        test();
-        return;
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$0" --exact "$1" --nocapture"#])
-        .arg(&exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2), as root");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "inside the namespace:\n{text}");
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
