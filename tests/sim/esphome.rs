@@ -4,7 +4,7 @@
 //! list of entities.
 //!
 //! ```no_run
-//! # use hearth_tests::sim::esphome::{EsphomeSim, EsphomeOptions, RELAY, TEMPERATURE};
+//! # use hearth_tests::sim::esphome::{EsphomeSim, EsphomeOptions, RELAY, TEMPERATURE, THERMOSTAT};
 //! # use std::time::Duration;
 //! let sim = EsphomeSim::start(EsphomeOptions::default()); // plaintext, every kind of entity
 //! let noise = EsphomeSim::start(EsphomeOptions::encrypted()); // Noise, key `EsphomeOptions::KEY`
@@ -13,6 +13,7 @@
 //! sim.wait_for_command("switch relay state=true", Duration::from_secs(5));
 //! sim.set_sensor(TEMPERATURE, 22.5); // pushed to every subscribed client
 //! sim.set_switch_physically(RELAY, false);
+//! sim.set_climate(THERMOSTAT, 22.6, "idle"); // the room warmed up: it stopped heating
 //! sim.reboot(); // closes every connection, keeps listening
 //! sim.freeze(true); // reads, never answers (new connections too)
 //! ```
@@ -32,8 +33,13 @@
 //!   as a line ([`EsphomeSim::commands`]: `switch relay state=true`,
 //!   `light ceiling_light state=true brightness=0.4`, `cover blind position=0.3`,
 //!   `cover blind stop`, `button restart press`, `number target_temperature state=21.5`,
-//!   `select mode state=comfort`, `fan fan state=true speed_level=2`), and the new state goes to
-//!   every subscribed client. A cover goes to its position at once.
+//!   `select mode state=comfort`, `fan fan state=true speed_level=2`,
+//!   `climate thermostat mode=heat target_temperature=22.5`), and the new state goes to every
+//!   subscribed client. A cover goes to its position at once. A climate entity takes only the
+//!   fields whose `has_*` flag is set, and of those only what it supports (a mode or fan mode
+//!   it does not list, a setpoint of the other kind or NaN is ignored, as ESPHome's
+//!   `ClimateCall` does; the line shows what was sent); its action then follows its mode, the
+//!   room and the setpoint (see [`thermostat_action`]).
 //! - What a device asks of its clients: [`EsphomeSim::ping_clients`] (their `PingResponse`s are
 //!   counted), [`EsphomeSim::request_time`] (their `GetTimeResponse`s are kept),
 //!   [`EsphomeSim::disconnect_clients`] (their `DisconnectResponse`s are counted, then closed).
@@ -85,6 +91,49 @@ pub const MODE: u32 = 0x6f3a_0008;
 pub const STATUS: u32 = 0x6f3a_0009;
 /// Key of the default fan `fan` ("Fan", 3 speeds, oscillating; off).
 pub const FAN: u32 = 0x6f3a_000a;
+/// Key of the default climate `thermostat` ("Thermostat": modes off, cool, heat, auto; setpoint
+/// 5–30 °C by 0.5; fan modes auto, low, high; off at 21 °C with the room at 20.5 °C, fan auto).
+pub const THERMOSTAT: u32 = 0x6f3a_000b;
+
+/// ESPHome's `ClimateMode` names, by wire value.
+pub const CLIMATE_MODES: [&str; 7] = ["off", "heat_cool", "cool", "heat", "fan_only", "dry", "auto"];
+/// ESPHome's `ClimateAction` names, by wire value (1 is not used).
+pub const CLIMATE_ACTIONS: [&str; 8] = ["off", "", "cooling", "heating", "idle", "drying", "fan", "defrosting"];
+/// ESPHome's `ClimateFanMode` names, by wire value.
+pub const CLIMATE_FAN_MODES: [&str; 10] =
+    ["on", "off", "auto", "low", "medium", "high", "middle", "focus", "diffuse", "quiet"];
+
+/// The wire value of the name `name` in `names` (one of the tables above); panics naming `what`
+/// if there is none.
+pub fn wire_value(names: &[&str], name: &str, what: &str) -> u32 {
+    let i = names.iter().position(|n| !n.is_empty() && *n == name);
+    i.unwrap_or_else(|| panic!("ESPHome has no {what} `{name}`; it has {names:?}")) as u32
+}
+
+/// The name of the wire value `v` in `names`, or the number when it has none.
+fn wire_name(names: &[&str], v: u32) -> String {
+    match names.get(v as usize) {
+        Some(n) if !n.is_empty() => (*n).to_owned(),
+        _ => v.to_string(),
+    }
+}
+
+/// What a thermostat in `mode` (a `ClimateMode`) does with the room at `current` °C: heat below
+/// `heat_at`, cool above `cool_at` (both the setpoint for a single-setpoint device), else idle;
+/// off when off. A `ClimateAction`.
+pub fn thermostat_action(mode: u32, current: f32, (heat_at, cool_at): (f32, f32)) -> u32 {
+    let action = match wire_name(&CLIMATE_MODES, mode).as_str() {
+        "off" => "off",
+        "heat" if current < heat_at => "heating",
+        "cool" if current > cool_at => "cooling",
+        "heat_cool" | "auto" if current < heat_at => "heating",
+        "heat_cool" | "auto" if current > cool_at => "cooling",
+        "fan_only" => "fan",
+        "dry" => "drying",
+        _ => "idle",
+    };
+    wire_value(&CLIMATE_ACTIONS, action, "climate action")
+}
 
 /// One entity: its `ListEntities*Response` and its current state message (none for a button).
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +322,58 @@ impl Entity {
         }
     }
 
+    /// A single-setpoint thermostat, as ESPHome's `thermostat` climate sends it: modes off, cool,
+    /// heat and auto, setpoint 5–30 °C by 0.5, reporting the room's temperature and its action
+    /// (`supports_current_temperature`, `supports_action`; no `feature_flags`, as before
+    /// 2025.11), with `fan_modes` (`ClimateFanMode` names such as `auto`, `low`; it starts in
+    /// the first; none: no fan mode). It starts in `mode` at setpoint `target` °C with the room
+    /// at `current` °C, its action following ([`thermostat_action`]).
+    pub fn climate(
+        key: u32,
+        object_id: &str,
+        name: &str,
+        mode: &str,
+        (current, target): (f32, f32),
+        fan_modes: &[&str],
+    ) -> Entity {
+        let fan_modes: Vec<u32> =
+            fan_modes.iter().map(|f| wire_value(&CLIMATE_FAN_MODES, f, "climate fan mode")).collect();
+        let mode = wire_value(&CLIMATE_MODES, mode, "climate mode");
+        Entity {
+            info: ListEntitiesClimateResponse {
+                object_id: object_id.into(),
+                key,
+                name: name.into(),
+                supports_current_temperature: true,
+                // A set on the device: sorted by value.
+                supported_modes: ["off", "cool", "heat", "auto"]
+                    .iter()
+                    .map(|m| wire_value(&CLIMATE_MODES, m, "climate mode"))
+                    .collect(),
+                visual_min_temperature: 5.0,
+                visual_max_temperature: 30.0,
+                visual_target_temperature_step: 0.5,
+                visual_current_temperature_step: 0.1,
+                supports_action: true,
+                supported_fan_modes: fan_modes.clone(),
+                ..Default::default()
+            }
+            .into(),
+            state: Some(
+                ClimateStateResponse {
+                    key,
+                    mode,
+                    current_temperature: current,
+                    target_temperature: target,
+                    action: thermostat_action(mode, current, (target, target)),
+                    fan_mode: fan_modes.first().copied().unwrap_or_default(),
+                    ..Default::default()
+                }
+                .into(),
+            ),
+        }
+    }
+
     /// Its key.
     pub fn key(&self) -> u32 {
         info_fields(&self.info).map_or(0, |(k, _, _)| k)
@@ -310,7 +411,7 @@ fn cover_state(key: u32, position: f32) -> Message {
     CoverStateResponse { key, legacy_state: u32::from(position <= 0.0), position, ..Default::default() }.into()
 }
 
-/// The default entities: one of each kind, keys [`RELAY`] to [`FAN`].
+/// The default entities: one of each kind, keys [`RELAY`] to [`THERMOSTAT`].
 pub fn default_entities() -> Vec<Entity> {
     vec![
         Entity::switch(RELAY, "relay", "Relay", false),
@@ -323,6 +424,7 @@ pub fn default_entities() -> Vec<Entity> {
         Entity::select(MODE, "mode", "Mode", &["eco", "comfort", "away"], "eco"),
         Entity::text_sensor(STATUS, "status", "Status", "ok"),
         Entity::fan(FAN, "fan", "Fan", 3),
+        Entity::climate(THERMOSTAT, "thermostat", "Thermostat", "off", (20.5, 21.0), &["auto", "low", "high"]),
     ]
 }
 
@@ -663,6 +765,18 @@ impl EsphomeSim {
     /// A binary sensor changed.
     pub fn set_binary_sensor(&self, key: u32, on: bool) {
         self.set_state(BinarySensorStateResponse { key, state: on, ..Default::default() });
+    }
+
+    /// The room's temperature at a climate entity is now `current_temperature` °C and it is
+    /// `action` (a `ClimateAction` name: `off`, `cooling`, `heating`, `idle`, `drying`, `fan`,
+    /// `defrosting`), as its sensor and relay report it; the rest of its state stays.
+    pub fn set_climate(&self, key: u32, current_temperature: f32, action: &str) {
+        let Some(Message::ClimateStateResponse(mut s)) = self.state(key) else {
+            panic!("ESPHome simulator: no climate entity with key {key:#x}")
+        };
+        s.current_temperature = current_temperature;
+        s.action = wire_value(&CLIMATE_ACTIONS, action, "climate action");
+        self.set_state(s);
     }
 
     /// Restarts: every connection is closed at once; it keeps listening (and is not frozen).
@@ -1119,6 +1233,68 @@ fn apply(entities: &mut [Entity], msg: &Message) -> Option<(String, Option<Messa
             if c.has_direction {
                 add(format!("direction={}", c.direction));
                 s.direction = c.direction;
+            }
+            Some(s.into())
+        }
+        (Message::ClimateCommandRequest(c), Some(Message::ClimateStateResponse(mut s))) => {
+            let Message::ListEntitiesClimateResponse(info) = &e.info else { return None };
+            let two_point = info.supports_two_point_target_temperature || info.feature_flags & (2 | 4) != 0;
+            if c.has_mode {
+                add(format!("mode={}", wire_name(&CLIMATE_MODES, c.mode)));
+                if info.supported_modes.contains(&c.mode) {
+                    s.mode = c.mode;
+                }
+            }
+            if c.has_target_temperature {
+                add(format!("target_temperature={}", c.target_temperature));
+                if !two_point && !c.target_temperature.is_nan() {
+                    s.target_temperature = c.target_temperature;
+                }
+            }
+            if c.has_target_temperature_low {
+                add(format!("target_temperature_low={}", c.target_temperature_low));
+                if two_point && !c.target_temperature_low.is_nan() {
+                    s.target_temperature_low = c.target_temperature_low;
+                }
+            }
+            if c.has_target_temperature_high {
+                add(format!("target_temperature_high={}", c.target_temperature_high));
+                if two_point && !c.target_temperature_high.is_nan() {
+                    s.target_temperature_high = c.target_temperature_high;
+                }
+            }
+            if c.has_fan_mode {
+                add(format!("fan_mode={}", wire_name(&CLIMATE_FAN_MODES, c.fan_mode)));
+                if info.supported_fan_modes.contains(&c.fan_mode) {
+                    s.fan_mode = c.fan_mode;
+                    s.custom_fan_mode.clear();
+                }
+            }
+            if c.has_custom_fan_mode {
+                add(format!("custom_fan_mode={}", c.custom_fan_mode));
+                if info.supported_custom_fan_modes.contains(&c.custom_fan_mode) {
+                    s.custom_fan_mode = c.custom_fan_mode.clone();
+                }
+            }
+            if c.has_swing_mode {
+                add(format!("swing_mode={}", c.swing_mode));
+                if info.supported_swing_modes.contains(&c.swing_mode) {
+                    s.swing_mode = c.swing_mode;
+                }
+            }
+            if c.has_preset {
+                add(format!("preset={}", c.preset));
+                if info.supported_presets.contains(&c.preset) {
+                    s.preset = c.preset;
+                }
+            }
+            if info.supports_action {
+                let setpoints = if two_point {
+                    (s.target_temperature_low, s.target_temperature_high)
+                } else {
+                    (s.target_temperature, s.target_temperature)
+                };
+                s.action = thermostat_action(s.mode, s.current_temperature, setpoints);
             }
             Some(s.into())
         }

@@ -14,9 +14,9 @@ use hearth_esphome::EsphomeProtocol;
 use hearth_mdns::lan::{Link, Protocol, Target};
 use hearth_sdk::{
     AdapterEvent, AvailabilityState, Capability, Command, CommandRequest, Context, DeviceDescriptor, EventSender,
-    Origin, Secret, Secrets, Transport, Value,
+    Origin, Secret, Secrets, Transport, Value, ValueType,
 };
-use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, LIGHT, MOTION, NOISE, RELAY, TEMPERATURE};
+use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, LIGHT, MOTION, NOISE, RELAY, TEMPERATURE, THERMOSTAT};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -167,7 +167,12 @@ fn check_default_device(r: &mut Run, sim: &EsphomeSim) {
             "status",
             "fan",
             "fan_speed",
-            "fan_oscillating"
+            "fan_oscillating",
+            "thermostat",
+            "thermostat_setpoint",
+            "thermostat_temperature",
+            "thermostat_action",
+            "thermostat_fan_mode"
         ]
     );
     let f = |k: &str| d.feature(k).unwrap();
@@ -179,6 +184,7 @@ fn check_default_device(r: &mut Run, sim: &EsphomeSim) {
     assert_eq!(f("blind_position").capability, Capability::CoverPosition);
     assert!(f("restart").access.set && !f("restart").access.observe);
     assert!(f("mode").access.set);
+    assert_eq!((f("thermostat").capability, f("thermostat").access.set), (Capability::HvacMode, true));
 
     let v = r.values(&[
         "relay",
@@ -192,6 +198,7 @@ fn check_default_device(r: &mut Run, sim: &EsphomeSim) {
         "mode",
         "status",
         "fan",
+        "thermostat",
     ]);
     assert_eq!(v["relay"], Value::Bool(false));
     assert_eq!(v["ceiling_light"], Value::Bool(false));
@@ -203,6 +210,7 @@ fn check_default_device(r: &mut Run, sim: &EsphomeSim) {
     assert_eq!(v["mode"], t("eco"));
     assert_eq!(v["status"], t("ok"));
     assert_eq!(v["fan"], Value::Bool(false));
+    assert_eq!(v["thermostat"], t("off"));
 }
 
 #[test]
@@ -373,6 +381,68 @@ fn a_change_at_the_device_reaches_the_hub_without_a_cause() {
             None
         )
     );
+}
+
+/// A thermostat (a single-setpoint `climate`): its mode, setpoint, room temperature, action and
+/// fan mode are features. A mode and a setpoint set together reach it as one command, and the
+/// state it answers (now heating) carries the command's context; the room warming up and the
+/// thermostat going idle reach the hub without a cause.
+#[test]
+fn a_thermostat_is_described_takes_a_mode_and_a_setpoint_and_reports_the_room() {
+    let sim = EsphomeSim::start(EsphomeOptions::default());
+    let mut r = run(&sim, &[], 30);
+    let d = r.described();
+    let f = |k: &str| d.feature(k).unwrap_or_else(|| panic!("no feature {k}"));
+    let mode = f("thermostat");
+    assert_eq!((mode.capability, mode.access.set), (Capability::HvacMode, true));
+    assert_eq!(mode.value_type, ValueType::enumeration(["off", "cool", "heat", "auto"]));
+    assert_eq!(mode.label.as_deref(), Some("Thermostat"));
+    let setpoint = f("thermostat_setpoint");
+    assert_eq!((setpoint.capability, setpoint.access.set), (Capability::Setpoint, true));
+    assert_eq!(setpoint.value_type, ValueType::Number { min: Some(5.0), max: Some(30.0), step: Some(0.5) });
+    assert_eq!(setpoint.unit.as_deref(), Some("°C"));
+    let room = f("thermostat_temperature");
+    assert_eq!((room.capability, room.access.set), (Capability::Temperature, false));
+    let action = f("thermostat_action");
+    assert_eq!((action.capability, action.access.set), (Capability::HvacAction, false));
+    let fan = f("thermostat_fan_mode");
+    assert_eq!((fan.capability, fan.access.set), (Capability::FanMode, true));
+    assert_eq!(fan.value_type, ValueType::enumeration(["auto", "low", "high"]));
+    // One setpoint: no low and high ones.
+    assert!(d.feature("thermostat_setpoint_low").is_none() && d.feature("thermostat_setpoint_high").is_none());
+
+    let (v, cause) = r.state_of("thermostat");
+    let thermostat = |mode: &str, setpoint: f64, room: f64, action: &str, fan: &str| {
+        BTreeMap::from([
+            ("thermostat".to_owned(), t(mode)),
+            ("thermostat_setpoint".to_owned(), n(setpoint)),
+            ("thermostat_temperature".to_owned(), n(room)),
+            ("thermostat_action".to_owned(), t(action)),
+            ("thermostat_fan_mode".to_owned(), t(fan)),
+        ])
+    };
+    assert_eq!((v, cause), (thermostat("off", 21.0, 20.5, "off", "auto"), None));
+
+    // Mode and setpoint in one command: one `ClimateCommandRequest`; the room is colder than
+    // the setpoint, so it heats.
+    let ctx = r.command("c1", json!({"set": {"thermostat": "heat", "thermostat_setpoint": 22.5}}));
+    sim.wait_for_command("climate thermostat mode=heat target_temperature=22.5", T);
+    assert_eq!(r.state_of("thermostat"), (thermostat("heat", 22.5, 20.5, "heat", "auto"), Some(ctx)));
+    // The fan mode alone: only it changes.
+    let ctx = r.command("c2", json!({"set": {"thermostat_fan_mode": "low"}}));
+    sim.wait_for_command("climate thermostat fan_mode=low", T);
+    assert_eq!(r.state_of("thermostat"), (thermostat("heat", 22.5, 20.5, "heat", "low"), Some(ctx)));
+
+    // At the device: the room warms up, then it stops heating.
+    sim.set_climate(THERMOSTAT, 21.8, "heating");
+    assert_eq!(r.state_of("thermostat"), (thermostat("heat", 22.5, 21.8, "heat", "low"), None));
+    sim.set_climate(THERMOSTAT, 22.6, "idle");
+    assert_eq!(r.state_of("thermostat"), (thermostat("heat", 22.5, 22.6, "idle", "low"), None));
+    assert_eq!(
+        sim.commands(),
+        ["climate thermostat mode=heat target_temperature=22.5", "climate thermostat fan_mode=low"]
+    );
+    assert!(r.running());
 }
 
 #[test]

@@ -902,7 +902,9 @@ fn add_entity(b: &mut Builder, m: &Message) {
             } else {
                 ValueType::number()
             };
-            if e.supports_two_point_target_temperature || e.feature_flags & 2 != 0 {
+            // `feature_flags` (firmware since 2025.11) says it with bits: 0 current temperature,
+            // 1 supports and 2 requires two setpoints, 5 action.
+            if e.supports_two_point_target_temperature || e.feature_flags & (2 | 4) != 0 {
                 parts.push((Part::SetpointLow, "setpoint_low", feat(C::Setpoint, vt.clone(), Access::READ_WRITE, cat)));
                 parts.push((Part::SetpointHigh, "setpoint_high", feat(C::Setpoint, vt, Access::READ_WRITE, cat)));
             } else {
@@ -915,7 +917,7 @@ fn add_entity(b: &mut Builder, m: &Message) {
                     feat(C::Temperature, ValueType::number(), Access::READ_ONLY, cat),
                 ));
             }
-            if e.supports_action {
+            if e.supports_action || e.feature_flags & (1 << 5) != 0 {
                 let vt = ValueType::enumeration(["off", "cool", "heat", "idle", "dry", "fan", "defrost"]);
                 parts.push((Part::Action, "action", feat(C::HvacAction, vt, Access::READ_ONLY, cat)));
             }

@@ -559,6 +559,40 @@ fn map() -> DeviceMap {
 }
 
 #[test]
+fn a_thermostat_described_by_its_feature_flags_alone_has_the_same_features() {
+    // Firmware that sends only `feature_flags`: current temperature (bit 0), two setpoints
+    // required (bit 2), action (bit 5).
+    let flags_only = |flags: u32| -> Vec<String> {
+        let list: Vec<Message> = vec![
+            ListEntitiesClimateResponse {
+                key: 34,
+                object_id: "thermostat".into(),
+                feature_flags: flags,
+                supported_modes: vec![0, 1],
+                visual_min_temperature: 5.0,
+                visual_max_temperature: 30.0,
+                ..Default::default()
+            }
+            .into(),
+            ListEntitiesDoneResponse::default().into(),
+        ];
+        let m = DeviceMap::new(&device_info(), &list).unwrap();
+        m.descriptor().features.iter().map(|f| f.key.clone()).collect()
+    };
+    assert_eq!(
+        flags_only(1 | 4 | (1 << 5)),
+        [
+            "thermostat",
+            "thermostat_setpoint_low",
+            "thermostat_setpoint_high",
+            "thermostat_temperature",
+            "thermostat_action"
+        ]
+    );
+    assert_eq!(flags_only(0), ["thermostat", "thermostat_setpoint"]);
+}
+
+#[test]
 fn entity_list_gives_the_descriptor() {
     let m = map();
     let d = m.descriptor();
