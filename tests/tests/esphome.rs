@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use hearth_esphome::EsphomeProtocol;
 use hearth_mdns::lan::{Link, Protocol, Target};
+use hearth_mdns::testing::in_namespace;
 use hearth_sdk::{
     AdapterEvent, AvailabilityState, Capability, Command, CommandRequest, Context, DeviceDescriptor, EventSender,
     Origin, Secret, Secrets, Transport, Value, ValueType,
@@ -566,27 +567,6 @@ fn the_simulators_announcement_is_identified_as_its_session_expects() {
     let plug = EsphomeSim::start(opts);
     let found = hearth_esphome::identify(&plug.announcement()).unwrap();
     assert_eq!((found.manufacturer.as_deref(), found.model.as_deref()), (Some("athom"), Some("smart-plug-v2")));
-}
-
-const INSIDE: &str = "HEARTH_TEST_INSIDE_NETNS";
-
-/// Runs `test` inside a fresh network namespace whose only interface is its loopback (the test
-/// re-runs itself under `unshare -n`), so multicast never reaches the machine's network.
-fn in_namespace(name: &str, test: impl FnOnce()) {
-    if std::env::var_os(INSIDE).is_some() {
-        test();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$0" --exact "$1" --nocapture"#])
-        .arg(&exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2), as root");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "inside the namespace:\n{text}");
 }
 
 #[test]
