@@ -1,15 +1,17 @@
 //! Simulators of the systems Hearth talks to, speaking their real wire formats, so end-to-end
 //! tests drive the real hub against something that behaves like the real thing.
 //!
-//! - [`zigbee2mqtt`]: a zigbee2mqtt 2.x bridge with a realistic Zigbee network, over MQTT.
-//! - [`shelly`], [`wled`], [`esphome`]: Wi-Fi devices on their local protocols (HTTP and
+//! - [`zigbee2mqtt`](crate::sim::zigbee2mqtt): a zigbee2mqtt 2.x bridge with a realistic Zigbee network, over MQTT.
+//! - [`shelly`](crate::sim::shelly), [`wled`](crate::sim::wled), [`esphome`](crate::sim::esphome): Wi-Fi devices on their local protocols (HTTP and
 //!   WebSocket RPC, WLED's JSON API and WebSocket, the ESPHome native API with Noise), announced
 //!   over mDNS.
-//! - [`MqttProbe`]: a plain MQTT client for tests that watch or inject raw messages.
+//! - [`http`](crate::sim::http): the HTTP and WebSocket server side the Shelly and WLED simulators share.
+//! - [`MqttProbe`](crate::sim::MqttProbe): a plain MQTT client for tests that watch or inject raw messages.
 //!
 //! Every simulator runs on plain threads (no async runtime) and is stopped when dropped.
 
 pub mod esphome;
+pub mod http;
 pub mod shelly;
 pub mod wled;
 pub mod zigbee2mqtt;

@@ -36,26 +36,25 @@
 //! with the TXT records a real device sends. Dropping it closes the listener and every
 //! connection.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
+
+use super::http::{self, Control, Request, Server, WhileFrozen};
 
 /// The firmware every simulated device runs.
 const FW_ID: &str = "20230913-112003/1.0.8-gb2b1d2a";
 const VER: &str = "1.0.8";
 /// The mains voltage the meters read.
 const VOLTAGE: f64 = 230.4;
-/// How often connection threads look at their queue and the stop flag.
+/// How often connection threads look at their queue and the switches (stopped, frozen).
 const TICK: Duration = Duration::from_millis(20);
 
 /// Which device to simulate.
@@ -190,8 +189,7 @@ struct Client {
 
 struct Shared {
     opts: ShellyOptions,
-    stop: AtomicBool,
-    frozen: AtomicBool,
+    control: Arc<Control>,
     /// The status of every component, as `Shelly.GetStatus` returns it.
     status: Mutex<Value>,
     /// The device's name (`sys.device.name`), which [`ShellySim::rename`] changes.
@@ -201,24 +199,23 @@ struct Shared {
     calls: Mutex<Vec<(String, Value)>>,
     calls_changed: Condvar,
     clients: Mutex<Vec<Client>>,
-    /// A clone of every open connection, by number, shut down on drop.
-    streams: Mutex<HashMap<u64, TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     nonces: Mutex<HashSet<u64>>,
     next_nonce: AtomicU64,
-    next_conn: AtomicU64,
 }
 
 /// A simulated Shelly Gen2 device; see the module docs.
 pub struct ShellySim {
     shared: Arc<Shared>,
-    port: u16,
-    accept: Option<JoinHandle<()>>,
+    /// Stopped (the listener and every connection closed) when the simulator is dropped.
+    server: Server,
 }
 
 impl std::fmt::Debug for ShellySim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShellySim").field("id", &self.shared.opts.id).field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("ShellySim")
+            .field("id", &self.shared.opts.id)
+            .field("port", &self.port())
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,71 +227,32 @@ impl ShellySim {
 
     /// Starts the device on `port` of 127.0.0.1 (0: a free one); panics when it is taken.
     pub fn start_on(port: u16, opts: ShellyOptions) -> ShellySim {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind the Shelly simulator");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let port = listener.local_addr().expect("local address").port();
-        let now = unix_time();
+        let control = Arc::new(Control::new(TICK));
         let shared = Arc::new(Shared {
             status: Mutex::new(initial_status(&opts)),
             name: Mutex::new(opts.name.clone()),
             opts,
-            stop: AtomicBool::new(false),
-            frozen: AtomicBool::new(false),
+            control: control.clone(),
             load_w: Mutex::new(60.0),
             calls: Mutex::new(Vec::new()),
             calls_changed: Condvar::new(),
             clients: Mutex::new(Vec::new()),
-            streams: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
             nonces: Mutex::new(HashSet::new()),
-            next_nonce: AtomicU64::new(now as u64),
-            next_conn: AtomicU64::new(1),
+            next_nonce: AtomicU64::new(unix_time() as u64),
         });
         let s = shared.clone();
-        let accept = std::thread::Builder::new()
-            .name("shelly-sim-accept".into())
-            .spawn(move || {
-                while !s.stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            let _ = stream.set_nodelay(true);
-                            let conn = s.next_conn.fetch_add(1, Ordering::SeqCst);
-                            if let Ok(clone) = stream.try_clone() {
-                                s.streams.lock().unwrap().insert(conn, clone);
-                            }
-                            let s2 = s.clone();
-                            let t = std::thread::Builder::new()
-                                .name("shelly-sim-conn".into())
-                                .spawn(move || {
-                                    serve(&s2, conn, stream);
-                                    // Closed for good: the clone kept for `Drop` would hold it open.
-                                    if let Some(c) = s2.streams.lock().unwrap().remove(&conn) {
-                                        let _ = c.shutdown(Shutdown::Both);
-                                    }
-                                })
-                                .expect("spawn a Shelly simulator connection");
-                            let mut threads = s.threads.lock().unwrap();
-                            threads.retain(|t| !t.is_finished());
-                            threads.push(t);
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            })
-            .expect("spawn the Shelly simulator");
-        ShellySim { shared, port, accept: Some(accept) }
+        let server = Server::start(port, "shelly-sim", control, move |conn, stream| serve(&s, conn, stream));
+        ShellySim { shared, server }
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `127.0.0.1:<port>`.
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port)
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port())
     }
 
     /// Its device id (`shellyplus1pm-a8032ab12345`).
@@ -324,7 +282,7 @@ impl ShellySim {
         let txt: Vec<(&str, &str)> = txt.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let id = &self.shared.opts.id;
         browser
-            .announce(service_type, id, &format!("{id}.local."), IpAddr::V4(Ipv4Addr::LOCALHOST), self.port, &txt)
+            .announce(service_type, id, &format!("{id}.local."), IpAddr::V4(Ipv4Addr::LOCALHOST), self.port(), &txt)
             .expect("announce the Shelly simulator");
     }
 
@@ -447,29 +405,13 @@ impl ShellySim {
     /// Freezes the device (`true`): connections are accepted and kept open, but nothing is
     /// answered or sent until it thaws (`false`).
     pub fn freeze(&self, frozen: bool) {
-        self.shared.frozen.store(frozen, Ordering::SeqCst);
+        self.shared.control.freeze(frozen);
     }
 
     /// Sends `text` as it is to every subscribed WebSocket client (bad frames for tests).
     pub fn send_raw(&self, text: &str) {
         for c in self.shared.clients.lock().unwrap().iter().filter(|c| c.src.is_some()) {
             let _ = c.tx.send(text.to_owned());
-        }
-    }
-}
-
-impl Drop for ShellySim {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-        for (_, s) in self.shared.streams.lock().unwrap().drain() {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<JoinHandle<()>> = self.shared.threads.lock().unwrap().drain(..).collect();
-        for t in threads {
-            let _ = t.join();
         }
     }
 }
@@ -617,7 +559,7 @@ impl Shared {
 
     /// Sends a notification to every subscribed client, unless frozen.
     fn notify(&self, method: &str, params: Value) {
-        if self.frozen.load(Ordering::SeqCst) {
+        if self.control.frozen() {
             return;
         }
         for c in self.clients.lock().unwrap().iter() {
@@ -854,17 +796,6 @@ impl Shared {
         }
         (Some(self.frame_from(src.as_deref(), response)), if let_in { src } else { None })
     }
-
-    /// Waits while frozen; `false` once stopped.
-    fn wait_thawed(&self) -> bool {
-        while self.frozen.load(Ordering::SeqCst) {
-            if self.stop.load(Ordering::SeqCst) {
-                return false;
-            }
-            std::thread::sleep(TICK);
-        }
-        !self.stop.load(Ordering::SeqCst)
-    }
 }
 
 fn end_state(pos: i64) -> &'static str {
@@ -908,77 +839,18 @@ fn header_params(text: &str) -> BTreeMap<String, String> {
 // HTTP and WebSocket
 // ------------------------------------------------------------------------------------------------
 
-/// A request as read: method, target, headers (names in lowercase), body, and anything read
-/// after it.
-struct HttpRequest {
-    method: String,
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
+/// The headers of every answer, as the device sends them.
+const HEADERS: [(&str, &str); 2] = [("Server", "ShellyHTTP/1.0.0"), ("Content-Type", "application/json")];
+
+fn respond(stream: &mut TcpStream, status: u16, body: &str) {
+    http::respond(stream, status, &HEADERS, body);
 }
 
-fn read_request(stream: &mut TcpStream, shared: &Shared) -> Option<HttpRequest> {
-    stream.set_read_timeout(Some(TICK)).ok()?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if shared.stop.load(Ordering::SeqCst) || raw.len() > 64 * 1024 {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => raw.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return None,
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, target) = (first.next()?.to_owned(), first.next()?.to_owned());
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = raw[head_end..].to_vec();
-    while body.len() < length {
-        if shared.stop.load(Ordering::SeqCst) {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return None,
-        }
-    }
-    body.truncate(length);
-    Some(HttpRequest { method, target, headers, body })
-}
-
-fn respond(stream: &mut TcpStream, status: u16, extra: &[(&str, String)], body: &str) {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        _ => "Internal Server Error",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nServer: ShellyHTTP/1.0.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
-    let _ = stream.flush();
+/// `401` with a new digest challenge.
+fn challenge(stream: &mut TcpStream, shared: &Shared) {
+    let challenge = shared.www_authenticate();
+    let [server, content_type] = HEADERS;
+    http::respond(stream, 401, &[server, content_type, ("WWW-Authenticate", &challenge)], "");
 }
 
 fn percent_decode(s: &str) -> String {
@@ -1006,25 +878,24 @@ fn percent_decode(s: &str) -> String {
 
 /// One connection: an HTTP request, or a WebSocket.
 fn serve(shared: &Arc<Shared>, conn: u64, mut stream: TcpStream) {
-    let Some(request) = read_request(&mut stream, shared) else { return };
-    let upgrade = request.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if upgrade && request.target == "/rpc" {
-        return websocket(shared, conn, stream, &request);
-    }
-    if !shared.wait_thawed() {
+    let Some(request) = http::read_request(&mut stream, &shared.control) else { return };
+    // Frozen: the request was read; no answer until thawed.
+    if !shared.control.wait_thawed() {
         return;
     }
-    let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
-    match (request.method.as_str(), path) {
+    if request.is_websocket_upgrade() && request.target == "/rpc" {
+        return websocket(shared, conn, stream, &request);
+    }
+    match (request.method.as_str(), request.path()) {
         ("POST", "/rpc") => {
             let text = String::from_utf8_lossy(&request.body).into_owned();
             let method = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|f| f.get("method").and_then(Value::as_str).map(str::to_owned));
             let Some(method) = method else {
-                return respond(&mut stream, 400, &[], r#"{"code": -32700, "message": "Invalid JSON-RPC frame"}"#);
+                return respond(&mut stream, 400, r#"{"code": -32700, "message": "Invalid JSON-RPC frame"}"#);
             };
-            let header = request.headers.get("authorization").map(String::as_str);
+            let header = request.header("authorization");
             // A frame may carry its own `auth` object instead of the header.
             let frame_auth = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("auth").cloned());
             let open = method == "Shelly.GetDeviceInfo"
@@ -1033,38 +904,38 @@ fn serve(shared: &Arc<Shared>, conn: u64, mut stream: TcpStream) {
             if !open {
                 let params = serde_json::from_str::<Value>(&text).ok().and_then(|f| f.get("params").cloned());
                 shared.record(&method, &params.unwrap_or(Value::Null));
-                return respond(&mut stream, 401, &[("WWW-Authenticate", shared.www_authenticate())], "");
+                return challenge(&mut stream, shared);
             }
             // Authorised: answer as over the WebSocket, without its own check.
             let mut frame: Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
             frame.remove("auth");
             let (answer, failed) = shared.answer_frame_open(&Value::Object(frame), "HTTP_in");
-            respond(&mut stream, if failed { 500 } else { 200 }, &[], &answer);
+            respond(&mut stream, if failed { 500 } else { 200 }, &answer);
         }
-        ("GET", "/shelly") => respond(&mut stream, 200, &[], &shared.device_info().to_string()),
+        ("GET", "/shelly") => respond(&mut stream, 200, &shared.device_info().to_string()),
         ("GET", p) if p.starts_with("/rpc/") => {
             let method = &p["/rpc/".len()..];
             let mut params = Map::new();
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
+            for pair in request.query().split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 let v = percent_decode(v);
                 params.insert(percent_decode(k), serde_json::from_str(&v).unwrap_or(Value::String(v)));
             }
             let params = if params.is_empty() { Value::Null } else { Value::Object(params) };
             shared.record(method, &params);
-            let header = request.headers.get("authorization").map(String::as_str);
+            let header = request.header("authorization");
             if method != "Shelly.GetDeviceInfo" && !shared.http_authorized(header, "GET", &request.target) {
-                return respond(&mut stream, 401, &[("WWW-Authenticate", shared.www_authenticate())], "");
+                return challenge(&mut stream, shared);
             }
             match shared.call(method, &params, "HTTP_in") {
-                Ok(result) => respond(&mut stream, 200, &[], &result.to_string()),
+                Ok(result) => respond(&mut stream, 200, &result.to_string()),
                 Err((code, message)) => {
                     let status = if code == 404 { 404 } else { 400 };
-                    respond(&mut stream, status, &[], &json!({"code": code, "message": message}).to_string());
+                    respond(&mut stream, status, &json!({"code": code, "message": message}).to_string());
                 }
             }
         }
-        _ => respond(&mut stream, 404, &[], ""),
+        _ => respond(&mut stream, 404, ""),
     }
 }
 
@@ -1094,53 +965,18 @@ impl Shared {
 }
 
 /// The WebSocket at `/rpc`: requests answered by id, notifications to a subscribed client.
-fn websocket(shared: &Arc<Shared>, conn: u64, mut stream: TcpStream, request: &HttpRequest) {
-    let Some(key) = request.headers.get("sec-websocket-key") else {
-        return respond(&mut stream, 400, &[], "");
-    };
-    if !shared.wait_thawed() {
-        return;
-    }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    if stream.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let _ = stream.set_read_timeout(Some(TICK));
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+fn websocket(shared: &Arc<Shared>, conn: u64, stream: TcpStream, request: &Request) {
+    let Some(mut ws) = http::accept_websocket(stream, request, &HEADERS) else { return };
     let (tx, rx): (Sender<String>, Receiver<String>) = mpsc::channel();
     shared.clients.lock().unwrap().push(Client { conn, src: None, tx });
-    'session: while !shared.stop.load(Ordering::SeqCst) {
-        if shared.frozen.load(Ordering::SeqCst) {
-            std::thread::sleep(TICK);
-            continue;
+    http::serve_websocket(&mut ws, &shared.control, WhileFrozen::Wait, &rx, |text| {
+        let (answer, src) = shared.answer_frame(text, "WS_in");
+        if let Some(src) = src
+            && let Some(c) = shared.clients.lock().unwrap().iter_mut().find(|c| c.conn == conn)
+        {
+            c.src = Some(src);
         }
-        while let Ok(text) = rx.try_recv() {
-            if ws.send(Message::text(text)).is_err() {
-                break 'session;
-            }
-        }
-        match ws.read() {
-            Ok(Message::Text(text)) => {
-                let (answer, src) = shared.answer_frame(text.as_str(), "WS_in");
-                if let Some(src) = src
-                    && let Some(c) = shared.clients.lock().unwrap().iter_mut().find(|c| c.conn == conn)
-                {
-                    c.src = Some(src);
-                }
-                if let Some(answer) = answer
-                    && ws.send(Message::text(answer)).is_err()
-                {
-                    break;
-                }
-            }
-            Ok(Message::Close(_)) => break,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-    }
+        answer.map(Message::text)
+    });
     shared.clients.lock().unwrap().retain(|c| c.conn != conn);
 }

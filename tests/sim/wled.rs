@@ -46,17 +46,15 @@
 //! same port (a reboot: its state is the options' again).
 #![allow(clippy::disallowed_methods)] // std::thread::sleep: this runs on threads of its own.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
+
+use super::http::{self, Control, Request, Server, WhileFrozen};
 
 /// The mDNS service type WLED announces.
 pub const SERVICE_TYPE: &str = "_wled._tcp.local.";
@@ -454,18 +452,19 @@ fn color(c: &Value) -> Option<[u8; 4]> {
     }
 }
 
+/// How often connection threads look at their queue and the switches (stopped, frozen).
+const TICK: Duration = Duration::from_millis(50);
+
+/// The headers of every answer, as WLED sends them.
+const HEADERS: [(&str, &str); 2] =
+    [("Content-Type", "application/json; charset=utf-8"), ("Access-Control-Allow-Origin", "*")];
+
 /// What the threads share.
 struct Shared {
     options: WledOptions,
     started: Instant,
-    stop: AtomicBool,
-    frozen: AtomicBool,
+    control: Arc<Control>,
     device: Mutex<Device>,
-    /// Every open connection, to close them on drop.
-    connections: Mutex<Vec<(u64, TcpStream)>>,
-    /// Connection threads, joined on drop.
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    next_id: AtomicU64,
 }
 
 /// The controller's mutable side.
@@ -473,14 +472,8 @@ struct Device {
     light: Light,
     patches: Vec<Value>,
     state_requests: usize,
-    /// Outgoing text frames of each WebSocket client.
-    clients: Vec<(u64, Sender<Outgoing>)>,
-}
-
-/// A frame for one WebSocket client.
-enum Outgoing {
-    Text(String),
-    Binary(Vec<u8>),
+    /// Outgoing frames of each WebSocket client, by connection number.
+    clients: Vec<(u64, Sender<Message>)>,
 }
 
 impl Shared {
@@ -521,39 +514,20 @@ impl Shared {
     /// Sends `{"state", "info"}` to every WebSocket client.
     fn broadcast(&self, d: &mut Device) {
         let text = self.si(d).to_string();
-        d.clients.retain(|(_, tx)| tx.send(Outgoing::Text(text.clone())).is_ok());
-    }
-
-    fn frozen(&self) -> bool {
-        self.frozen.load(Ordering::SeqCst)
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Waits while frozen; `false` when the simulator stopped meanwhile.
-    fn wait_thawed(&self) -> bool {
-        while self.frozen() {
-            if self.stopped() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        !self.stopped()
+        d.clients.retain(|(_, tx)| tx.send(Message::text(text.clone())).is_ok());
     }
 }
 
 /// A simulated WLED controller on `127.0.0.1`; stopped when dropped.
 pub struct WledSim {
     shared: Arc<Shared>,
-    port: u16,
-    accept: Option<JoinHandle<()>>,
+    /// Stopped (the listener and every connection closed) when the simulator is dropped.
+    server: Server,
 }
 
 impl std::fmt::Debug for WledSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WledSim").field("port", &self.port).field("mac", &self.shared.options.mac).finish()
+        f.debug_struct("WledSim").field("port", &self.port()).field("mac", &self.shared.options.mac).finish()
     }
 }
 
@@ -565,13 +539,10 @@ impl WledSim {
 
     /// Starts it on `port` (0: a free one), e.g. again after a stop.
     pub fn start_on(port: u16, options: WledOptions) -> WledSim {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind the WLED simulator");
-        listener.set_nonblocking(true).expect("a non-blocking listener");
-        let port = listener.local_addr().expect("the listener's address").port();
+        let control = Arc::new(Control::new(TICK));
         let shared = Arc::new(Shared {
             started: Instant::now(),
-            stop: AtomicBool::new(false),
-            frozen: AtomicBool::new(false),
+            control: control.clone(),
             device: Mutex::new(Device {
                 light: Light::new(&options),
                 patches: Vec::new(),
@@ -579,21 +550,15 @@ impl WledSim {
                 clients: Vec::new(),
             }),
             options,
-            connections: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
         });
         let s = shared.clone();
-        let accept = std::thread::Builder::new()
-            .name("wled-sim-accept".into())
-            .spawn(move || accept_loop(&listener, &s))
-            .expect("spawn the WLED simulator");
-        WledSim { shared, port, accept: Some(accept) }
+        let server = Server::start(port, "wled-sim", control, move |conn, stream| serve(conn, stream, &s));
+        WledSim { shared, server }
     }
 
     /// The TCP port it listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Its MAC (the mDNS `mac` TXT record and `info.mac`).
@@ -621,7 +586,7 @@ impl WledSim {
                 &name,
                 &format!("{name}.local."),
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
-                self.port,
+                self.port(),
                 &[("mac", self.mac())],
             )
             .expect("announce the WLED simulator");
@@ -674,162 +639,44 @@ impl WledSim {
     /// Sends `text` as one text frame to every WebSocket client (for malformed-input tests).
     pub fn push_raw(&self, text: &str) {
         let mut d = self.shared.device();
-        d.clients.retain(|(_, tx)| tx.send(Outgoing::Text(text.to_owned())).is_ok());
+        d.clients.retain(|(_, tx)| tx.send(Message::text(text)).is_ok());
     }
 
     /// Frozen, it accepts connections and reads requests but answers nothing, and sends nothing
     /// over its WebSockets (what happens meanwhile is lost), until unfrozen.
     pub fn freeze(&self, frozen: bool) {
-        self.shared.frozen.store(frozen, Ordering::SeqCst);
+        self.shared.control.freeze(frozen);
     }
 }
 
 impl Drop for WledSim {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-        for (_, s) in self.shared.connections.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let threads: Vec<JoinHandle<()>> =
-            self.shared.threads.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
-        for t in threads {
-            let _ = t.join();
-        }
+        self.server.stop();
         self.shared.device().clients.clear();
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    while !shared.stopped() {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-                let Ok(copy) = stream.try_clone() else { continue };
-                shared.connections.lock().unwrap_or_else(|e| e.into_inner()).push((id, copy));
-                let s = shared.clone();
-                let spawned = std::thread::Builder::new().name("wled-sim-conn".into()).spawn(move || {
-                    serve(stream, &s);
-                    s.connections.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
-                });
-                if let Ok(t) = spawned {
-                    let mut threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner());
-                    threads.retain(|t| !t.is_finished());
-                    threads.push(t);
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
-/// An HTTP request as read.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// Bytes read after the head and body (a WebSocket client's first frames).
-    rest: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one request; `None` when the client leaves, the simulator stops, or it is not HTTP.
-fn read_request(stream: &mut TcpStream, shared: &Shared) -> Option<Request> {
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if raw.len() > 64 * 1024 || shared.stopped() {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => raw.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return None,
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while raw.len() < head_end + len {
-        if shared.stopped() {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return None,
-            Ok(n) => raw.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => return None,
-        }
-    }
-    let body = raw[head_end..head_end + len].to_vec();
-    let rest = raw[head_end + len..].to_vec();
-    Some(Request { method, path, headers, body, rest })
-}
-
-fn respond(stream: &mut TcpStream, status: &str, body: &str) {
-    let text = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(text.as_bytes());
-    let _ = stream.flush();
-}
-
 /// One connection: an HTTP request, or a WebSocket upgrade.
-fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let _ = stream.set_nodelay(true);
-    let Some(req) = read_request(&mut stream, shared) else { return };
+fn serve(conn: u64, mut stream: TcpStream, shared: &Arc<Shared>) {
+    let Some(req) = http::read_request(&mut stream, &shared.control) else { return };
     // Frozen: the request was read; no answer until thawed.
-    if !shared.wait_thawed() {
+    if !shared.control.wait_thawed() {
         return;
     }
-    let path = req.path.split('?').next().unwrap_or_default().trim_end_matches('/').to_owned();
-    let upgrade = req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if upgrade && path == "/ws" {
-        let Some(key) = req.header("sec-websocket-key") else {
-            respond(&mut stream, "400 Bad Request", "");
-            return;
-        };
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        );
-        if stream.write_all(head.as_bytes()).is_err() {
-            return;
+    let path = req.path().trim_end_matches('/');
+    if req.is_websocket_upgrade() && path == "/ws" {
+        if let Some(ws) = http::accept_websocket(stream, &req, &HEADERS) {
+            websocket(conn, ws, shared);
         }
-        let ws = WebSocket::from_partially_read(stream, req.rest.clone(), Role::Server, None);
-        websocket(ws, shared);
         return;
     }
-    let (status, body) = route(&req, &path, shared);
-    respond(&mut stream, status, &body);
+    let (status, body) = route(&req, path, shared);
+    http::respond(&mut stream, status, &HEADERS, &body);
 }
 
-/// Answers an HTTP request: status line and JSON body.
-fn route(req: &Request, path: &str, shared: &Shared) -> (&'static str, String) {
-    const OK: &str = "200 OK";
+/// Answers an HTTP request: status and JSON body.
+fn route(req: &Request, path: &str, shared: &Shared) -> (u16, String) {
+    const OK: u16 = 200;
     let mut d = shared.device();
     match (req.method.as_str(), path) {
         ("GET", "/json") => {
@@ -846,7 +693,7 @@ fn route(req: &Request, path: &str, shared: &Shared) -> (&'static str, String) {
         ("GET", "/json/pal") => (OK, json!(PALETTES).to_string()),
         ("POST", "/json" | "/json/state" | "/json/si") => {
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&req.body) else {
-                return ("400 Bad Request", r#"{"error":9}"#.to_owned());
+                return (400, r#"{"error":9}"#.to_owned());
             };
             d.patches.push(Value::Object(patch.clone()));
             if d.light.apply(&patch) {
@@ -858,69 +705,37 @@ fn route(req: &Request, path: &str, shared: &Shared) -> (&'static str, String) {
                 (OK, r#"{"success":true}"#.to_owned())
             }
         }
-        _ => ("404 Not Found", r#"{"error":"Not Found"}"#.to_owned()),
+        _ => (404, r#"{"error":"Not Found"}"#.to_owned()),
     }
 }
 
 /// A WebSocket client, until it leaves or the simulator stops.
-fn websocket(mut ws: WebSocket<TcpStream>, shared: &Arc<Shared>) {
-    let (tx, rx): (Sender<Outgoing>, Receiver<Outgoing>) = mpsc::channel();
-    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+fn websocket(conn: u64, mut ws: tungstenite::WebSocket<TcpStream>, shared: &Arc<Shared>) {
+    let (tx, rx): (Sender<Message>, Receiver<Message>) = mpsc::channel();
     {
         let mut d = shared.device();
-        d.clients.push((id, tx.clone()));
+        d.clients.push((conn, tx.clone()));
         // The greeting, as WLED sends on connect (with this client counted in `info.ws`).
-        let _ = tx.send(Outgoing::Text(shared.si(&d).to_string()));
+        let _ = tx.send(Message::text(shared.si(&d).to_string()));
     }
     if shared.options.malformed {
         for frame in MALFORMED_FRAMES {
-            let _ = tx.send(Outgoing::Text((*frame).to_owned()));
+            let _ = tx.send(Message::text(*frame));
         }
-        let _ = tx.send(Outgoing::Binary(vec![0xde, 0xad, 0xbe, 0xef]));
+        let _ = tx.send(Message::binary(vec![0xde, 0xad, 0xbe, 0xef]));
     }
-    loop {
-        if shared.stopped() {
-            break;
-        }
-        let mut failed = false;
-        while let Ok(out) = rx.try_recv() {
-            if shared.frozen() {
-                continue;
-            }
-            let msg = match out {
-                Outgoing::Text(t) => Message::text(t),
-                Outgoing::Binary(b) => Message::binary(b),
-            };
-            if ws.send(msg).is_err() {
-                failed = true;
-                break;
-            }
-        }
-        if failed {
-            break;
-        }
-        match ws.read() {
-            Ok(Message::Text(text)) => {
-                if !shared.frozen() {
-                    ws_message(text.as_str(), &tx, shared);
-                }
-            }
-            Ok(Message::Close(_)) => {
-                let _ = ws.flush();
-                break;
-            }
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-    }
-    shared.device().clients.retain(|(i, _)| *i != id);
+    // Frozen, it reads and drops what the client sends and sends nothing.
+    http::serve_websocket(&mut ws, &shared.control, WhileFrozen::Drop, &rx, |text| {
+        ws_message(text, &tx, shared);
+        None
+    });
+    shared.device().clients.retain(|(i, _)| *i != conn);
 }
 
 /// A text message from a WebSocket client, as WLED's `wsEvent` takes it.
-fn ws_message(text: &str, reply: &Sender<Outgoing>, shared: &Shared) {
+fn ws_message(text: &str, reply: &Sender<Message>, shared: &Shared) {
     if !text.is_empty() && text.len() < 10 && text.starts_with('p') {
-        let _ = reply.send(Outgoing::Text("pong".to_owned()));
+        let _ = reply.send(Message::text("pong"));
         return;
     }
     let Ok(Value::Object(patch)) = serde_json::from_str::<Value>(text) else { return };
@@ -928,7 +743,7 @@ fn ws_message(text: &str, reply: &Sender<Outgoing>, shared: &Shared) {
     let verbose = patch.get("v").and_then(Value::as_bool) == Some(true);
     if verbose && patch.len() == 1 {
         d.state_requests += 1;
-        let _ = reply.send(Outgoing::Text(shared.si(&d).to_string()));
+        let _ = reply.send(Message::text(shared.si(&d).to_string()));
         return;
     }
     if patch.contains_key("lv") {
@@ -938,8 +753,8 @@ fn ws_message(text: &str, reply: &Sender<Outgoing>, shared: &Shared) {
     if d.light.apply(&patch) {
         shared.broadcast(&mut d);
     } else if verbose {
-        let _ = reply.send(Outgoing::Text(shared.si(&d).to_string()));
+        let _ = reply.send(Message::text(shared.si(&d).to_string()));
     } else {
-        let _ = reply.send(Outgoing::Text(r#"{"success":true}"#.to_owned()));
+        let _ = reply.send(Message::text(r#"{"success":true}"#));
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 pub mod bluez;
 pub mod browser;
+pub mod session;
 
 /// Device simulators speaking the real wire protocols over real sockets (`tests/sim/`).
 #[path = "../sim/mod.rs"]

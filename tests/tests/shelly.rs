@@ -6,149 +6,25 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_mdns::lan::{Link, Protocol, Target};
-use hearth_sdk::{
-    AdapterEvent, AvailabilityState, Command, CommandRequest, Context, DeviceDescriptor, DeviceId, EventSender, Origin,
-    Refresh, Secret, Secrets, Value,
-};
+use hearth_sdk::{AdapterEvent, CommandRequest, DeviceDescriptor, DeviceId, Refresh, Secret, Value};
 use hearth_shelly::Shelly;
+use hearth_tests::session::{self, Session};
 use hearth_tests::sim::shelly::{ShellyOptions, ShellySim};
 use serde_json::json;
-use tokio::sync::mpsc;
 
 const T: Duration = Duration::from_secs(10);
 
-/// One session of the adapter against a device, on a runtime of its own.
-struct Session {
-    rt: tokio::runtime::Runtime,
-    device: DeviceId,
-    events: mpsc::Receiver<(&'static str, AdapterEvent)>,
-    seen: Vec<AdapterEvent>,
-    commands: Option<mpsc::Sender<Command>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    _secrets: tokio::sync::watch::Sender<BTreeMap<String, Secret>>,
-    contexts: u64,
+/// A session of the adapter to the simulated device, with `password` under its id.
+fn start(sim: &ShellySim, password: Option<&str>, idle: Duration) -> Session {
+    start_to(sim.id(), sim.port(), password, idle)
 }
 
-impl Session {
-    fn start(sim: &ShellySim, password: Option<&str>, idle: Duration) -> Session {
-        Session::start_to(sim.id(), sim.port(), password, idle)
-    }
-
-    /// A session to device `id` at 127.0.0.1:`port`.
-    fn start_to(id: &str, port: u16, password: Option<&str>, idle: Duration) -> Session {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let device = DeviceId::new("shelly", id);
-        let target = Target {
-            key: id.to_owned(),
-            device: device.clone(),
-            name: id.to_owned(),
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port,
-            txt: BTreeMap::new(),
-        };
-        let (tx, events) = mpsc::channel(256);
-        let secrets: BTreeMap<String, Secret> =
-            password.map(|p| BTreeMap::from([(id.to_owned(), Secret::new(p))])).unwrap_or_default();
-        let (secrets_tx, secrets) = Secrets::channel(secrets);
-        let (link, commands) = Link::detached(target, EventSender::new("shelly", tx), secrets, idle);
-        let task = rt.spawn(Arc::new(Shelly).session(link));
-        Session {
-            rt,
-            device,
-            events,
-            seen: Vec::new(),
-            commands: Some(commands),
-            task: Some(task),
-            _secrets: secrets_tx,
-            contexts: 0,
-        }
-    }
-
-    /// The next event for which `pred` holds (others are kept in `seen`); panics after `T`.
-    fn expect(&mut self, what: &str, mut pred: impl FnMut(&AdapterEvent) -> bool) -> AdapterEvent {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let events = &mut self.events;
-            let next = self.rt.block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match next {
-                Ok(Some((adapter, event))) => {
-                    assert_eq!(adapter, "shelly");
-                    self.seen.push(event.clone());
-                    if pred(&event) {
-                        return event;
-                    }
-                }
-                Ok(None) => panic!("the event channel closed while waiting for {what}; seen: {:#?}", self.seen),
-                Err(_) => {
-                    let ended = self.task.as_ref().is_some_and(|t| t.is_finished());
-                    panic!("no {what} within {T:?} (session ended: {ended}); seen: {:#?}", self.seen)
-                }
-            }
-        }
-    }
-
-    fn descriptor(&mut self) -> DeviceDescriptor {
-        match self.expect("device description", |e| matches!(e, AdapterEvent::Device { .. })) {
-            AdapterEvent::Device { device } => device,
-            _ => unreachable!(),
-        }
-    }
-
-    fn online(&mut self) {
-        let device = self.device.clone();
-        self.expect("online", |e| {
-            matches!(e, AdapterEvent::Availability { device: d, availability }
-                if *d == device && availability.state == AvailabilityState::Online)
-        });
-    }
-
-    /// The next state report holding `key`: its values and cause.
-    fn state_with(&mut self, key: &str) -> (BTreeMap<String, Value>, Option<Context>) {
-        let device = self.device.clone();
-        match self.expect(
-            &format!("state with {key}"),
-            |e| matches!(e, AdapterEvent::State { device: d, values, .. } if *d == device && values.contains_key(key)),
-        ) {
-            AdapterEvent::State { values, cause, .. } => (values, cause),
-            _ => unreachable!(),
-        }
-    }
-
-    fn command(&mut self, request: CommandRequest) -> Context {
-        self.contexts += 1;
-        let context = Context::new(format!("ctx-{}", self.contexts), Origin::User { name: "alice".into() });
-        let command = Command { device: self.device.clone(), request, context: context.clone() };
-        let commands = self.commands.clone().unwrap();
-        self.rt.block_on(commands.send(command)).unwrap();
-        context
-    }
-
-    fn set(&mut self, key: &str, value: impl Into<Value>) -> Context {
-        self.command(CommandRequest { set: BTreeMap::from([(key.to_owned(), value.into())]), ..Default::default() })
-    }
-
-    /// How the session ended, waiting up to `timeout`.
-    fn outcome(&mut self, timeout: Duration) -> Result<(), String> {
-        let task = self.task.take().unwrap();
-        self.rt
-            .block_on(async { tokio::time::timeout(timeout, task).await })
-            .unwrap_or_else(|_| panic!("the session still runs after {timeout:?}; seen: {:#?}", self.seen))
-            .unwrap()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
+/// A session to device `id` at 127.0.0.1:`port`.
+fn start_to(id: &str, port: u16, password: Option<&str>, idle: Duration) -> Session {
+    let secrets = password.map(|p| BTreeMap::from([(id.to_owned(), Secret::new(p))])).unwrap_or_default();
+    Session::start(Shelly, session::target("shelly", id, port), secrets, idle)
 }
 
 fn keys(d: &DeviceDescriptor) -> Vec<&str> {
@@ -158,7 +34,7 @@ fn keys(d: &DeviceDescriptor) -> Vec<&str> {
 #[test]
 fn a_plus_1pm_is_described_and_follows_commands_and_its_wall_button() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm().with_name("Kitchen lights"));
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
 
     let d = s.descriptor();
     assert_eq!(d.id.as_str(), "shelly:shellyplus1pm-a8032ab12345");
@@ -234,7 +110,7 @@ fn a_plus_1pm_is_described_and_follows_commands_and_its_wall_button() {
     assert_eq!((values["state"].clone(), cause), (Value::Bool(true), Some(context)));
 
     // The commands channel closing ends the session cleanly.
-    s.commands = None;
+    s.close_commands();
     assert_eq!(s.outcome(T), Ok(()));
     assert!(
         sim.calls()
@@ -249,7 +125,7 @@ fn a_plus_1pm_is_described_and_follows_commands_and_its_wall_button() {
 #[test]
 fn a_plus_2pm_cover_goes_to_a_position_and_moves_by_hand() {
     let sim = ShellySim::start(ShellyOptions::plus_2pm_cover());
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
     let d = s.descriptor();
     assert_eq!(d.model.as_deref(), Some("Shelly Plus 2PM"));
     let k = keys(&d);
@@ -279,7 +155,7 @@ fn a_plus_2pm_cover_goes_to_a_position_and_moves_by_hand() {
 #[test]
 fn a_password_protected_device_is_reached_with_the_right_password() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm().with_password("correct horse"));
-    let mut s = Session::start(&sim, Some("correct horse"), Duration::from_secs(30));
+    let mut s = start(&sim, Some("correct horse"), Duration::from_secs(30));
     let d = s.descriptor();
     assert!(keys(&d).contains(&"state"));
     s.online();
@@ -297,7 +173,7 @@ fn a_password_protected_device_is_reached_with_the_right_password() {
 #[test]
 fn a_device_asking_for_a_missing_password_ends_the_session_with_a_clear_sentence() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm().with_password("correct horse"));
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
     assert_eq!(
         s.outcome(T),
         Err("shellyplus1pm-a8032ab12345 asks for a password: enter it under the adapter's secrets, \
@@ -313,7 +189,7 @@ fn a_device_asking_for_a_missing_password_ends_the_session_with_a_clear_sentence
 #[test]
 fn a_device_refusing_the_password_ends_the_session_with_a_clear_sentence() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm().with_password("correct horse"));
-    let mut s = Session::start(&sim, Some("battery staple"), Duration::from_secs(30));
+    let mut s = start(&sim, Some("battery staple"), Duration::from_secs(30));
     assert_eq!(
         s.outcome(T),
         Err("shellyplus1pm-a8032ab12345 refused the password: correct it under the adapter's secrets, \
@@ -327,13 +203,13 @@ fn a_device_refusing_the_password_ends_the_session_with_a_clear_sentence() {
 #[test]
 fn a_silent_device_ends_the_session_with_no_answer_after_the_idle_time() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm());
-    let mut s = Session::start(&sim, None, Duration::from_secs(2));
+    let mut s = start(&sim, None, Duration::from_secs(2));
     s.descriptor();
     s.online();
     // While it answers, the session asks a silent device for its status and goes on.
     s.rt.block_on(async { tokio::time::sleep(Duration::from_secs(3)).await });
     assert!(sim.calls().iter().filter(|(m, _)| m == "Shelly.GetStatus").count() >= 3, "{:?}", sim.calls());
-    assert!(!s.task.as_ref().unwrap().is_finished());
+    assert!(s.is_running());
 
     sim.freeze(true);
     let frozen_at = Instant::now();
@@ -346,7 +222,7 @@ fn a_silent_device_ends_the_session_with_no_answer_after_the_idle_time() {
 fn a_frozen_device_is_not_described() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm());
     sim.freeze(true);
-    let mut s = Session::start(&sim, None, Duration::from_secs(1));
+    let mut s = start(&sim, None, Duration::from_secs(1));
     let e = s.outcome(Duration::from_secs(5)).expect_err("a frozen device");
     assert!(e.starts_with("no answer from 127.0.0.1:"), "{e}");
 }
@@ -354,7 +230,7 @@ fn a_frozen_device_is_not_described() {
 #[test]
 fn bad_frames_are_rejected_and_the_session_goes_on() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm());
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
     s.online();
     sim.wait_for_subscriber(T);
     for bad in [
@@ -377,26 +253,26 @@ fn bad_frames_are_rejected_and_the_session_goes_on() {
     }
     sim.press_button();
     s.expect("button event after the garbage", |e| matches!(e, AdapterEvent::Event { .. }));
-    assert!(!s.task.as_ref().unwrap().is_finished());
+    assert!(s.is_running());
 }
 
 #[test]
 fn a_stopped_device_cannot_be_reached_and_a_restarted_one_can() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm());
     let port = sim.port();
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
     s.online();
     drop(sim);
     let e = s.outcome(T).expect_err("the device stopped");
     assert!(e.contains("closed the connection") || e.starts_with("the connection to"), "{e}");
 
     let id = "shellyplus1pm-a8032ab12345";
-    let mut s = Session::start_to(id, port, None, Duration::from_secs(30));
+    let mut s = start_to(id, port, None, Duration::from_secs(30));
     let e = s.outcome(T).expect_err("nothing listens");
     assert!(e.starts_with(&format!("cannot connect to 127.0.0.1:{port}")), "{e}");
 
     let sim = ShellySim::start_on(port, ShellyOptions::plus_1pm());
-    let mut s = Session::start(&sim, None, Duration::from_secs(30));
+    let mut s = start(&sim, None, Duration::from_secs(30));
     s.online();
     sim.toggle_physically();
     let (values, _) = s.state_with("state");
@@ -406,21 +282,9 @@ fn a_stopped_device_cannot_be_reached_and_a_restarted_one_can() {
 #[test]
 fn a_device_with_another_id_at_the_address_is_refused() {
     let sim = ShellySim::start(ShellyOptions::plus_1pm().with_id("shellyplus1pm-000000000001"));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let target = Target {
-        key: "shellyplus1pm-a8032ab12345".into(),
-        device: DeviceId::new("shelly", "shellyplus1pm-a8032ab12345"),
-        name: "shellyplus1pm-a8032ab12345".into(),
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: sim.port(),
-        txt: BTreeMap::new(),
-    };
-    let (tx, _rx) = mpsc::channel(64);
-    let (link, _commands) =
-        Link::detached(target, EventSender::new("shelly", tx), Secrets::none(), Duration::from_secs(10));
-    let outcome = rt.block_on(Arc::new(Shelly).session(link));
+    let mut s = start_to("shellyplus1pm-a8032ab12345", sim.port(), None, Duration::from_secs(10));
     assert_eq!(
-        outcome,
+        s.outcome(T),
         Err("the device at 127.0.0.1 is shellyplus1pm-000000000001, not shellyplus1pm-a8032ab12345: \
              another device has its address now"
             .into())

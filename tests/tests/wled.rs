@@ -7,19 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, TcpStream};
-use std::sync::Arc;
+use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use hearth_mdns::lan::{Link, Protocol, Target};
-use hearth_sdk::{
-    AdapterEvent, AvailabilityState, Color, Command, CommandRequest, Context, DeviceDescriptor, DeviceId, EventSender,
-    Origin, Secrets, Value, ValueType,
-};
+use hearth_mdns::lan::{Protocol, Target};
+use hearth_mdns::testing::in_namespace;
+use hearth_sdk::{AdapterEvent, Color, Context, DeviceDescriptor, Origin, Value, ValueType};
+use hearth_tests::session::{self, Session, setting};
 use hearth_tests::sim::wled::{EFFECTS, MALFORMED_FRAMES, PALETTES, WledOptions, WledSim};
 use hearth_wled::WledProtocol;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 
 /// Generous bound for anything crossing loopback.
 const T: Duration = Duration::from_secs(10);
@@ -184,122 +181,30 @@ fn sim_sends_malformed_frames_when_asked() {
 // The session
 // ------------------------------------------------------------------------------------------------
 
-/// A session running against a simulator.
-struct Session {
-    rt: tokio::runtime::Runtime,
-    events: mpsc::Receiver<(&'static str, AdapterEvent)>,
-    commands: Option<mpsc::Sender<Command>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    device: DeviceId,
-    /// Every event read so far.
-    seen: Vec<AdapterEvent>,
-}
-
+/// The controller as its announcement names it, with `mac` in its TXT records.
 fn target(sim: &WledSim, mac: &str) -> Target {
     Target {
-        key: mac.to_owned(),
-        device: DeviceId::new("wled", mac),
         name: sim.mdns_name(),
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: sim.port(),
         txt: BTreeMap::from([("mac".to_owned(), mac.to_owned())]),
+        ..session::target("wled", mac, sim.port())
     }
 }
 
-impl Session {
-    fn start(sim: &WledSim, idle: Duration) -> Session {
-        Session::start_for(target(sim, sim.mac()), idle)
-    }
+/// A session of the adapter to the simulated controller.
+fn start(sim: &WledSim, idle: Duration) -> Session {
+    start_for(target(sim, sim.mac()), idle)
+}
 
-    fn start_for(target: Target, idle: Duration) -> Session {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let (tx, events) = mpsc::channel(256);
-        let device = target.device.clone();
-        let (link, commands): (Link, _) = Link::detached(target, EventSender::new("wled", tx), Secrets::none(), idle);
-        let task = rt.spawn(Arc::new(WledProtocol).session(link));
-        Session { rt, events, commands: Some(commands), task: Some(task), device, seen: Vec::new() }
-    }
+fn start_for(target: Target, idle: Duration) -> Session {
+    Session::start(WledProtocol, target, BTreeMap::new(), idle)
+}
 
-    /// The next event for which `pred` holds (others are kept in `seen`), within `T`.
-    fn expect(&mut self, what: &str, mut pred: impl FnMut(&AdapterEvent) -> bool) -> AdapterEvent {
-        let deadline = Instant::now() + T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let events = &mut self.events;
-            let next = self.rt.block_on(async { tokio::time::timeout(left, events.recv()).await });
-            match next {
-                Ok(Some((adapter, event))) => {
-                    assert_eq!(adapter, "wled");
-                    self.seen.push(event.clone());
-                    if pred(&event) {
-                        return event;
-                    }
-                }
-                Ok(None) => panic!("the session ended before {what}; events: {:#?}", self.seen),
-                Err(_) => panic!("no {what} within {T:?}; events: {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn descriptor(&mut self) -> DeviceDescriptor {
-        match self.expect("a device", |e| matches!(e, AdapterEvent::Device { .. })) {
-            AdapterEvent::Device { device } => device,
-            _ => unreachable!(),
-        }
-    }
-
-    /// The next state report for which `pred` holds on its values.
-    fn state(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&BTreeMap<String, Value>) -> bool,
-    ) -> (BTreeMap<String, Value>, Option<Context>) {
-        let device = self.device.clone();
-        match self.expect(
-            what,
-            |e| matches!(e, AdapterEvent::State { device: d, values, .. } if *d == device && pred(values)),
-        ) {
-            AdapterEvent::State { values, cause, .. } => (values, cause),
-            _ => unreachable!(),
-        }
-    }
-
-    /// Connected: described, online, first values.
-    fn up(&mut self) -> DeviceDescriptor {
-        let d = self.descriptor();
-        let device = self.device.clone();
-        self.expect("online", |e| {
-            matches!(e, AdapterEvent::Availability { device: d, availability } if *d == device && availability.state == AvailabilityState::Online)
-        });
-        self.state("the first state", |v| v.contains_key("state"));
-        d
-    }
-
-    fn send(&self, set: &[(&str, Value)], context: &Context) {
-        let command = Command {
-            device: self.device.clone(),
-            request: CommandRequest {
-                set: set.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
-                ..CommandRequest::default()
-            },
-            context: context.clone(),
-        };
-        let tx = self.commands.clone().unwrap();
-        self.rt.block_on(tx.send(command)).unwrap();
-    }
-
-    /// How the session ended, waiting up to `within`.
-    fn ended(&mut self, within: Duration) -> Result<(), String> {
-        let task = self.task.take().unwrap();
-        self.rt
-            .block_on(async { tokio::time::timeout(within, task).await })
-            .expect("the session ended in time")
-            .unwrap()
-    }
-
-    fn is_running(&self) -> bool {
-        self.task.as_ref().is_some_and(|t| !t.is_finished())
-    }
+/// Connected: described, online, first values.
+fn up(s: &mut Session) -> DeviceDescriptor {
+    let d = s.descriptor();
+    s.online();
+    s.state("the first state", |v| v.contains_key("state"));
+    d
 }
 
 fn text(s: &str) -> Value {
@@ -323,8 +228,8 @@ fn enum_values(d: &DeviceDescriptor, key: &str) -> Vec<String> {
 #[test]
 fn session_describes_the_controller_with_its_features_and_state() {
     let sim = WledSim::start(WledOptions { segments: 2, ..WledOptions::default() });
-    let mut s = Session::start(&sim, T);
-    let d = s.up();
+    let mut s = start(&sim, T);
+    let d = up(&mut s);
     assert_eq!(d.id.to_string(), "wled:8813bf0455f0");
     assert_eq!(d.name, "WLED Kitchen");
     assert_eq!((d.manufacturer.as_deref(), d.model.as_deref()), (Some("WLED"), Some("WLED on esp32")));
@@ -369,8 +274,8 @@ fn session_describes_the_controller_with_its_features_and_state() {
 #[test]
 fn session_reports_a_physical_change_live() {
     let sim = WledSim::start(WledOptions { segments: 2, ..WledOptions::default() });
-    let mut s = Session::start(&sim, T);
-    s.up();
+    let mut s = start(&sim, T);
+    up(&mut s);
     sim.set_physically(json!({"on": false, "seg": [{"id": 1, "fx": 9, "pal": 6, "col": [[0, 0, 255]]}]}));
     let (values, cause) = s.state("the physical change", |v| v.get("state") == Some(&Value::Bool(false)));
     assert_eq!(cause, None);
@@ -383,16 +288,16 @@ fn session_reports_a_physical_change_live() {
 #[test]
 fn session_carries_out_a_command_and_reports_its_result_with_the_cause() {
     let sim = WledSim::start(WledOptions::default());
-    let mut s = Session::start(&sim, T);
-    s.up();
+    let mut s = start(&sim, T);
+    up(&mut s);
     let context = Context::new("ctx-wled-1", Origin::User { name: "alice".into() });
     s.send(
-        &[
+        setting(&[
             ("brightness", Value::Number(40.0)),
             ("color", Value::Color(Color { hue: 0.0, saturation: 100.0 })),
             ("effect", text("Rainbow")),
             ("palette", text("Party")),
-        ],
+        ]),
         &context,
     );
     let patches = sim.wait_patches(1, T);
@@ -406,7 +311,7 @@ fn session_carries_out_a_command_and_reports_its_result_with_the_cause() {
 
     // Off by an automation, then on by the button: only the command's report has a cause.
     let off = Context::new("ctx-wled-2", Origin::Automation { id: "night".into() });
-    s.send(&[("state", Value::Bool(false))], &off);
+    s.send(setting(&[("state", Value::Bool(false))]), &off);
     let (_, cause) = s.state("off", |v| v.get("state") == Some(&Value::Bool(false)));
     assert_eq!(cause, Some(off));
     sim.set_physically(json!({"on": true}));
@@ -414,16 +319,16 @@ fn session_carries_out_a_command_and_reports_its_result_with_the_cause() {
     assert_eq!(cause, None);
 
     // The command channel closing ends the session cleanly.
-    s.commands = None;
-    assert_eq!(s.ended(T), Ok(()));
+    s.close_commands();
+    assert_eq!(s.outcome(T), Ok(()));
 }
 
 #[test]
 fn session_keeps_a_quiet_controller_alive_by_asking_for_its_state() {
     let sim = WledSim::start(WledOptions::default());
     let idle = Duration::from_millis(1500);
-    let mut s = Session::start(&sim, idle);
-    s.up();
+    let mut s = start(&sim, idle);
+    up(&mut s);
     std::thread::sleep(idle * 2);
     assert!(s.is_running(), "a quiet but answering controller keeps its session");
     assert!(sim.state_requests() >= 2, "keep-alive requests: {}", sim.state_requests());
@@ -433,30 +338,30 @@ fn session_keeps_a_quiet_controller_alive_by_asking_for_its_state() {
 #[test]
 fn session_fails_with_the_reason_when_the_controller_stops_answering() {
     let sim = WledSim::start(WledOptions::default());
-    let mut s = Session::start(&sim, Duration::from_secs(2));
-    s.up();
+    let mut s = start(&sim, Duration::from_secs(2));
+    up(&mut s);
     sim.freeze(true);
     let started = Instant::now();
-    assert_eq!(s.ended(Duration::from_secs(6)), Err("no answer from 127.0.0.1 for 2 s".to_owned()));
+    assert_eq!(s.outcome(Duration::from_secs(6)), Err("no answer from 127.0.0.1 for 2 s".to_owned()));
     assert!(started.elapsed() >= Duration::from_millis(1500), "gave up after {:?}", started.elapsed());
 }
 
 #[test]
 fn session_fails_when_the_controller_is_stopped() {
     let sim = WledSim::start(WledOptions::default());
-    let mut s = Session::start(&sim, T);
-    s.up();
+    let mut s = start(&sim, T);
+    up(&mut s);
     drop(sim);
-    let e = s.ended(T).unwrap_err();
+    let e = s.outcome(T).unwrap_err();
     assert!(e.contains("127.0.0.1") && e.contains("WebSocket"), "{e}");
 }
 
 #[test]
 fn session_refuses_another_controller_at_the_announced_address() {
     let sim = WledSim::start(WledOptions::default());
-    let mut s = Session::start_for(target(&sim, "aabbccddeeff"), T);
+    let mut s = start_for(target(&sim, "aabbccddeeff"), T);
     assert_eq!(
-        s.ended(T),
+        s.outcome(T),
         Err("the WLED controller at 127.0.0.1 is wled:8813bf0455f0, not the wled:aabbccddeeff announced there".into())
     );
 }
@@ -464,8 +369,8 @@ fn session_refuses_another_controller_at_the_announced_address() {
 #[test]
 fn session_skips_malformed_frames_and_goes_on() {
     let sim = WledSim::start(WledOptions { malformed: true, ..WledOptions::default() });
-    let mut s = Session::start(&sim, T);
-    s.up();
+    let mut s = start(&sim, T);
+    up(&mut s);
     for _ in MALFORMED_FRAMES {
         let rejected = s.expect("a rejected frame", |e| matches!(e, AdapterEvent::InputRejected { .. }));
         let AdapterEvent::InputRejected { source, reason } = rejected else { unreachable!() };
@@ -477,7 +382,7 @@ fn session_skips_malformed_frames_and_goes_on() {
     assert!(s.is_running());
     // Still working: a command and its result.
     let context = Context::new("ctx-after-garbage", Origin::User { name: "bob".into() });
-    s.send(&[("effect", text("Fireworks"))], &context);
+    s.send(setting(&[("effect", text("Fireworks"))]), &context);
     let (values, cause) = s.state("the command's result", |v| v.get("effect") == Some(&text("Fireworks")));
     assert_eq!((cause, values["state"].clone()), (Some(context), Value::Bool(true)));
 }
@@ -485,8 +390,8 @@ fn session_skips_malformed_frames_and_goes_on() {
 #[test]
 fn session_announces_the_device_again_when_its_layout_changes() {
     let sim = WledSim::start(WledOptions { segments: 2, ..WledOptions::default() });
-    let mut s = Session::start(&sim, T);
-    s.up();
+    let mut s = start(&sim, T);
+    up(&mut s);
     sim.set_physically(json!({"seg": [{"id": 1, "n": "Shelf"}]}));
     let d = s.descriptor();
     assert_eq!(d.feature("state_seg1").unwrap().label.as_deref(), Some("Shelf"));
@@ -496,27 +401,6 @@ fn session_announces_the_device_again_when_its_layout_changes() {
 // ------------------------------------------------------------------------------------------------
 // Discovery to session, without the hub
 // ------------------------------------------------------------------------------------------------
-
-const INSIDE: &str = "HEARTH_TEST_INSIDE_NETNS";
-
-/// Runs `test` inside a fresh network namespace whose only interface is its loopback, so mDNS
-/// never reaches the machine's network (the test re-runs itself under `unshare -n`, as root).
-fn in_namespace(name: &str, test: impl FnOnce()) {
-    if std::env::var_os(INSIDE).is_some() {
-        test();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", r#"ip link set lo up && exec "$0" --exact "$1" --nocapture"#])
-        .arg(&exe)
-        .arg(name)
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare (util-linux) and ip (iproute2), as root");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "inside the namespace:\n{text}");
-}
 
 #[test]
 fn session_connects_to_the_controller_its_mdns_announcement_names() {
@@ -547,8 +431,8 @@ fn session_connects_to_the_controller_its_mdns_announcement_names() {
         let target = hearth_mdns::lan::target(&found, &announcement).unwrap();
         assert_eq!(target.socket().to_string(), format!("127.0.0.1:{}", sim.port()));
         drop(rt);
-        let mut s = Session::start_for(target, T);
-        let d = s.up();
+        let mut s = start_for(target, T);
+        let d = up(&mut s);
         assert_eq!(d.id, found.device, "the session announces the device the inbox offered");
     });
 }
