@@ -504,7 +504,23 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
             return Ok(());
         }
     };
-    let mut seen = browser.browse(protocol.service_types()).map_err(|e| AdapterError(e.to_string()))?;
+    let seen = browser.browse(protocol.service_types()).map_err(|e| AdapterError(e.to_string()))?;
+    let result = run_on(protocol, ctx, idle, seen).await;
+    drop(browser);
+    result
+}
+
+/// Runs a Wi-Fi adapter on announcements from elsewhere (a protocol with a discovery of its
+/// own, such as Yeelight's multicast search, turns its answers into [`Seen`]s): fills the inbox
+/// and keeps every accepted device connected, as [`run`] does; `idle` is the configuration's
+/// `offline_after_secs`.
+pub async fn run_on<P: Protocol>(
+    protocol: Arc<P>,
+    mut ctx: AdapterContext,
+    idle: Duration,
+    mut seen: mpsc::Receiver<Seen>,
+) -> Result<(), AdapterError> {
+    let adapter = protocol.adapter();
     ctx.events.status(AdapterStatus::running()).await?;
 
     // Where each device was last announced, by key.
@@ -643,7 +659,6 @@ pub async fn run<P: Protocol>(protocol: P, mut ctx: AdapterContext) -> Result<()
     for (_, s) in running {
         s.task.abort();
     }
-    drop(browser);
     result
 }
 
