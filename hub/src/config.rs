@@ -31,6 +31,27 @@ pub struct Config {
     pub location: LocationConfig,
     /// The discovery inbox.
     pub inbox: InboxConfig,
+    /// Hearth's devices in Home Assistant (MQTT discovery).
+    pub home_assistant: HomeAssistantConfig,
+}
+
+/// `[home_assistant]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// Publish every device on the MQTT broker in Home Assistant's discovery format, with its
+    /// state and a command topic (off by default).
+    pub publish: bool,
+    /// Home Assistant's discovery prefix.
+    pub prefix: String,
+    /// The base of Hearth's state and command topics.
+    pub base_topic: String,
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        HomeAssistantConfig { publish: false, prefix: "homeassistant".into(), base_topic: "hearth".into() }
+    }
 }
 
 /// `[inbox]`
@@ -537,6 +558,18 @@ impl Config {
             return Err(format!(
                 "[adapters.zigbee2mqtt] base_topic = \"{base}\" must be a topic without wildcards, like \"zigbee2mqtt\""
             ));
+        }
+        let ha = &self.home_assistant;
+        for (key, topic) in [("prefix", &ha.prefix), ("base_topic", &ha.base_topic)] {
+            if topic.trim().is_empty() || topic.contains(['#', '+']) || topic.starts_with('/') || topic.ends_with('/') {
+                return Err(format!(
+                    "[home_assistant] {key} = \"{topic}\" must be a topic without wildcards or slashes at either end, like \"{}\"",
+                    if key == "prefix" { "homeassistant" } else { "hearth" }
+                ));
+            }
+        }
+        if ha.publish && ha.prefix == ha.base_topic {
+            return Err("[home_assistant] prefix and base_topic must differ".into());
         }
         let l = &self.location;
         match (l.latitude, l.longitude) {

@@ -29,6 +29,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod home_assistant;
 pub mod inbox;
 pub mod metrics;
 pub mod runtime;

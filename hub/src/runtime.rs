@@ -129,6 +129,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         loaded: automations_loaded,
     });
 
+    // Hearth's devices in Home Assistant, when asked.
+    let home_assistant = match (&config.home_assistant, &mqtt) {
+        (h, Some(settings)) if h.publish => {
+            let s = crate::home_assistant::Settings { prefix: h.prefix.clone(), base: h.base_topic.clone() };
+            Some(crate::home_assistant::spawn(s, core.clone(), settings).map_err(anyhow::Error::msg)?)
+        }
+        (h, None) if h.publish => {
+            tracing::warn!(
+                "[home_assistant] publish = true, but there is no MQTT broker: turn on the built-in one or configure [mqtt.external]."
+            );
+            None
+        }
+        _ => None,
+    };
+
     let mut adapter_tasks = Vec::new();
     for (id, adapter, ctx) in to_start {
         let core = core.clone();
@@ -184,6 +199,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("The automation engine did not stop within {CORE_STOP:?}.");
     }
     let _ = tokio::time::timeout(CORE_STOP, automations_task).await;
+    if let Some(task) = home_assistant {
+        task.abort();
+    }
     let _ = stop_adapters.send(true);
     for t in adapter_tasks {
         if tokio::time::timeout(ADAPTER_STOP, t).await.is_err() {

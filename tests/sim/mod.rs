@@ -310,6 +310,25 @@ impl MqttProbe {
         self.expect(timeout, |m| m.topic == topic)
     }
 
+    /// Waits until no message has arrived for `quiet` (retained messages come in a burst after a
+    /// subscription), at most `timeout`; returns every message received so far.
+    pub fn settle(&self, quiet: Duration, timeout: Duration) -> Vec<Msg> {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.seen.lock().unwrap().len();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            self.pump(Duration::from_millis(50));
+            let now = self.seen.lock().unwrap().len();
+            if now != count {
+                count = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                break;
+            }
+        }
+        self.seen()
+    }
+
     /// Every message received so far, matching or not, in order.
     pub fn seen(&self) -> Vec<Msg> {
         self.seen.lock().unwrap().clone()

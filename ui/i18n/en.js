@@ -478,6 +478,7 @@ export default {
   "origin.user": "by a person",
   "origin.automation": "by an automation",
   "origin.cloud": "by the cloud link",
+  "origin.home_assistant": "by Home Assistant",
   "origin.system": "by the hub",
   "history_kind.state": "Change",
   "history_kind.event": "Event",

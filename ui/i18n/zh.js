@@ -464,6 +464,7 @@ export default {
   "origin.device": "由设备",
   "origin.user": "由用户",
   "origin.automation": "由自动化",
+  "origin.home_assistant": "由 Home Assistant",
   "origin.cloud": "由云连接",
   "origin.system": "由网关",
   "history_kind.state": "变化",

@@ -28,6 +28,8 @@ pub enum Origin {
     },
     /// The cloud link.
     Cloud,
+    /// Home Assistant, through Hearth's devices published for its MQTT discovery.
+    HomeAssistant,
     /// An adapter plugin or the hub itself.
     System,
 }

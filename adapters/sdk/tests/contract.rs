@@ -307,10 +307,11 @@ fn origin_kind(o: &Origin) -> &'static str {
         Origin::User { .. } => "user",
         Origin::Automation { .. } => "automation",
         Origin::Cloud => "cloud",
+        Origin::HomeAssistant => "home_assistant",
         Origin::System => "system",
     }
 }
-const ORIGIN_KINDS: [&str; 5] = ["device", "user", "automation", "cloud", "system"];
+const ORIGIN_KINDS: [&str; 6] = ["device", "user", "automation", "cloud", "home_assistant", "system"];
 
 #[test]
 fn the_examples_cover_every_variant() {
