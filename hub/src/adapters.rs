@@ -72,5 +72,33 @@ pub fn builtin() -> Vec<Builtin> {
             config: |c| serde_json::to_value(&c.adapters.esphome).unwrap_or_default(),
             make: || Box::new(hearth_esphome::EsphomeAdapter::new()),
         },
+        #[cfg(feature = "mqtt_discovery")]
+        Builtin {
+            id: "mqtt_discovery",
+            enabled: |c| c.adapters.mqtt_discovery.enabled,
+            config: |c| serde_json::to_value(&c.adapters.mqtt_discovery).unwrap_or_default(),
+            make: || Box::new(hearth_mqtt_discovery::MqttDiscoveryAdapter::new()),
+        },
+        #[cfg(feature = "tasmota")]
+        Builtin {
+            id: "tasmota",
+            enabled: |c| c.adapters.tasmota.enabled,
+            config: |c| serde_json::to_value(&c.adapters.tasmota).unwrap_or_default(),
+            make: || Box::new(hearth_tasmota::TasmotaAdapter::new()),
+        },
+        #[cfg(feature = "yeelight")]
+        Builtin {
+            id: "yeelight",
+            enabled: |c| c.adapters.yeelight.enabled,
+            config: |c| serde_json::to_value(&c.adapters.yeelight).unwrap_or_default(),
+            make: || Box::new(hearth_yeelight::YeelightAdapter::new()),
+        },
+        #[cfg(feature = "miio")]
+        Builtin {
+            id: "miio",
+            enabled: |c| c.adapters.miio.enabled,
+            config: |c| serde_json::to_value(&c.adapters.miio).unwrap_or_default(),
+            make: || Box::new(hearth_miio::MiioAdapter::new()),
+        },
     ]
 }

@@ -301,6 +301,87 @@ pub struct AdaptersConfig {
     pub wled: WifiConfig,
     /// `[adapters.esphome]`: ESPHome devices over the native API.
     pub esphome: WifiConfig,
+    /// `[adapters.yeelight]`: Yeelight lights over their LAN control protocol.
+    pub yeelight: WifiConfig,
+    /// `[adapters.miio]`: Xiaomi devices over miIO with MIoT-Spec.
+    pub miio: MiioConfig,
+    /// `[adapters.tasmota]`: Tasmota devices over their native MQTT discovery.
+    pub tasmota: TasmotaConfig,
+    /// `[adapters.mqtt_discovery]`: devices that describe themselves in Home Assistant's MQTT
+    /// discovery format.
+    pub mqtt_discovery: MqttDiscoveryConfig,
+}
+
+/// `[adapters.mqtt_discovery]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttDiscoveryConfig {
+    /// Read Home Assistant MQTT discovery configs on the broker (on by default; it waits
+    /// quietly until a device publishes one).
+    pub enabled: bool,
+    /// The discovery prefix devices publish under.
+    pub prefix: String,
+    /// Devices whose config names one of these origins are left out (by default zigbee2mqtt's,
+    /// which the zigbee2mqtt adapter already speaks natively). Hearth's own are always left out.
+    pub ignore_origins: Vec<String>,
+    /// Another broker than the hub's (built-in or `[mqtt.external]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<ExternalMqtt>,
+}
+
+impl Default for MqttDiscoveryConfig {
+    fn default() -> Self {
+        MqttDiscoveryConfig {
+            enabled: true,
+            prefix: "homeassistant".into(),
+            ignore_origins: vec!["Zigbee2MQTT".into()],
+            mqtt: None,
+        }
+    }
+}
+
+/// `[adapters.tasmota]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TasmotaConfig {
+    /// Listen for Tasmota devices on the broker (on by default; it waits quietly until one
+    /// appears).
+    pub enabled: bool,
+    /// Where Tasmota publishes its discovery (`SetOption19 0`, the default).
+    pub discovery_prefix: String,
+    /// Another broker than the hub's (built-in or `[mqtt.external]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<ExternalMqtt>,
+}
+
+impl Default for TasmotaConfig {
+    fn default() -> Self {
+        TasmotaConfig { enabled: true, discovery_prefix: "tasmota/discovery".into(), mqtt: None }
+    }
+}
+
+/// `[adapters.miio]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiioConfig {
+    /// Find Xiaomi devices on the network (mDNS `_miio._udp`) and offer them in the inbox (off by
+    /// default: it speaks mDNS on the interfaces listed).
+    pub enabled: bool,
+    /// The interfaces to speak mDNS on; every interface when empty.
+    pub interfaces: Vec<String>,
+    /// Seconds without an answer before a device is offline.
+    pub offline_after_secs: u64,
+    /// Seconds between two readings of a device's properties (miIO does not push them).
+    pub poll_secs: u64,
+    /// A directory of MIoT spec files for models Hearth does not ship (`<model>.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub specs_dir: Option<PathBuf>,
+}
+
+impl Default for MiioConfig {
+    fn default() -> Self {
+        MiioConfig { enabled: false, interfaces: Vec::new(), offline_after_secs: 60, poll_secs: 10, specs_dir: None }
+    }
 }
 
 /// `[adapters.shelly]`, `[adapters.wled]`, `[adapters.esphome]`: Wi-Fi devices found over mDNS.
@@ -546,9 +627,28 @@ impl Config {
         }
         #[cfg(feature = "ble")]
         hearth_ble::Config::from_json(&serde_json::to_value(&self.adapters.ble).unwrap_or_default())?;
-        for (id, c) in
-            [("shelly", &self.adapters.shelly), ("wled", &self.adapters.wled), ("esphome", &self.adapters.esphome)]
-        {
+        #[cfg(feature = "miio")]
+        hearth_miio::Config::from_json(&serde_json::to_value(&self.adapters.miio).unwrap_or_default())?;
+        #[cfg(feature = "tasmota")]
+        hearth_tasmota::Config::from_json(&serde_json::to_value(&self.adapters.tasmota).unwrap_or_default())?;
+        #[cfg(feature = "mqtt_discovery")]
+        hearth_mqtt_discovery::Config::from_json(
+            &serde_json::to_value(&self.adapters.mqtt_discovery).unwrap_or_default(),
+        )?;
+        let m = &self.adapters.miio;
+        if m.poll_secs >= m.offline_after_secs {
+            return Err(format!(
+                "[adapters.miio] poll_secs = {} must be less than offline_after_secs = {}: a device is read every poll_secs, \
+                 and offline when it has not answered for offline_after_secs",
+                m.poll_secs, m.offline_after_secs
+            ));
+        }
+        for (id, c) in [
+            ("shelly", &self.adapters.shelly),
+            ("wled", &self.adapters.wled),
+            ("esphome", &self.adapters.esphome),
+            ("yeelight", &self.adapters.yeelight),
+        ] {
             if c.offline_after_secs == 0 {
                 return Err(format!("[adapters.{id}] offline_after_secs must be at least 1"));
             }

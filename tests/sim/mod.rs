@@ -12,8 +12,11 @@
 
 pub mod esphome;
 pub mod http;
+pub mod miio;
 pub mod shelly;
+pub mod tasmota;
 pub mod wled;
+pub mod yeelight;
 pub mod zigbee2mqtt;
 
 use std::collections::VecDeque;

@@ -127,4 +127,10 @@ fn every_device_is_published_for_home_assistant_and_takes_its_commands() {
     probe.publish("hearth/demo-living_lamp/light/light/set", "not json", false);
     probe.publish("hearth/demo-nothing/set", r#"{"state": true}"#, false);
     assert_eq!(hub.get("/healthz", None).status, 200);
+
+    // The hub's own discovery reader (on by default) leaves Hearth's configs alone: no device
+    // came back as a copy of itself.
+    let now = hub.get("/api/v1/devices", Some(&token)).body;
+    assert_eq!(now.as_array().unwrap().len(), devices.len(), "{now}");
+    assert!(hub.get("/api/v1/adapters", Some(&token)).text.contains("mqtt_discovery"));
 }

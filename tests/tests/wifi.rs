@@ -16,8 +16,10 @@ use hearth_mdns::testing::in_namespace;
 use hearth_tests::Hub;
 use hearth_tests::browser::{Browser as WebBrowser, Cookie};
 use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, RELAY, TEMPERATURE};
+use hearth_tests::sim::miio::{MiioOptions, MiioSim};
 use hearth_tests::sim::shelly::{ShellyOptions, ShellySim};
 use hearth_tests::sim::wled::{WledOptions, WledSim};
+use hearth_tests::sim::yeelight::{YeelightOptions, YeelightSim};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(20);
@@ -80,9 +82,11 @@ fn a_device_seen_on_the_network_waits_in_the_inbox_as_not_supported_yet() {
 /// on a silent device after 3 s.
 fn wifi_hub() -> (Hub, String) {
     let mut config = String::new();
-    for id in ["shelly", "wled", "esphome"] {
+    for id in ["shelly", "wled", "esphome", "yeelight", "miio"] {
         config.push_str(&format!("[adapters.{id}]\nenabled = true\ninterfaces = [\"lo\"]\noffline_after_secs = 3\n"));
     }
+    // miIO devices are polled: well within the time they may be silent.
+    config.push_str("poll_secs = 1\n");
     let hub = Hub::start_with_config(&config, &[]);
     let token = hub.onboard();
     (hub, token)
@@ -417,5 +421,87 @@ fn a_shelly_password_entered_on_the_device_page_brings_it_online() {
         b.screenshot("shelly-password");
         let d = hub.get(&format!("/api/v1/devices/{id}"), Some(&token)).body;
         assert_eq!(d["availability"]["state"], "online", "{d}");
+    });
+}
+
+#[test]
+fn a_xiaomi_purifier_asks_for_its_token_then_is_read_and_controlled() {
+    in_namespace("a_xiaomi_purifier_asks_for_its_token_then_is_read_and_controlled", || {
+        let (hub, token) = wifi_hub();
+        let net = Browser::start(&["lo".to_owned()]).unwrap();
+        let sim = MiioSim::start(MiioOptions::default());
+        sim.announce(&net);
+        let id = sim.device_id().to_string();
+        let did = sim.key();
+
+        let entry = accept(&hub, &token, "miio", &did);
+        assert_eq!(entry["manufacturer"], "Xiaomi");
+        assert_eq!(entry["model"], "zhimi.airpurifier.mb3");
+        assert_eq!(entry["address"], "127.0.0.1");
+
+        // Without its token it cannot be spoken to: offline, saying so.
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["code"] == "refused");
+        let reason = d["availability"]["reason"].as_str().unwrap();
+        assert!(reason.contains("token") && reason.contains(&did), "{reason}");
+
+        // The token entered: read (encrypted, over UDP), then live by polling.
+        let put = hub.request(
+            "PUT",
+            &format!("/api/v1/adapters/miio/secrets/{did}"),
+            Some(&token),
+            Some(&json!({"value": MiioOptions::TOKEN})),
+        );
+        assert_eq!(put.status, 204, "{}", put.text);
+        let d = device_when(&hub, &token, &id, |d| {
+            d["availability"]["state"] == "online" && d["state"]["pm25"]["value"].is_number()
+        });
+        assert_eq!(d["name"], "Mi Air Purifier 3H");
+        assert_eq!(d["state"]["pm25"]["value"], 12.0);
+        sim.set_physically(3, 6, json!(48));
+        device_when(&hub, &token, &id, |d| d["state"]["pm25"]["value"] == 48.0);
+
+        // A command: the mode, set on the device.
+        command(&hub, &token, &id, json!({"set": {"mode": "favorite"}}));
+        sim.wait_for_call("set_properties", T, |c| c.params[0]["piid"] == 5 && c.params[0]["value"] == 2);
+        device_when(&hub, &token, &id, |d| d["state"]["mode"]["value"] == "favorite");
+
+        // Unplugged: offline with the reason.
+        drop(sim);
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 3 s");
+    });
+}
+
+#[test]
+fn a_yeelight_found_by_its_search_is_controlled_within_its_quota() {
+    in_namespace("a_yeelight_found_by_its_search_is_controlled_within_its_quota", || {
+        let (hub, token) = wifi_hub();
+        let options = YeelightOptions { multicast: true, ..YeelightOptions::color() };
+        let sim = YeelightSim::start(options.clone());
+        let id = sim.device_id().to_string();
+
+        let entry = accept(&hub, &token, "yeelight", &sim.key());
+        assert_eq!(entry["manufacturer"], "Yeelight");
+        assert_eq!(entry["model"], "color");
+        let d = device_when(&hub, &token, &id, |d| d["state"]["brightness"]["value"].is_number());
+        assert_eq!(d["availability"]["state"], "online");
+
+        // A slider dragged: 100 brightness commands at once. The bulb takes 60 a minute per
+        // connection; the last value is applied and the bulb never refuses one.
+        for b in 1..=100 {
+            command(&hub, &token, &id, json!({"set": {"brightness": b}}));
+        }
+        device_when(&hub, &token, &id, |d| d["state"]["brightness"]["value"] == 100.0);
+        assert!(sim.refusals().is_empty(), "{:?}", sim.refusals());
+        let sent = sim.requests_of("set_bright").len();
+        assert!(sent < 60, "{sent} set_bright sent: the excess was coalesced");
+
+        // Switched off at the wall: offline after 3 s, saying why; back when it returns.
+        let port = sim.port();
+        drop(sim);
+        let d = device_when(&hub, &token, &id, |d| d["availability"]["state"] == "offline");
+        assert_eq!(d["availability"]["reason"], "no answer from 127.0.0.1 for 3 s");
+        let _sim = YeelightSim::start_on(port, options);
+        device_when(&hub, &token, &id, |d| d["availability"]["state"] == "online");
     });
 }

@@ -49,6 +49,9 @@ use crate::{Announcement, Browser, Seen};
 
 /// How long a TCP connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Commands that may wait for one device (a burst from an automation or a slider): beyond it a
+/// command is refused in the log, so one slow device never holds up the others' commands.
+const COMMAND_QUEUE: usize = 256;
 /// The first wait before reconnecting.
 const BACKOFF_START: Duration = Duration::from_secs(1);
 /// The longest wait before reconnecting.
@@ -532,7 +535,7 @@ pub async fn run_on<P: Protocol>(
 
     let start = |target: Option<Target>, device: DeviceId, ctx: &AdapterContext| -> Supervised {
         let (target_tx, target_rx) = watch::channel(target);
-        let (commands, commands_rx) = mpsc::channel(32);
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let shared = Arc::new(Shared::new());
         let task = tokio::spawn(supervise(
             protocol.clone(),
@@ -679,7 +682,7 @@ async fn supervise<P: Protocol>(
         let now = target.borrow_and_update().clone();
         let mut reconnect_now = false;
         if let Some(t) = now {
-            let (session_tx, session_rx) = mpsc::channel(16);
+            let (session_tx, session_rx) = mpsc::channel(COMMAND_QUEUE);
             let link = Link {
                 target: t.clone(),
                 events: events.clone(),
