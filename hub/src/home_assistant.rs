@@ -186,7 +186,6 @@ pub fn entities(d: &Device, s: &Settings) -> Vec<Entity> {
         "manufacturer": d.manufacturer,
         "model": d.model,
         "sw_version": d.firmware,
-        "via_device": "hearth_hub",
     });
     let availability = json!([
         {"topic": format!("{}/status", s.base)},
@@ -400,8 +399,16 @@ fn light_state(d: &Device, l: &Light) -> Json {
     if let Some(Value::Number(n)) = get(&l.brightness) {
         m.insert("brightness".into(), json!(n.round()));
     }
-    let ct = l.color_temp.as_ref().and_then(|(k, _, _)| d.state.get(k)).map(|s| &s.value);
-    if let Some(Value::Color(c)) = get(&l.color) {
+    let ct_state = l.color_temp.as_ref().and_then(|(k, _, _)| d.state.get(k));
+    let color_state = l.color.as_ref().and_then(|k| d.state.get(k));
+    let ct = ct_state.map(|s| &s.value);
+    // A light that has both is in the mode it was last changed to.
+    let color_newer = match (color_state, ct_state) {
+        (Some(c), Some(t)) => c.changed_at >= t.changed_at,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if let (true, Some(Value::Color(c))) = (color_newer, get(&l.color)) {
         m.insert("color_mode".into(), json!("hs"));
         m.insert("color".into(), json!({"h": c.hue, "s": c.saturation}));
     } else if let Some(Value::Number(k)) = ct {
@@ -753,6 +760,15 @@ mod tests {
             light_state(&d, l),
             json!({"state": "ON", "brightness": 40.0, "color_mode": "color_temp", "color_temp": 2700.0})
         );
+        // Both known: the mode is the one changed last.
+        let mut both = d.clone();
+        let at = |t: i64, value: Value| FeatureState { value, changed_at: Timestamp(t), reported_at: Timestamp(t) };
+        both.state.insert("color".into(), at(5, Value::Color(Color { hue: 120.0, saturation: 80.0 })));
+        both.state.insert("color_temperature".into(), at(3, Value::Number(2700.0)));
+        assert_eq!(light_state(&both, l)["color_mode"], "hs");
+        both.state.insert("color_temperature".into(), at(9, Value::Number(4000.0)));
+        assert_eq!(light_state(&both, l)["color_mode"], "color_temp");
+        assert_eq!(light_state(&both, l)["color_temp"], 4000.0);
         let req = light_command(
             &d,
             "light",

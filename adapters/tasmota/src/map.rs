@@ -489,7 +489,12 @@ impl Mapping {
             action_values.extend(BUTTON_ACTIONS.iter().map(|s| (*s).to_owned()));
         }
         if !switch_numbers.is_empty() && config.option("114") {
-            action_values.extend(["toggle", "hold", "inc_dec", "inv", "clear"].iter().map(|s| (*s).to_owned()));
+            for a in ["toggle", "hold", "inc_dec", "inv", "clear"] {
+                // A button's `hold` and a switch's are the same event.
+                if !action_values.iter().any(|v| v == a) {
+                    action_values.push(a.to_owned());
+                }
+            }
         }
         let actions = !action_values.is_empty();
         if actions {

@@ -223,7 +223,7 @@ fn buttons_and_switches_detached_from_relays_give_events_and_states() {
             "brightness Brightness 0..100 % osg - Primary -",
             "color_temperature ColorTemperature 2632..5000 K osg - Primary -",
             "color Color color - osg - Primary -",
-            "action Action single|double|triple|quad|penta|hold|toggle|hold|inc_dec|inv|clear - --- - Primary -",
+            "action Action single|double|triple|quad|penta|hold|toggle|inc_dec|inv|clear - --- - Primary -",
             "switch_1 Other bool - o-g - Primary Door",
             "switch_2 Other bool - o-g - Primary Motion",
             "signal_strength SignalStrength number dBm o-g - Diagnostic Wi-Fi signal",
