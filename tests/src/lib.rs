@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 pub mod bluez;
 pub mod browser;
+pub mod harness;
+pub mod mosquitto;
 pub mod session;
 
 /// Device simulators speaking the real wire protocols over real sockets (`tests/sim/`).

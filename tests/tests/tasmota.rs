@@ -8,189 +8,20 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hearth_sdk::testing::Harness;
-use hearth_sdk::{
-    AdapterError, AdapterEvent, AdapterState, AvailabilityState, Color, Command, Context, DeviceDescriptor,
-    MqttSettings, Origin, Value,
-};
+use hearth_sdk::{AdapterEvent, AdapterState, AvailabilityState, Color, DeviceDescriptor, MqttSettings, Value};
 use hearth_tasmota::TasmotaAdapter;
 use hearth_tasmota::api::DiscoveryConfig;
 use hearth_tests::free_port;
+use hearth_tests::harness::Run;
+use hearth_tests::mosquitto::Mosquitto;
 use hearth_tests::sim::MqttProbe;
 use hearth_tests::sim::tasmota::{ALL, BULB, DUAL, DUAL_RELAYS, PLUG, PLUG_LOAD_W, SENSORS, TasmotaSim};
-use serde_json::{Value as Json, json};
-use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
+use serde_json::json;
 
 /// Generous bound for anything crossing loopback.
 const T: Duration = Duration::from_secs(15);
-
-// ------------------------------------------------------------------------------------------------
-// A mosquitto of the test's own
-// ------------------------------------------------------------------------------------------------
-
-struct Broker {
-    _dir: tempfile::TempDir,
-    conf: PathBuf,
-    child: Option<Child>,
-    addr: SocketAddr,
-}
-
-impl Broker {
-    /// mosquitto on a free loopback port, anonymous, nothing persisted.
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        // `user root`: started as root (CI), mosquitto would otherwise switch to its own account;
-        // for any other user the setting does nothing.
-        std::fs::write(
-            &conf,
-            format!("per_listener_settings true\npersistence false\nuser root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
-        let mut b = Broker { _dir: dir, conf, child: None, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let child = Process::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed by tests/run");
-        self.child = Some(child);
-        let deadline = Instant::now() + T;
-        while TcpStream::connect(self.addr).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start on {}", self.addr);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn settings(&self) -> MqttSettings {
-        MqttSettings { host: "127.0.0.1".into(), port: self.addr.port(), username: None, password: None, tls: None }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The adapter under the harness
-// ------------------------------------------------------------------------------------------------
-
-struct Run {
-    rt: Runtime,
-    h: Harness,
-    run: Option<JoinHandle<Result<(), AdapterError>>>,
-    /// The latest value of each feature, by device, from every state report so far.
-    values: BTreeMap<String, BTreeMap<String, Value>>,
-    /// The latest description of each device.
-    devices: BTreeMap<String, DeviceDescriptor>,
-}
-
-impl Run {
-    fn start(config: Json, mqtt: Option<MqttSettings>) -> Run {
-        let rt = Runtime::new().unwrap();
-        let (h, run) = Harness::new(Box::new(TasmotaAdapter::new()), config, mqtt);
-        let run = rt.spawn(run);
-        Run { rt, h, run: Some(run), values: BTreeMap::new(), devices: BTreeMap::new() }
-    }
-
-    fn next(&mut self, what: &str) -> AdapterEvent {
-        let e = self
-            .rt
-            .block_on(async { tokio::time::timeout(T, self.h.events.recv()).await })
-            .unwrap_or_else(|_| panic!("no {what} within {T:?}; values so far: {:#?}", self.values))
-            .expect("the adapter runs")
-            .1;
-        match &e {
-            AdapterEvent::State { device, values, .. } => {
-                self.values.entry(device.to_string()).or_default().extend(values.clone());
-            }
-            AdapterEvent::Device { device } => {
-                self.devices.insert(device.id.to_string(), device.clone());
-            }
-            _ => {}
-        }
-        e
-    }
-
-    fn until(&mut self, what: &str, pick: impl Fn(&AdapterEvent) -> bool) -> AdapterEvent {
-        loop {
-            let e = self.next(what);
-            if pick(&e) {
-                return e;
-            }
-        }
-    }
-
-    /// Reads events until `pred` holds for the latest values.
-    fn until_values(&mut self, what: &str, pred: impl Fn(&BTreeMap<String, BTreeMap<String, Value>>) -> bool) {
-        while !pred(&self.values) {
-            self.next(what);
-        }
-    }
-
-    /// Waits for every device of `ALL` described and online.
-    fn all_online(&mut self) {
-        let mut online = std::collections::BTreeSet::new();
-        while online.len() < ALL.len() || self.devices.len() < ALL.len() {
-            if let AdapterEvent::Availability { device, availability } = self.next("every device online")
-                && availability.state == AvailabilityState::Online
-            {
-                online.insert(device.to_string());
-            }
-        }
-    }
-
-    /// Sends a command; returns its context.
-    fn command(&mut self, device: &str, request: Json, id: &str) -> Context {
-        let context = Context::new(id, Origin::User { name: "alice".into() });
-        let cmd = Command {
-            device: hearth_sdk::DeviceId::parse(device).unwrap(),
-            request: serde_json::from_value(request).unwrap(),
-            context: context.clone(),
-        };
-        self.rt.block_on(self.h.commands.send(cmd)).unwrap();
-        context
-    }
-
-    /// The state report of `device` with `key` = `value`, and its cause's id.
-    fn state(&mut self, device: &str, key: &str, value: Value) -> Option<String> {
-        let e = self.until(&format!("{device} {key} = {value}"), |e| {
-            matches!(e, AdapterEvent::State { device: d, values, .. } if d.as_str() == device && values.get(key) == Some(&value))
-        });
-        let AdapterEvent::State { cause, .. } = e else { unreachable!() };
-        cause.map(|c| c.id)
-    }
-
-    /// Shuts the adapter down; it must return within a second.
-    fn stop(mut self) {
-        self.h.shutdown.send_replace(true);
-        let run = self.run.take().unwrap();
-        let stopped = self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), run).await });
-        assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
-    }
-}
 
 fn keys(d: &DeviceDescriptor) -> Vec<&str> {
     d.features.iter().map(|f| f.key.as_str()).collect()
@@ -202,11 +33,16 @@ fn number(v: f64) -> Value {
 
 /// A broker, the four devices, the adapter; returns once every device is online and has
 /// answered the adapter's first questions (`STATE`, and `STATUS 10` for sensors).
-fn started() -> (Broker, TasmotaSim, Run) {
-    let broker = Broker::start();
-    let sim = TasmotaSim::start(broker.addr);
-    let mut run = Run::start(json!({"enabled": true}), Some(broker.settings()));
-    run.all_online();
+fn started() -> (Mosquitto, TasmotaSim, Run) {
+    let broker = Mosquitto::start();
+    let sim = TasmotaSim::start(broker.addr());
+    let mut run = Run::start(TasmotaAdapter::new(), json!({"enabled": true}), Some(broker.settings()));
+    let ids = ALL.map(|d| d.id());
+    let ids = ids.each_ref().map(String::as_str);
+    run.all_online(&ids);
+    for id in ids {
+        run.device(id);
+    }
     run.until_values("every device's first answers", |v| {
         let has = |d: &str, k: &str| v.get(d).is_some_and(|m| m.contains_key(k));
         has(&DUAL.id(), "state_relay_1")
@@ -225,9 +61,9 @@ fn started() -> (Broker, TasmotaSim, Run) {
 
 #[test]
 fn sim_publishes_discovery_and_answers_commands_as_tasmota_does() {
-    let broker = Broker::start();
-    let sim = TasmotaSim::start(broker.addr);
-    let probe = MqttProbe::connect(broker.addr);
+    let broker = Mosquitto::start();
+    let sim = TasmotaSim::start(broker.addr());
+    let probe = MqttProbe::connect(broker.addr());
     probe.subscribe("tasmota/discovery/#");
     probe.subscribe("tele/#");
     probe.subscribe("stat/#");
@@ -276,7 +112,7 @@ fn sim_publishes_discovery_and_answers_commands_as_tasmota_does() {
     probe.expect(T, |m| m.topic == PLUG.tele("LWT") && m.text() == "Offline");
     sim.remove(&BULB);
     probe.expect(T, |m| m.topic == BULB.discovery("config") && m.payload.is_empty());
-    let later = MqttProbe::connect(broker.addr);
+    let later = MqttProbe::connect(broker.addr());
     later.subscribe(&PLUG.tele("LWT"));
     let lwt = later.expect_topic(&PLUG.tele("LWT"), T);
     assert_eq!((lwt.text().as_str(), lwt.retain), ("Offline", true));
@@ -475,7 +311,7 @@ fn losing_the_broker_makes_every_device_offline_until_it_returns() {
             _ => {}
         }
     }
-    broker.spawn();
+    broker.restart();
     // The devices reconnect by themselves, the adapter too, and all are online again.
     let mut online = std::collections::BTreeSet::new();
     while online.len() < ALL.len() {
@@ -541,12 +377,12 @@ fn a_flood_while_the_hub_is_busy_loses_nothing() {
 
 #[test]
 fn the_mqtt_key_points_the_adapter_at_another_broker() {
-    let broker = Broker::start();
-    let _sim = TasmotaSim::start_with(broker.addr, &[DUAL]);
-    let config = json!({"enabled": true, "mqtt": {"host": "127.0.0.1", "port": broker.addr.port()}});
+    let broker = Mosquitto::start();
+    let _sim = TasmotaSim::start_with(broker.addr(), &[DUAL]);
+    let config = json!({"enabled": true, "mqtt": {"host": "127.0.0.1", "port": broker.addr().port()}});
     // The hub's broker (here: nothing listens) is not used when the section names one.
     let elsewhere = MqttSettings { port: free_port(), ..broker.settings() };
-    let mut run = Run::start(config, Some(elsewhere));
+    let mut run = Run::start(TasmotaAdapter::new(), config, Some(elsewhere));
     run.until("the Dual", |e| matches!(e, AdapterEvent::Device { device } if device.id.as_str() == DUAL.id()));
     run.stop();
 }

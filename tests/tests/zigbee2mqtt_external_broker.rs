@@ -3,11 +3,11 @@
 //! offline with the reason when the broker dies, and come back on their own when it returns.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hearth_tests::mosquitto::Mosquitto;
 use hearth_tests::sim::Zigbee2mqttSim;
 use hearth_tests::sim::zigbee2mqtt::{BULB, SimOptions};
 use hearth_tests::{Hub, free_port};
@@ -52,76 +52,29 @@ fn certificates(dir: &Path) {
         .arg(p("server.pem")));
 }
 
-struct Mosquitto {
-    conf: PathBuf,
-    child: Option<Child>,
-    plain: SocketAddr,
-    tls: SocketAddr,
-}
+/// The broker's plain listener, in [`Mosquitto::addrs`].
+const PLAIN: usize = 0;
+/// The broker's TLS listener, in [`Mosquitto::addrs`].
+const TLS: usize = 1;
 
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        certificates(dir);
-        let passwd = dir.join("passwd");
-        run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([USER, PASSWORD]));
-        let (plain, tls) = (free_port(), free_port());
-        let conf = dir.join("mosquitto.conf");
-        // `user root`: started as root (CI), mosquitto would otherwise switch to its own account,
-        // which cannot read the test's key files; for any other user the setting does nothing.
-        let d = |f: &str| dir.join(f).display().to_string();
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings true\npersistence false\nlog_dest stderr\n\
-                 user root\n\
-                 listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
-                 listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
-                 cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
-                pw = passwd.display(),
-                ca = d("ca.pem"),
-                cert = d("server.pem"),
-                key = d("server.key"),
-            ),
-        )
-        .unwrap();
-        let mut m = Mosquitto {
-            conf,
-            child: None,
-            plain: SocketAddr::from(([127, 0, 0, 1], plain)),
-            tls: SocketAddr::from(([127, 0, 0, 1], tls)),
-        };
-        m.spawn();
-        m
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed by tests/run");
-        self.child = Some(child);
-        let deadline = Instant::now() + T;
-        while TcpStream::connect(self.tls).is_err() || TcpStream::connect(self.plain).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// mosquitto with an account (`USER`), on a plain port and a TLS one with a certificate of the
+/// test's own CA (`dir/ca.pem`).
+fn tls_broker(dir: &Path) -> Mosquitto {
+    certificates(dir);
+    let passwd = dir.join("passwd");
+    run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([USER, PASSWORD]));
+    let (plain, tls) = (free_port(), free_port());
+    let d = |f: &str| dir.join(f).display().to_string();
+    let listeners = format!(
+        "listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+         listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+         cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+        pw = passwd.display(),
+        ca = d("ca.pem"),
+        cert = d("server.pem"),
+        key = d("server.key"),
+    );
+    Mosquitto::start_with(dir, &listeners, &[plain, tls])
 }
 
 /// A configuration with the built-in broker off and the external one over TLS, trusting `ca`.
@@ -130,7 +83,7 @@ fn hub_config(dir: &Path, broker: &Mosquitto, ca: &Path) -> PathBuf {
     let text = format!(
         "[mqtt]\nenabled = false\n\n[mqtt.external]\nhost = \"localhost\"\nport = {}\nusername = \"{USER}\"\n\
          password = \"{PASSWORD}\"\n\n[mqtt.external.tls]\nca_file = \"{}\"\n",
-        broker.tls.port(),
+        broker.addrs()[TLS].port(),
         ca.display()
     );
     std::fs::write(&config, text).unwrap();
@@ -152,12 +105,12 @@ fn wait_device(hub: &Hub, token: &str, id: &str, what: &str, pred: impl Fn(&Valu
 #[test]
 fn tls_broker_with_an_account_outage_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Mosquitto::start(dir.path());
+    let mut broker = tls_broker(dir.path());
     let config = hub_config(dir.path(), &broker, &dir.path().join("ca.pem"));
     let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
     let token = hub.onboard();
     let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
-    let sim = Zigbee2mqttSim::start_with(broker.plain, options);
+    let sim = Zigbee2mqttSim::start_with(broker.addrs()[PLAIN], options);
 
     let bulb = BULB.id();
     let d = wait_device(&hub, &token, &bulb, "online", |d| d["availability"]["state"] == "online");
@@ -174,7 +127,7 @@ fn tls_broker_with_an_account_outage_and_recovery() {
     assert_eq!(z2m["status"]["state"], "degraded", "{z2m}");
 
     // It comes back: the adapter reconnects with backoff and the bridge reports again.
-    broker.spawn();
+    broker.restart();
     wait_device(&hub, &token, &bulb, "back online", |d| d["availability"]["state"] == "online");
     drop(sim);
 }
@@ -182,7 +135,7 @@ fn tls_broker_with_an_account_outage_and_recovery() {
 #[test]
 fn a_broker_certificate_from_another_authority_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start(dir.path());
+    let broker = tls_broker(dir.path());
     // A second, unrelated CA: the broker's certificate does not chain to it.
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
