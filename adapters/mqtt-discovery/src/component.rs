@@ -1261,7 +1261,16 @@ impl Write {
             (Encode::Number { conv, integer }, Value::Number(n)) => {
                 let d = conv.to_device(*n);
                 let d = if *integer { d.round() } else { d };
-                let extra = vec![("position", Val::number(*n)), ("tilt_position", Val::number(*n))];
+                let mut extra = vec![("position", Val::number(*n)), ("tilt_position", Val::number(*n))];
+                if let Conv::Range { lo, hi } = conv {
+                    // What a cover's templates may name (Home Assistant passes them too).
+                    extra.extend([
+                        ("position_open", Val::number(*hi)),
+                        ("position_closed", Val::number(*lo)),
+                        ("tilt_max", Val::number(*hi)),
+                        ("tilt_min", Val::number(*lo)),
+                    ]);
+                }
                 (Val::number(d), extra)
             }
             (Encode::Number { .. }, _) => return Err(wrong("a number")),
@@ -1550,7 +1559,8 @@ mod tests {
         let m = map(
             Component::Cover,
             &cfg(json!({"cmd_t": "c", "stat_t": "s", "pos_t": "p", "set_pos_t": "sp", "pos_open": 0, "pos_clsd": 100,
-                        "pl_stop": null, "set_pos_tpl": "{\"pos\": {{ position }}, \"raw\": {{ value }}}"})),
+                        "pl_stop": null,
+                        "set_pos_tpl": "{\"pos\": {{ position }}, \"raw\": {{ value }}, \"open\": {{ position_open }}, \"closed\": {{ position_closed }}}"})),
         );
         let parts: Vec<&str> = m.features.iter().map(|f| f.part).collect();
         assert_eq!(parts, ["state", "position"]);
@@ -1563,7 +1573,7 @@ mod tests {
         assert_eq!(decode(m.features[1].read.as_ref().unwrap(), "25"), Ok(Some(Decoded::Value(Value::Number(75.0)))));
         assert_eq!(
             m.features[1].write.as_ref().unwrap().payload(&Value::Number(75.0)),
-            Ok(r#"{"pos": 75, "raw": 25}"#.into())
+            Ok(r#"{"pos": 75, "raw": 25, "open": 0, "closed": 100}"#.into())
         );
 
         let m = map(
