@@ -245,17 +245,13 @@ impl Link {
 async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let config = Config::from_json(&ctx.config).map_err(AdapterError)?;
     let events = ctx.events.clone();
-    let Some(mqtt) = config.mqtt.clone().or_else(|| ctx.mqtt.clone()) else {
-        events
-            .status(
-                AdapterStatus::with(
-                    AdapterState::Unavailable,
-                    "no MQTT broker: the built-in broker is off and no external broker is configured",
-                )
-                .with_code("no_broker"),
-            )
-            .await?;
-        ctx.shutdown.wait().await;
+    let Some(mqtt) = hearth_mqtt::broker_or_wait(
+        &mut ctx,
+        config.mqtt.clone(),
+        "no MQTT broker: the built-in broker is off and no external broker is configured",
+    )
+    .await?
+    else {
         return Ok(());
     };
     let opts =

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hearth_sdk::MqttSettings;
+use hearth_sdk::{AdapterContext, AdapterState, AdapterStatus, HubGone, MqttSettings};
 use rumqttc::MqttOptions;
 
 /// The largest MQTT packet accepted from the broker (zigbee2mqtt's device lists are large).
@@ -73,5 +73,87 @@ pub fn tls_config(tls: &hearth_sdk::MqttTls) -> Result<rustls::ClientConfig, Str
         }
         (None, None) => Ok(builder.with_no_client_auth()),
         _ => Err("client_cert_file and client_key_file go together".into()),
+    }
+}
+
+/// The broker an MQTT adapter uses: its own (`own`, from its `mqtt` config key), else the hub's.
+/// Without either, the adapter says it is unavailable (code `no_broker`, `why` naming what to
+/// set) and this waits for the hub to stop, then gives `None`: the adapter returns.
+pub async fn broker_or_wait(
+    ctx: &mut AdapterContext,
+    own: Option<MqttSettings>,
+    why: &str,
+) -> Result<Option<MqttSettings>, HubGone> {
+    if let Some(m) = own.or_else(|| ctx.mqtt.clone()) {
+        return Ok(Some(m));
+    }
+    ctx.events.status(AdapterStatus::with(AdapterState::Unavailable, why).with_code("no_broker")).await?;
+    ctx.shutdown.wait().await;
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::testing::Harness;
+    use hearth_sdk::{Adapter, AdapterError, AdapterEvent, AdapterManifest, BoxFuture, Discovers};
+
+    /// An adapter that only asks for its broker, and says which it got.
+    struct Asker(Option<MqttSettings>);
+
+    impl Adapter for Asker {
+        fn manifest(&self) -> AdapterManifest {
+            AdapterManifest { id: "asker", name: "Asker", discovers: Discovers::default(), actions: &[], secrets: None }
+        }
+
+        fn run(self: Box<Self>, mut ctx: AdapterContext) -> BoxFuture<Result<(), AdapterError>> {
+            Box::pin(async move {
+                match broker_or_wait(&mut ctx, self.0, "no broker: set [adapters.asker] mqtt").await? {
+                    Some(m) => ctx.events.status(AdapterStatus::with(AdapterState::Running, m.host)).await?,
+                    None => ctx.events.status(AdapterStatus::with(AdapterState::Stopped, "stopped")).await?,
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn broker(host: &str) -> MqttSettings {
+        MqttSettings { host: host.into(), port: 1883, username: None, password: None, tls: None }
+    }
+
+    async fn said(own: Option<MqttSettings>, hub: Option<MqttSettings>, stop: bool) -> Vec<(AdapterState, String)> {
+        let (mut h, run) = Harness::new(Box::new(Asker(own)), serde_json::Value::Null, hub);
+        let task = tokio::spawn(run);
+        let mut out = Vec::new();
+        while let Some(e) = h.next().await {
+            if let AdapterEvent::Status { status } = e {
+                let unavailable = status.state == AdapterState::Unavailable;
+                out.push((
+                    status.state,
+                    format!("{} {}", status.reason.unwrap_or_default(), status.code.unwrap_or_default()),
+                ));
+                if unavailable && stop {
+                    h.shutdown.send(true).expect("stop");
+                }
+            }
+        }
+        task.await.expect("joined").expect("ok");
+        out
+    }
+
+    #[tokio::test]
+    async fn the_adapters_own_broker_wins_then_the_hubs_and_without_one_it_says_so() {
+        let own = said(Some(broker("own")), Some(broker("hub")), false).await;
+        assert_eq!(own, [(AdapterState::Running, "own ".to_owned())]);
+        let hub = said(None, Some(broker("hub")), false).await;
+        assert_eq!(hub, [(AdapterState::Running, "hub ".to_owned())]);
+        let none = said(None, None, true).await;
+        assert_eq!(
+            none,
+            [
+                (AdapterState::Unavailable, "no broker: set [adapters.asker] mqtt no_broker".to_owned()),
+                (AdapterState::Stopped, "stopped ".to_owned())
+            ]
+        );
     }
 }

@@ -152,17 +152,13 @@ fn jitter(backoff: Duration) -> Duration {
 async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let config = Config::from_json(&ctx.config).map_err(AdapterError)?;
     let events = ctx.events.clone();
-    let Some(mqtt) = config.mqtt.clone().or_else(|| ctx.mqtt.clone()) else {
-        events
-            .status(
-                AdapterStatus::with(
-                    AdapterState::Unavailable,
-                    "no MQTT broker: the built-in broker is off and [adapters.tasmota] mqtt is not set",
-                )
-                .with_code("no_broker"),
-            )
-            .await?;
-        ctx.shutdown.wait().await;
+    let Some(mqtt) = hearth_mqtt::broker_or_wait(
+        &mut ctx,
+        config.mqtt.clone(),
+        "no MQTT broker: the built-in broker is off and [adapters.tasmota] mqtt is not set",
+    )
+    .await?
+    else {
         return Ok(());
     };
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
