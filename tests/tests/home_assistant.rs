@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(20);
 const CONFIG: &str = "[adapters.demo]\nenabled = true\ninterval_secs = 3600\n[home_assistant]\npublish = true\n";
 
-/// Every retained message under `filter`, once the broker has sent them all (at least
-/// `at_least`, then quiet for a moment).
-fn retained(probe: &MqttProbe, filter: &str, at_least: usize) -> HashMap<String, Msg> {
+/// Every retained message under `filter`, once `done` holds for what has come and the broker
+/// has then been quiet for a moment (the hub publishes device by device, and a slow machine can
+/// pause between two devices for longer than the quiet moment).
+fn retained(probe: &MqttProbe, filter: &str, done: impl Fn(&HashMap<String, Msg>) -> bool) -> HashMap<String, Msg> {
     probe.subscribe(filter);
     let prefix = filter.trim_end_matches('#');
     let start = std::time::Instant::now();
@@ -27,7 +28,7 @@ fn retained(probe: &MqttProbe, filter: &str, at_least: usize) -> HashMap<String,
             .filter(|m| m.retain && m.topic.starts_with(prefix))
             .map(|m| (m.topic.clone(), m))
             .collect();
-        if all.len() >= at_least || start.elapsed() > T {
+        if done(&all) || start.elapsed() > T {
             return all;
         }
     }
@@ -47,7 +48,10 @@ fn every_device_is_published_for_home_assistant_and_takes_its_commands() {
         (list.len() >= 13).then_some(list)
     });
     let probe = MqttProbe::connect(hub.mqtt.unwrap());
-    let configs = retained(&probe, "homeassistant/#", devices.len());
+    let nodes: Vec<String> = devices.iter().map(|d| d["id"].as_str().unwrap().replacen(':', "-", 1)).collect();
+    let configs = retained(&probe, "homeassistant/#", |all| {
+        nodes.iter().all(|node| all.keys().any(|t| t.contains(&format!("/{node}/"))))
+    });
 
     // Every device has its configs, under its own identifier, made by Hearth.
     for d in &devices {
@@ -81,7 +85,13 @@ fn every_device_is_published_for_home_assistant_and_takes_its_commands() {
     assert!(configs.contains_key("homeassistant/cover/demo-bedroom_blind/cover_position/config"));
 
     // States and availability, as Home Assistant reads them.
-    let states = retained(&probe, "hearth/#", devices.len() * 2);
+    let states = retained(&probe, "hearth/#", |all| {
+        all.contains_key("hearth/status")
+            && nodes.iter().all(|node| {
+                all.contains_key(&format!("hearth/{node}/availability"))
+                    && all.contains_key(&format!("hearth/{node}/state"))
+            })
+    });
     assert_eq!(states["hearth/status"].text(), "online");
     assert_eq!(states["hearth/demo-living_lamp/availability"].text(), "online");
     let lamp_now = device(&hub, &token, "demo:living_lamp");
