@@ -1,4 +1,5 @@
-//! The `hearth` command line: `run` (the default), `check-config`, `user`, `token`, `version`.
+//! The `hearth` command line: `run` (the default), `check-config`, `user`, `token`, `plugin`,
+//! `version`.
 //!
 //! What `user` and `token` change is recorded in the audit log with no actor (the command line).
 //!
@@ -41,6 +42,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage adapter plugins, and check one with the conformance kit.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the version.
     Version,
     /// Bluetooth tools.
@@ -141,6 +145,41 @@ enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// List the plugins in the plugins directory: enabled or not, and any problem.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Enable a plugin: a running hub starts it within seconds (again, when it was quarantined).
+    Enable {
+        /// The plugin's id (from its plugin.toml).
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Disable a plugin: a running hub stops it within seconds.
+    Disable {
+        /// The plugin's id.
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Run the conformance kit on a plugin's directory and print a report (exit status 0 when
+    /// every step passes, 1 when one fails).
+    Test {
+        /// The plugin's directory (holding its plugin.toml).
+        path: PathBuf,
+        /// The configuration to test with, as a JSON object (defaults from the schema fill the rest).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Create a long-lived API token; it is printed once, alone on the last line.
     Create {
@@ -193,6 +232,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::User(c)) => user(c),
         Some(Command::Token(c)) => token(c),
+        Some(Command::Plugin(c)) => plugin(c),
         #[cfg(feature = "ble")]
         Some(Command::Ble(BleCommand::Replay { file, keys })) => ble_replay(&file, &keys),
         Some(Command::Version) => {
@@ -416,6 +456,116 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
             auth::revoke_token(&conn, id)?;
             cli_audit(&conn, "token.revoke", &id.to_string(), None)?;
             writeln!(out, "Revoked token {id}.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plugins directory and the built-in adapters' ids, for `hearth plugin`.
+fn plugins_dir(data: &DataArgs) -> anyhow::Result<PathBuf> {
+    let (config, _) = load_config(&data.config)?;
+    Ok(crate::plugins::dir(&config, &data_dir(data.data_dir.as_deref(), &config)))
+}
+
+fn builtin_ids() -> Vec<&'static str> {
+    crate::adapters::builtin().iter().map(|b| b.id).collect()
+}
+
+/// The installed plugin `id`, usable, or a message that says what to do.
+fn installed_plugin(data: &DataArgs, id: &str) -> anyhow::Result<hearth_plugin::manifest::Manifest> {
+    let dir = plugins_dir(data)?;
+    let found = crate::plugins::scan(&dir, &builtin_ids());
+    let Some(p) = found.into_iter().find(|p| p.id == id) else {
+        bail!(
+            "no plugin `{id}` in {}: put its directory, with its plugin.toml, there (see `hearth plugin list`)",
+            dir.display()
+        );
+    };
+    p.manifest.map_err(|e| anyhow::anyhow!("plugin `{id}` cannot be used: {e}"))
+}
+
+fn plugin(c: PluginCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    match c {
+        PluginCommand::List { data } => {
+            let dir = plugins_dir(&data)?;
+            let conn = open_db(&data)?;
+            let rows = crate::plugins::rows(&conn)?;
+            let found = crate::plugins::scan(&dir, &builtin_ids());
+            if found.is_empty() {
+                writeln!(
+                    out,
+                    "No plugins in {}: each plugin is a directory there with its plugin.toml.",
+                    dir.display()
+                )?;
+            }
+            for p in found {
+                let enabled = rows.get(&p.id).is_some_and(|r| r.enabled);
+                let state = if enabled { "enabled" } else { "disabled" };
+                match &p.manifest {
+                    Ok(m) => {
+                        let problem = rows
+                            .get(&p.id)
+                            .and_then(|r| m.validate_config(&r.config).err())
+                            .or_else(|| {
+                                m.validate_config(&serde_json::json!({})).err().filter(|_| !rows.contains_key(&p.id))
+                            })
+                            .map(|e| format!("\tconfiguration: {e}"))
+                            .unwrap_or_default();
+                        writeln!(out, "{}\t{}\t{state}\t{}\t{}{problem}", p.id, m.version, m.name, p.dir.display())?;
+                    }
+                    Err(e) => writeln!(out, "{}\t-\t{state}\tcannot be used: {e}", p.id)?,
+                }
+            }
+        }
+        PluginCommand::Enable { id, data } => {
+            let manifest = installed_plugin(&data, &id)?;
+            let conn = open_db(&data)?;
+            let entered =
+                crate::plugins::rows(&conn)?.get(&id).map_or_else(|| serde_json::json!({}), |r| r.config.clone());
+            if let Err(e) = manifest.validate_config(&entered) {
+                bail!(
+                    "plugin `{id}` cannot start with its configuration: {e}. Set it first with PUT /api/v1/plugins/{id}/config (or in the web UI)."
+                );
+            }
+            let mut conn = conn;
+            let tx = conn.transaction()?;
+            crate::plugins::set_enabled(&tx, &id, true)?;
+            cli_audit(&tx, "plugin.enable", &id, None)?;
+            tx.commit()?;
+            writeln!(
+                out,
+                "Enabled plugin `{id}` ({} {}); a running hub starts it within seconds.",
+                manifest.name, manifest.version
+            )?;
+        }
+        PluginCommand::Disable { id, data } => {
+            let conn = open_db(&data)?;
+            let known = crate::plugins::rows(&conn)?.contains_key(&id);
+            if !known {
+                installed_plugin(&data, &id)?;
+            }
+            let mut conn = conn;
+            let tx = conn.transaction()?;
+            crate::plugins::set_enabled(&tx, &id, false)?;
+            cli_audit(&tx, "plugin.disable", &id, None)?;
+            tx.commit()?;
+            writeln!(out, "Disabled plugin `{id}`; a running hub stops it within seconds.")?;
+        }
+        PluginCommand::Test { path, config, json } => {
+            let config = config
+                .map(|c| serde_json::from_str::<serde_json::Value>(&c))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--config takes a JSON object, like '{{\"interval_secs\": 5}}': {e}"))?;
+            let options = hearth_plugin::conformance::Options { config, ..Default::default() };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(hearth_plugin::conformance::check(&path, &options));
+            if json {
+                writeln!(out, "{}", report.to_json())?;
+            } else {
+                writeln!(out, "{report}")?;
+            }
+            return Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
     }
     Ok(ExitCode::SUCCESS)

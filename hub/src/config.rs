@@ -33,6 +33,17 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// Hearth's devices in Home Assistant (MQTT discovery).
     pub home_assistant: HomeAssistantConfig,
+    /// Adapter plugins: out-of-process adapters in any language.
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// The plugins directory: one directory per plugin, each with its `plugin.toml`
+    /// (`<data_dir>/plugins` when absent).
+    pub dir: Option<PathBuf>,
 }
 
 /// `[home_assistant]`

@@ -32,6 +32,7 @@ pub mod core;
 pub mod home_assistant;
 pub mod inbox;
 pub mod metrics;
+pub mod plugins;
 pub mod runtime;
 pub mod secrets;
 pub mod store;

@@ -56,6 +56,31 @@ pub fn render(app: &App) -> String {
     for (name, kind, help, value) in rows {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
+    // Per plugin, labelled by its id (ids are `[a-z][a-z0-9_]*`: nothing to escape).
+    let plugins = app.plugins.list();
+    type Count = fn(&crate::plugins::PluginView) -> u64;
+    let per_plugin: [(&str, &str, Count); 5] = [
+        ("hearth_plugin_restarts_total", "Restarts of a plugin after a crash.", |p| p.live.restarts),
+        ("hearth_plugin_crashes_total", "Crashes of a plugin (unasked exits, hangs, floods).", |p| p.live.crashes),
+        ("hearth_plugin_unreadable_lines_total", "Lines of a plugin that were not protocol messages.", |p| {
+            p.live.unreadable_lines
+        }),
+        ("hearth_plugin_refused_total", "Messages of a plugin the hub refused.", |p| p.live.refused_messages),
+        ("hearth_plugin_errors_total", "`error` messages a plugin sent.", |p| p.live.errors_from_plugin),
+    ];
+    for (name, help, get) in per_plugin {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for p in &plugins {
+            let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {}", p.id, get(p));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hearth_plugin_running Whether a plugin runs (1) or not (0).\n# TYPE hearth_plugin_running gauge"
+    );
+    for p in &plugins {
+        let _ = writeln!(out, "hearth_plugin_running{{plugin=\"{}\"}} {}", p.id, u8::from(p.live.state == "running"));
+    }
     let _ = writeln!(
         out,
         "# HELP hearth_uptime_seconds Seconds since the hub started.\n# TYPE hearth_uptime_seconds gauge\nhearth_uptime_seconds {}",

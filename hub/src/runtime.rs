@@ -108,6 +108,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         };
         to_start.push((b.id, adapter, ctx));
     }
+    let builtin_ids: Vec<&'static str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
+    let plugin_events = events_tx.clone();
     drop(events_tx);
 
     let bus = Bus::new();
@@ -162,6 +164,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(adapter = id, "Started adapter.");
     }
 
+    // Plugins: each enabled one in its own process, under a supervisor.
+    let plugins_dir = crate::plugins::dir(&config, &data_dir);
+    let (plugins, plugins_task) = crate::plugins::spawn(crate::plugins::PluginsInit {
+        dir: plugins_dir.clone(),
+        data_dir: data_dir.clone(),
+        events: plugin_events,
+        core: core.clone(),
+        secrets: secrets.clone(),
+        readers: Readers::new(db_path.clone()),
+        shutdown: shutdown.clone(),
+        builtin: builtin_ids,
+    });
+    tracing::info!(dir = %plugins_dir.display(), "Looking for plugins.");
+
     // The API last: when it answers, everything behind it is up.
     let listener = tokio::net::TcpListener::bind(config.http.listen).await.with_context(|| {
         format!(
@@ -180,6 +196,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         location,
         security: api::security::Security::from_config(&config.http),
         secrets,
+        plugins,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(app, listener, async move {
@@ -203,10 +220,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         task.abort();
     }
     let _ = stop_adapters.send(true);
+    // Plugins get their own 5 s to exit after `shutdown`, at the same time as the adapters.
+    let plugins_stopped = tokio::spawn(tokio::time::timeout(ADAPTER_STOP + Duration::from_secs(2), plugins_task));
     for t in adapter_tasks {
         if tokio::time::timeout(ADAPTER_STOP, t).await.is_err() {
             tracing::warn!("An adapter did not stop within {ADAPTER_STOP:?}; it is abandoned.");
         }
+    }
+    if !matches!(plugins_stopped.await, Ok(Ok(_))) {
+        tracing::warn!("Plugins did not stop in time; they were killed.");
     }
     tracing::info!("Shutting down: applying queued events.");
     if tokio::time::timeout(CORE_STOP, core.stop()).await.is_err() {

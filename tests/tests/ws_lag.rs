@@ -41,6 +41,18 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             mqtt: None,
             loaded: Default::default(),
         });
+        let (plugin_events, _) = mpsc::channel(8);
+        let (_stop, shutdown) = hearth_sdk::Shutdown::channel();
+        let (plugins, _host) = hearth::plugins::spawn(hearth::plugins::PluginsInit {
+            dir: dir.path().join("plugins"),
+            data_dir: dir.path().to_owned(),
+            events: plugin_events,
+            core: core.clone(),
+            secrets: secrets.clone(),
+            readers: Readers::new(db.clone()),
+            shutdown,
+            builtin: vec![],
+        });
         let app = Arc::new(App {
             core: core.clone(),
             automations,
@@ -51,6 +63,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             location: false,
             security: Default::default(),
             secrets,
+            plugins,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -58,6 +58,8 @@ pub struct App {
     pub security: security::Security,
     /// Adapters' secrets, sealed.
     pub secrets: Arc<crate::secrets::SecretStore>,
+    /// The plugin host.
+    pub plugins: crate::plugins::PluginsHandle,
 }
 
 /// An API error: JSON `{"error": {"code", "message", "details"}}` with a status code.

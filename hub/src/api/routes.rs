@@ -135,6 +135,31 @@ pub static ROUTES: &[Route] = &[
         secret_delete,
         audit = "secret.delete"
     ),
+    route!(
+        "GET",
+        "/api/v1/plugins",
+        Admin,
+        "every installed plugin: manifest, configuration, status, last stderr lines",
+        plugins
+    ),
+    route!("GET", "/api/v1/plugins/{id}", Admin, "one plugin", plugin),
+    route!(
+        "POST",
+        "/api/v1/plugins/{id}/enable",
+        Admin,
+        "start a plugin (again, when quarantined)",
+        plugin_enable,
+        audit = "plugin.enable"
+    ),
+    route!("POST", "/api/v1/plugins/{id}/disable", Admin, "stop a plugin", plugin_disable, audit = "plugin.disable"),
+    route!(
+        "PUT",
+        "/api/v1/plugins/{id}/config",
+        Admin,
+        "set a plugin's configuration, checked against its schema",
+        plugin_config,
+        audit = "plugin.config"
+    ),
     route!("GET", "/api/v1/inbox", Admin, "what adapters found: the discovery inbox", inbox),
     route!(
         "POST",
@@ -1009,6 +1034,86 @@ async fn secret_delete(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     }
     app.secrets.publish(&id, &name, None);
     Ok(Reply::Empty)
+}
+
+/// `GET /api/v1/plugins`: `{"dir": ..., "plugins": [...]}`.
+async fn plugins(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    app.plugins.apply().await;
+    Reply::json(&serde_json::json!({"dir": app.plugins.dir().display().to_string(), "plugins": app.plugins.list()}))
+}
+
+/// One plugin; a plugin installed since the last scan is found by scanning again.
+async fn plugin_view(app: &App, id: &str) -> Result<crate::plugins::PluginView, ApiError> {
+    if !app.plugins.list().iter().any(|p| p.id == id) {
+        app.plugins.apply().await;
+    }
+    app.plugins.list().into_iter().find(|p| p.id == id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no plugin `{id}` is installed: put its directory, with its plugin.toml, in {}",
+            app.plugins.dir().display()
+        ))
+    })
+}
+
+/// The manifest of an installed plugin whose `plugin.toml` can be used.
+async fn plugin_manifest(app: &App, id: &str) -> Result<hearth_plugin::manifest::Manifest, ApiError> {
+    plugin_view(app, id).await?;
+    match app.plugins.manifest(id) {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(problem)) => Err(ApiError::new(StatusCode::CONFLICT, "plugin_invalid", problem)),
+        None => Err(ApiError::not_found(format!("no plugin `{id}` is installed"))),
+    }
+}
+
+async fn plugin(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    Reply::json(&plugin_view(&app, &id).await?)
+}
+
+/// `POST /api/v1/plugins/{id}/enable`: refused while its configuration does not fit its schema.
+async fn plugin_enable(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    let manifest = plugin_manifest(&app, &id).await?;
+    let entered = plugin_view(&app, &id).await?.config;
+    manifest.validate_config(&entered).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_config",
+            format!(
+                "plugin `{id}` cannot start with its configuration: {e}; set it with PUT /api/v1/plugins/{id}/config"
+            ),
+        )
+    })?;
+    let key = id.clone();
+    write(&app, move |c| Ok(crate::plugins::set_enabled(c, &key, true).map_err(StoreError::from)?)).await?;
+    app.plugins.apply().await;
+    Reply::json(&plugin_view(&app, &id).await?)
+}
+
+async fn plugin_disable(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    plugin_view(&app, &id).await?;
+    let key = id.clone();
+    write(&app, move |c| Ok(crate::plugins::set_enabled(c, &key, false).map_err(StoreError::from)?)).await?;
+    app.plugins.apply().await;
+    Reply::json(&plugin_view(&app, &id).await?)
+}
+
+/// `PUT /api/v1/plugins/{id}/config` with the whole configuration as a JSON object: checked
+/// against the schema of its `plugin.toml`, stored as entered, and sent to the running plugin.
+async fn plugin_config(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let id = req.params.first().cloned().unwrap_or_default();
+    let manifest = plugin_manifest(&app, &id).await?;
+    let config: serde_json::Value = req.json()?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request("invalid_body", "a plugin's configuration is a JSON object of its settings"));
+    }
+    manifest
+        .validate_config(&config)
+        .map_err(|e| ApiError::bad_request("invalid_config", format!("plugin `{id}`: {e}")))?;
+    let key = id.clone();
+    write(&app, move |c| Ok(crate::plugins::set_config(c, &key, &config).map_err(StoreError::from)?)).await?;
+    app.plugins.apply().await;
+    Reply::json(&plugin_view(&app, &id).await?)
 }
 
 /// `GET /api/v1/inbox`: `{"entries": [...]}`, what is new and what was ignored; with

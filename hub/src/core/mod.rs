@@ -134,6 +134,8 @@ enum Request {
     Adapters(oneshot::Sender<Vec<AdapterInfo>>),
     Action { adapter: String, action: String, params: serde_json::Value, origin: Origin, reply: Reply<ActionReply> },
     AdapterEnded { adapter: &'static str, result: Result<(), String> },
+    Register { slot: AdapterSlot, status: AdapterStatus, reply: oneshot::Sender<hearth_sdk::Inbox> },
+    Manifest(AdapterManifest),
     Inbox(oneshot::Sender<Vec<InboxEntry>>),
     Decide { adapter: String, key: String, decision: Option<Decision>, reply: Reply<(Option<InboxEntry>, Ack)> },
     Stop(oneshot::Sender<()>),
@@ -322,6 +324,18 @@ impl CoreHandle {
     /// Tells the core an adapter task has ended (its devices go offline with the reason).
     pub async fn adapter_ended(&self, adapter: &'static str, result: Result<(), String>) {
         let _ = self.tx.send(Request::AdapterEnded { adapter, result }).await;
+    }
+
+    /// Adds an adapter that starts after the hub (a plugin), or replaces its slot when it
+    /// restarts: its commands and actions go to the new channels from now on. Returns the
+    /// adapter's view of the discovery inbox.
+    pub async fn register(&self, slot: AdapterSlot, status: AdapterStatus) -> Result<hearth_sdk::Inbox, CoreError> {
+        self.ask(|reply| Request::Register { slot, status, reply }).await
+    }
+
+    /// Replaces an adapter's manifest (a plugin says its actions and secrets in its handshake).
+    pub async fn set_manifest(&self, manifest: AdapterManifest) {
+        let _ = self.tx.send(Request::Manifest(manifest)).await;
     }
 
     /// Stops the core: it applies every adapter event already queued, then ends.
@@ -559,6 +573,20 @@ impl Core {
             }
             Request::Stop(done) => {
                 let _ = done.send(());
+            }
+            Request::Register { slot, status, reply } => {
+                let id = slot.manifest.id;
+                match self.adapters.iter_mut().find(|(s, _)| s.manifest.id == id) {
+                    Some(existing) => existing.0 = slot,
+                    None => self.adapters.push((slot, AdapterStatus::bare(AdapterState::Stopped))),
+                }
+                self.set_status(id, status);
+                let _ = reply.send(self.inbox.view_for(id));
+            }
+            Request::Manifest(manifest) => {
+                if let Some((slot, _)) = self.adapters.iter_mut().find(|(s, _)| s.manifest.id == manifest.id) {
+                    slot.manifest = manifest;
+                }
             }
             Request::Action { adapter, action, params, origin, reply } => {
                 let _ = reply.send(self.action(adapter, action, params, origin));

@@ -150,6 +150,13 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL, -- ms since 1970
         PRIMARY KEY (adapter, name)
     ) WITHOUT ROWID;",
+    // 7: adapter plugins: whether each is enabled, and its configuration as entered.
+    "CREATE TABLE plugins (
+        id         TEXT PRIMARY KEY,
+        enabled    INTEGER NOT NULL DEFAULT 0,
+        config     TEXT NOT NULL DEFAULT '{}', -- JSON object, as an administrator entered it
+        updated_at INTEGER NOT NULL            -- ms since 1970
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build knows.
@@ -241,7 +248,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 6);
+        assert_eq!(LATEST, 7);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -258,7 +265,7 @@ mod tests {
 
         let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("migrate to latest");
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(v, 6);
+        assert_eq!(v, LATEST);
         let tokens: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0)).expect("tokens");
         assert_eq!(tokens, 1, "tokens survive");
         conn.execute_batch(
