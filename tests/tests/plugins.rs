@@ -302,6 +302,13 @@ fn misbehaving_plugins_are_restarted_or_quarantined_while_the_hub_keeps_serving(
     let again = hub.post("/api/v1/plugins/panicky/enable", Some(&token), json!({}));
     assert_eq!(again.status, 200, "{}", again.text);
     wait_plugin(&hub, &token, "panicky", "started again", |p| p["crashes"].as_u64() > Some(5));
+    // Disabled, whatever it was doing (crashing, waiting to restart, quarantined): it says so.
+    let off = hub.post("/api/v1/plugins/panicky/disable", Some(&token), json!({}));
+    assert_eq!(off.status, 200, "{}", off.text);
+    wait_plugin(&hub, &token, "panicky", "disabled", |p| p["state"] == "disabled");
+    wait_device(&hub, &token, "panicky:thing-1", "offline as disabled", |d| {
+        d["availability"]["reason"] == "plugin `panicky` is disabled"
+    });
     assert_eq!(hub.get("/healthz", None).status, 200);
 }
 
@@ -397,4 +404,82 @@ fn a_flooding_plugin_is_held_to_its_limits_and_a_stubborn_one_is_killed_at_shutd
     let log = hub.log();
     assert!(log.contains("plugin=\"stubborn\"") && log.contains("it was killed"), "{log}");
     assert!(log.contains("plugin=\"flood\" status=exited with status 0"), "{log}");
+}
+
+/// A plugin that writes one wrong message of each kind and reports on stderr every `error` the
+/// hub answers: `ERR <code> <line> <refused type>`.
+const PROBER: &str = r#"
+import json, sys
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+THING = "probe:thing-1"
+for raw in sys.stdin:
+    m = json.loads(raw)
+    t = m.get("type")
+    if t == "hello":
+        send({"type": "state", "device": THING, "values": {"state": True}})           # line 1: before ready
+        send({"type": "hello", "protocol": 1, "id": "probe", "name": "Probe", "version": "1", "discovers": {}})
+    elif t == "ready":
+        send({"type": "device", "device": {"id": THING, "name": "Probe", "features": [
+            {"key": "state", "capability": "on_off", "type": "bool", "access": {"observe": True, "set": True, "get": False}},
+            {"key": "temp", "capability": "temperature", "type": "number", "unit": "°C", "access": {"observe": True, "set": False, "get": False}}]}})
+        send({"type": "state", "device": "probe:ghost", "values": {"state": True}})   # line 4
+        send({"type": "state", "device": THING, "values": {"state": "yes", "temp": 21.5, "nope": 1}})  # line 5
+        send({"type": "hello", "protocol": 1, "id": "probe", "name": "Probe", "version": "1", "discovers": {}})  # 6
+        send({"type": "action_result", "id": "zz", "result": 1})                      # line 7
+        send({"type": "event", "device": THING, "feature": "nothing", "event": "x"})   # line 8
+        send({"type": "device", "device": {"id": "probe:dup", "name": "Dup", "features": [
+            {"key": "a", "capability": "on_off", "type": "bool", "access": {"observe": True, "set": False, "get": False}},
+            {"key": "a", "capability": "on_off", "type": "bool", "access": {"observe": True, "set": False, "get": False}}]}})  # 9
+        send({"type": "wibble"})                                                     # line 10
+        send({"type": "state"})                                                      # line 11
+        sys.stdout.write("[]\n"); sys.stdout.flush()                                 # line 12
+        send({"type": "availability", "device": THING, "availability": {"state": "online"}})
+    elif t == "ping":
+        send({"type": "pong", "id": m["id"]})
+    elif t == "error":
+        sys.stderr.write("ERR %s %s %s\n" % (m["code"], m.get("line"), m.get("refused_type"))); sys.stderr.flush()
+    elif t == "shutdown":
+        break
+"#;
+
+#[test]
+fn every_wrong_message_of_a_plugin_is_answered_with_its_error_and_the_rest_applied() {
+    let (hub, token) = start();
+    let dir = hub.data_dir.join("plugins/probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("probe.py"), PROBER).unwrap();
+    std::fs::write(
+        dir.join("plugin.toml"),
+        "id = \"probe\"\nname = \"Probe\"\nversion = \"1\"\nprotocol = 1\ncommand = [\"python3\", \"probe.py\"]\n",
+    )
+    .unwrap();
+    assert_eq!(hub.post("/api/v1/plugins/probe/enable", Some(&token), json!({})).status, 200);
+    let expected = [
+        "ERR out_of_order 1 state",
+        "ERR unknown_device 4 state",
+        "ERR invalid 5 state",
+        "ERR out_of_order 6 hello",
+        "ERR unknown_action 7 action_result",
+        "ERR invalid 8 event",
+        "ERR invalid 9 device",
+        "ERR unknown_type 10 wibble",
+        "ERR bad_message 11 state",
+        "ERR not_an_object 12 None",
+    ];
+    let p = wait_plugin(&hub, &token, "probe", "every error answered", |p| {
+        let lines: Vec<&str> =
+            p["stderr"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        expected.iter().all(|e| lines.contains(e))
+    });
+    assert_eq!(p["state"], "running", "{p}");
+    assert_eq!(p["crashes"], 0, "{p}");
+    assert_eq!(p["unreadable_lines"], 1, "{p}");
+    // What was right in the partly wrong report was applied; the wrong value was not.
+    let d = wait_device(&hub, &token, "probe:thing-1", "online with its temperature", |d| {
+        d["availability"]["state"] == "online" && value(d, "temp") == 21.5
+    });
+    assert!(value(&d, "state").is_null(), "{d}");
+    assert_eq!(hub.get("/api/v1/devices/probe:dup", Some(&token)).status, 404);
+    assert_eq!(hub.get("/api/v1/devices/probe:ghost", Some(&token)).status, 404);
 }

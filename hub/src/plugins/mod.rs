@@ -386,11 +386,12 @@ impl Host {
                     problem: None,
                     registered: false,
                 });
-                let changed = e.row.as_ref().map(|r| r.updated_at) != row.as_ref().map(|r| r.updated_at)
-                    || e.installed.manifest != i.manifest;
+                let manifest_changed = e.installed.manifest != i.manifest;
+                let changed =
+                    manifest_changed || e.row.as_ref().map(|r| r.updated_at) != row.as_ref().map(|r| r.updated_at);
                 e.installed = i;
                 e.row = row;
-                actions.push((e.installed.id.clone(), changed));
+                actions.push((e.installed.id.clone(), changed, manifest_changed));
             }
             for (id, e) in state.iter_mut() {
                 if !present.contains(id) && e.running() {
@@ -402,14 +403,14 @@ impl Host {
                 }
             }
         }
-        for (id, changed) in actions {
-            self.apply(&id, changed).await;
+        for (id, changed, manifest_changed) in actions {
+            self.apply(&id, changed, manifest_changed).await;
         }
         self.last_rows = Some(rows);
     }
 
-    /// Makes one plugin match its row.
-    async fn apply(&mut self, id: &str, changed: bool) {
+    /// Makes one plugin match its row (and its `plugin.toml`: a change restarts it).
+    async fn apply(&mut self, id: &str, changed: bool, manifest_changed: bool) {
         let (manifest, row, running, live_state, registered) = {
             let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(e) = state.get(id) else { return };
@@ -456,10 +457,10 @@ impl Host {
                 (true, true) if changed => match config {
                     Ok(c) => {
                         e.problem = None;
-                        if ["quarantined", "refused"].contains(&live_state) {
-                            // Enabled again: a fresh start.
+                        if ["quarantined", "refused"].contains(&live_state) || manifest_changed {
+                            // Enabled again, or its plugin.toml changed: a fresh start.
                             if let Some(ctl) = &e.control {
-                                let _ = ctl.try_send(Control::Stop);
+                                let _ = ctl.try_send(Control::Restart);
                             }
                             match e.task.take() {
                                 Some(t) => Then::Restart(t, c),

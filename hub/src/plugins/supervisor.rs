@@ -177,6 +177,8 @@ pub enum Control {
     Config(serde_json::Value),
     /// Stop the plugin: it was disabled.
     Stop,
+    /// Stop waiting in quarantine (or after a refused handshake): a new supervisor takes over.
+    Restart,
 }
 
 /// Everything a supervisor runs with.
@@ -231,13 +233,7 @@ impl Supervisor {
             match outcome {
                 Outcome::Stopped { disabled } => {
                     if disabled {
-                        let reason = format!("plugin `{id}` is disabled");
-                        self.down(&reason, "adapter_stopped").await;
-                        self.status(
-                            AdapterStatus::with(AdapterState::Stopped, "the plugin is disabled").with_code("disabled"),
-                        )
-                        .await;
-                        self.shared.set("disabled", None);
+                        self.disabled().await;
                     }
                     return;
                 }
@@ -320,10 +316,22 @@ impl Supervisor {
                 _ = self.shutdown.wait() => return,
                 c = self.control.recv() => match c {
                     Some(Control::Config(v)) => self.config = v,
-                    Some(Control::Stop) | None => return,
+                    Some(Control::Restart) | None => return,
+                    Some(Control::Stop) => {
+                        self.disabled().await;
+                        return;
+                    }
                 },
             }
         }
+    }
+
+    /// Marks the plugin disabled: its status, and its devices offline with the reason.
+    async fn disabled(&self) {
+        let reason = format!("plugin `{}` is disabled", self.id);
+        self.down(&reason, "adapter_stopped").await;
+        self.status(AdapterStatus::with(AdapterState::Stopped, "the plugin is disabled").with_code("disabled")).await;
+        self.shared.set("disabled", None);
     }
 
     /// Waits `d`; false when the plugin was disabled (its devices marked) or the hub stops.
@@ -336,12 +344,10 @@ impl Supervisor {
                 c = self.control.recv() => match c {
                     Some(Control::Config(v)) => self.config = v,
                     Some(Control::Stop) | None => {
-                        let reason = format!("plugin `{}` is disabled", self.id);
-                        self.down(&reason, "adapter_stopped").await;
-                        self.status(AdapterStatus::with(AdapterState::Stopped, "the plugin is disabled").with_code("disabled")).await;
-                        self.shared.set("disabled", None);
+                        self.disabled().await;
                         return false;
                     }
+                    Some(Control::Restart) => return false,
                 },
             }
         }
@@ -570,6 +576,7 @@ impl<'a> Session<'a> {
                         if ready { self.send(&HubMessage::Config { config: v }).map(|_| None) } else { Ok(None) }
                     }
                     Some(Control::Stop) | None => return self.stop(child, true).await,
+                    Some(Control::Restart) => return self.stop(child, false).await,
                 },
                 line = self.lines.recv() => match line {
                     Some(Ok(line)) => self.on_line(line).await,
