@@ -1083,19 +1083,21 @@ async fn plugin_enable(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
             ),
         )
     })?;
-    let key = id.clone();
-    write(&app, move |c| Ok(crate::plugins::set_enabled(c, &key, true).map_err(StoreError::from)?)).await?;
-    app.plugins.apply().await;
-    Reply::json(&plugin_view(&app, &id).await?)
+    set_plugin_enabled(&app, id, true).await
 }
 
 async fn plugin_disable(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = req.params.first().cloned().unwrap_or_default();
     plugin_view(&app, &id).await?;
+    set_plugin_enabled(&app, id, false).await
+}
+
+/// Stores whether a plugin runs, has the host apply it, and answers with the plugin.
+async fn set_plugin_enabled(app: &App, id: String, enabled: bool) -> Result<Reply, ApiError> {
     let key = id.clone();
-    write(&app, move |c| Ok(crate::plugins::set_enabled(c, &key, false).map_err(StoreError::from)?)).await?;
+    write(app, move |c| Ok(crate::plugins::set_enabled(c, &key, enabled).map_err(StoreError::from)?)).await?;
     app.plugins.apply().await;
-    Reply::json(&plugin_view(&app, &id).await?)
+    Reply::json(&plugin_view(app, &id).await?)
 }
 
 /// `PUT /api/v1/plugins/{id}/config` with the whole configuration as a JSON object: checked
