@@ -30,6 +30,7 @@ const SHELL = [
   "/js/screens/device.js",
   "/js/screens/discovery.js",
   "/js/screens/home.js",
+  "/js/screens/plugins.js",
   "/js/screens/scenes.js",
   "/js/screens/settings.js",
 ];

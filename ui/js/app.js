@@ -15,6 +15,7 @@ import { renderDiscovery } from "./screens/discovery.js";
 import { renderAutomations, renderAutomation, renderNewAutomation, renderTrace } from "./screens/automations.js";
 import { renderScenes } from "./screens/scenes.js";
 import { renderSettings } from "./screens/settings.js";
+import { renderPlugins } from "./screens/plugins.js";
 
 const NAV = [
   ["home", "#/home", "nav.home"],
@@ -35,6 +36,7 @@ const ROUTES = [
   [/^automation\/([^/]+)(?:\/(form|code|traces|versions))?$/, renderAutomation, "automations"],
   [/^scenes$/, renderScenes, "scenes"],
   [/^settings$/, renderSettings, "settings"],
+  [/^plugins$/, renderPlugins, "settings", true],
 ];
 
 const app = {

@@ -11,6 +11,8 @@ export const VOCAB = {
     "duration", "other"],
   avail: ["online", "offline", "unknown"],
   adapter_state: ["starting", "running", "degraded", "unavailable", "stopped", "failed"],
+  // A plugin's state (GET /api/v1/plugins).
+  plugin_state: ["disabled", "starting", "running", "restarting", "quarantined", "refused", "failed", "stopped"],
   power_source: ["mains", "battery", "dc", "unknown"],
   category: ["primary", "config", "diagnostic"],
   role: ["admin", "member"],

@@ -54,6 +54,7 @@ pub static FILES: &[(&str, &str, &[u8])] = &[
     ui_file!("js/screens/device.js", JS),
     ui_file!("js/screens/discovery.js", JS),
     ui_file!("js/screens/home.js", JS),
+    ui_file!("js/screens/plugins.js", JS),
     ui_file!("js/screens/scenes.js", JS),
     ui_file!("js/screens/settings.js", JS),
 ];

@@ -1,5 +1,6 @@
 // Settings: my account (password, sign-out), language, and for administrators areas, users,
-// tokens, adapter actions, backup and the audit log; adapters and the cloud link for everyone.
+// tokens, adapter actions, the link to the plugins screen, backup and the audit log; adapters
+// and the cloud link for everyone.
 
 import { h, field, select, replace, append } from "../dom.js";
 import { t, tv, LANGUAGES, getLang, setLang, fmtDateTime, fmtWhen, fmtNum } from "../i18n.js";
@@ -32,6 +33,8 @@ export function renderSettings(root, _params, app) {
     admin ? usersSection() : null,
     admin ? tokensSection() : null,
     section(t("settings.adapters"), "adapters-section", adaptersBox),
+    admin ? section(t("settings.plugins"), "plugins-section", h("div", { class: "panel" }, h("p", { class: "hint" }, t("settings.plugins_help")),
+      h("a", { class: "btn", href: "#/plugins", testid: "plugins-link" }, t("settings.plugins_manage")))) : null,
     section(t("settings.cloud"), "cloud-section", h("div", { class: "panel" }, h("p", { testid: "cloud-status" }, t("settings.cloud_not_set_up")))),
     admin ? section(t("settings.backup"), "backup-section", h("div", { class: "panel" }, h("p", { class: "hint" }, t("settings.backup_help")),
       h("a", { class: "btn", href: "/api/v1/backup", download: "", testid: "backup-download" }, t("settings.backup_download")))) : null,
