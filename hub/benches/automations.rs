@@ -88,6 +88,7 @@ async fn run(n: usize, rate: usize, secs: usize) {
         adapter_events: erx,
         adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
         inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
+        cloud: None,
     });
     for i in 0..n {
         etx.send(("bench", AdapterEvent::Device { device: sensor(i) })).await.unwrap();

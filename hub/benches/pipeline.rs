@@ -85,6 +85,7 @@ async fn run(devices: usize, reports: usize) {
         adapter_events: erx,
         adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
         inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
+        cloud: None,
     });
 
     let t = Instant::now();

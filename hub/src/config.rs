@@ -35,6 +35,230 @@ pub struct Config {
     pub home_assistant: HomeAssistantConfig,
     /// Adapter plugins: out-of-process adapters in any language.
     pub plugins: PluginsConfig,
+    /// The optional cloud link.
+    pub cloud: CloudConfig,
+}
+
+/// `[cloud]`: the optional link to a cloud MQTT broker. Off by default; the hub never needs it.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Whether the link runs.
+    pub enabled: bool,
+    /// `mqtt` (any MQTT 5 broker: EMQX, Mosquitto, HiveMQ) or `alink` (Alibaba Cloud IoT).
+    pub profile: CloudProfile,
+    /// The broker: `mqtts://host:8883` (TLS), or `mqtt://host:1883` (plain, only to this machine
+    /// unless `allow_plaintext`).
+    pub url: String,
+    /// TLS files (`[cloud.tls]`); the system's roots when absent. The broker's certificate and
+    /// host name are always verified.
+    pub tls: Option<TlsFiles>,
+    /// Allows `mqtt://` to another machine: the link, its password and the home's data then
+    /// travel in clear. Off by default.
+    pub allow_plaintext: bool,
+    /// User name at the broker.
+    pub username: Option<String>,
+    /// Password or token at the broker. Never logged.
+    pub password: Option<String>,
+    /// This hub's id: its topics are `<topic_prefix>/<hub_id>/...`, and hubs on one broker are
+    /// kept apart by it.
+    pub hub_id: String,
+    /// The first level of every topic.
+    pub topic_prefix: String,
+    /// Whether commands from the cloud are carried out (off by default).
+    pub accept_commands: bool,
+    /// What is shared (`[cloud.share]`); everything when empty.
+    pub share: ShareConfig,
+    /// The most messages the outbox keeps while the link is down (see `cloud/outbox.rs`).
+    pub outbox_max: u64,
+    /// Messages per second sent from the backlog after a reconnect.
+    pub drain_per_sec: u32,
+    /// Alibaba Cloud IoT (`[cloud.alink]`), for `profile = "alink"`.
+    pub alink: Option<AlinkConfig>,
+}
+
+impl std::fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("enabled", &self.enabled)
+            .field("profile", &self.profile)
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("hub_id", &self.hub_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            enabled: false,
+            profile: CloudProfile::Mqtt,
+            url: String::new(),
+            tls: None,
+            allow_plaintext: false,
+            username: None,
+            password: None,
+            hub_id: String::new(),
+            topic_prefix: "hearth".into(),
+            accept_commands: false,
+            share: ShareConfig::default(),
+            outbox_max: 100_000,
+            drain_per_sec: 100,
+            alink: None,
+        }
+    }
+}
+
+/// The cloud's protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudProfile {
+    /// Any MQTT 5 broker, with Hearth's topics and the device model's JSON.
+    #[default]
+    Mqtt,
+    /// Alibaba Cloud IoT's Alink, the hub as a gateway.
+    Alink,
+}
+
+/// `[cloud.share]`: a device is shared when it is in one of `areas` or is one of `devices` (or
+/// both lists are empty); of a shared device, the features of `capabilities` (or all when empty).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShareConfig {
+    /// Area ids.
+    pub areas: Vec<String>,
+    /// Device ids.
+    pub devices: Vec<String>,
+    /// Capabilities (`on_off`, `temperature`).
+    pub capabilities: Vec<String>,
+}
+
+/// `[cloud.alink]`: the gateway's device triple, and the sub-devices' (`[cloud.alink.devices]`).
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlinkConfig {
+    /// The gateway's product key.
+    pub product_key: String,
+    /// The gateway's device name.
+    pub device_name: String,
+    /// The gateway's device secret. Never logged.
+    pub device_secret: String,
+    /// Each shared Hearth device's sub-device triple at Alibaba, by Hearth device id.
+    pub devices: std::collections::BTreeMap<String, AlinkDevice>,
+}
+
+impl std::fmt::Debug for AlinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlinkConfig")
+            .field("product_key", &self.product_key)
+            .field("device_name", &self.device_name)
+            .field("devices", &self.devices.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sub-device's triple at Alibaba Cloud IoT.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlinkDevice {
+    /// Its product key.
+    pub product_key: String,
+    /// Its device name.
+    pub device_name: String,
+    /// Its device secret. Never logged.
+    pub device_secret: String,
+}
+
+impl std::fmt::Debug for AlinkDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlinkDevice")
+            .field("product_key", &self.product_key)
+            .field("device_name", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CloudConfig {
+    /// Host, port and whether TLS is on, from `url`; the error says what a URL looks like.
+    pub fn endpoint(&self) -> Result<(String, u16, bool), String> {
+        let (tls, rest, default_port) = if let Some(r) = self.url.strip_prefix("mqtts://") {
+            (true, r, 8883)
+        } else if let Some(r) = self.url.strip_prefix("mqtt://") {
+            (false, r, 1883)
+        } else {
+            return Err(format!(
+                "[cloud] url = {:?} is not a broker URL: write mqtts://host:8883 (TLS) or mqtt://host:1883",
+                self.url
+            ));
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port =
+                    p.parse().map_err(|_| format!("[cloud] url: the port `{p}` is not a number from 1 to 65535"))?;
+                (h.trim_start_matches('[').trim_end_matches(']').to_owned(), port)
+            }
+            _ => (rest.to_owned(), default_port),
+        };
+        if host.is_empty() {
+            return Err("[cloud] url names no host".into());
+        }
+        Ok((host, port, tls))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let (host, _, tls) = self.endpoint()?;
+        let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !tls && !local && !self.allow_plaintext {
+            return Err(format!(
+                "[cloud] url = {:?} sends the home's data and the broker password in clear: use mqtts:// (TLS), or set allow_plaintext = true if you really mean it",
+                self.url
+            ));
+        }
+        if self.hub_id.is_empty() || !self.hub_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!(
+                "[cloud] hub_id = {:?}: give this hub an id of letters, digits, `-` and `_` (it is part of every topic, and keeps hubs on one broker apart)",
+                self.hub_id
+            ));
+        }
+        if self.topic_prefix.is_empty() || self.topic_prefix.contains(['+', '#']) {
+            return Err("[cloud] topic_prefix must not be empty or hold `+` or `#`".into());
+        }
+        for c in &self.share.capabilities {
+            let known: hearth_sdk::Capability =
+                serde_json::from_value(serde_json::json!(c)).unwrap_or(hearth_sdk::Capability::Other);
+            if known == hearth_sdk::Capability::Other && c != "other" {
+                return Err(format!(
+                    "[cloud.share] capabilities: `{c}` is not a capability of the device model (see adapters/sdk/MODEL.md)"
+                ));
+            }
+        }
+        if self.drain_per_sec == 0 {
+            return Err("[cloud] drain_per_sec must be at least 1".into());
+        }
+        if self.outbox_max < 100 {
+            return Err("[cloud] outbox_max must be at least 100".into());
+        }
+        if self.profile == CloudProfile::Alink {
+            let Some(a) = &self.alink else {
+                return Err(
+                    "[cloud] profile = \"alink\" needs [cloud.alink] with product_key, device_name and device_secret"
+                        .into(),
+                );
+            };
+            if a.product_key.is_empty() || a.device_name.is_empty() || a.device_secret.is_empty() {
+                return Err(
+                    "[cloud.alink] needs product_key, device_name and device_secret (the gateway's triple)".into()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[plugins]`
@@ -636,6 +860,7 @@ impl Config {
                 ));
             }
         }
+        self.cloud.validate()?;
         #[cfg(feature = "ble")]
         hearth_ble::Config::from_json(&serde_json::to_value(&self.adapters.ble).unwrap_or_default())?;
         #[cfg(feature = "miio")]

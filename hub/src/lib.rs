@@ -27,6 +27,7 @@ pub mod auth;
 pub mod automations;
 pub mod broker;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod core;
 pub mod home_assistant;

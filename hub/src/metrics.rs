@@ -56,6 +56,19 @@ pub fn render(app: &App) -> String {
     for (name, kind, help, value) in rows {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
+    let cloud = app.cloud.status();
+    if cloud.enabled {
+        let rows: [(&str, &str, &str, u64); 5] = [
+            ("hearth_cloud_connected", "gauge", "Whether the cloud link is connected.", u64::from(cloud.connected)),
+            ("hearth_cloud_backlog", "gauge", "Messages waiting in the cloud outbox.", cloud.backlog),
+            ("hearth_cloud_sent_total", "counter", "Messages the cloud broker acknowledged.", cloud.sent),
+            ("hearth_cloud_dropped_total", "counter", "Messages dropped (outbox cap, broker refusals).", cloud.dropped),
+            ("hearth_cloud_connects_total", "counter", "Connections made to the cloud broker.", cloud.connects),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+    }
     // Per plugin, labelled by its id (ids are `[a-z][a-z0-9_]*`: nothing to escape).
     let plugins = app.plugins.list();
     type Count = fn(&crate::plugins::PluginView) -> u64;

@@ -121,6 +121,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         adapter_events: events_rx,
         adapters: slots,
         inbox,
+        cloud: config
+            .cloud
+            .enabled
+            .then(|| (crate::cloud::share::Share::new(&config.cloud.share), config.cloud.outbox_max)),
     });
 
     let (automations, automations_task) = crate::automations::spawn(crate::automations::AutomationsInit {
@@ -178,6 +182,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     tracing::info!(dir = %plugins_dir.display(), "Looking for plugins.");
 
+    // The cloud link, when configured: it reads the outbox the core fills.
+    let (cloud, cloud_task) = if config.cloud.enabled {
+        let (handle, task) = crate::cloud::spawn(crate::cloud::CloudInit {
+            config: config.cloud.clone(),
+            core: core.clone(),
+            readers: Readers::new(db_path.clone()),
+            writer: writer.clone(),
+            shutdown: shutdown.clone(),
+        });
+        (handle, Some(task))
+    } else {
+        (crate::cloud::disabled(), None)
+    };
+
     // The API last: when it answers, everything behind it is up.
     let listener = tokio::net::TcpListener::bind(config.http.listen).await.with_context(|| {
         format!(
@@ -197,6 +215,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         security: api::security::Security::from_config(&config.http),
         secrets,
         plugins,
+        cloud,
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(app, listener, async move {
@@ -226,6 +245,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         if tokio::time::timeout(ADAPTER_STOP, t).await.is_err() {
             tracing::warn!("An adapter did not stop within {ADAPTER_STOP:?}; it is abandoned.");
         }
+    }
+    if let Some(task) = cloud_task
+        && tokio::time::timeout(ADAPTER_STOP, task).await.is_err()
+    {
+        tracing::warn!("The cloud link did not stop in time.");
     }
     if !matches!(plugins_stopped.await, Ok(Ok(_))) {
         tracing::warn!("Plugins did not stop in time; they were killed.");

@@ -69,6 +69,38 @@ impl Mosquitto {
         broker
     }
 
+    /// An account (`user`, `password`) on two listeners: plain first, then TLS with a certificate
+    /// for `localhost` and 127.0.0.1 signed by a CA of the test's own (`dir/ca.pem`, made by
+    /// [`certificates`]). Anonymous clients are refused on both.
+    pub fn start_tls_with_account(dir: &Path, user: &str, password: &str) -> Mosquitto {
+        Mosquitto::start_tls_for(dir, user, password, "DNS:localhost,IP:127.0.0.1")
+    }
+
+    /// [`Mosquitto::start_tls_with_account`] with a certificate for `names` (a subjectAltName
+    /// value, like `DNS:localhost`).
+    pub fn start_tls_for(dir: &Path, user: &str, password: &str, names: &str) -> Mosquitto {
+        Mosquitto::start_tls_configured(dir, user, password, names, "")
+    }
+
+    /// [`Mosquitto::start_tls_for`] with more configuration lines (`persistence true`, say).
+    pub fn start_tls_configured(dir: &Path, user: &str, password: &str, names: &str, more: &str) -> Mosquitto {
+        certificates(dir, names);
+        let passwd = dir.join("passwd");
+        run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([user, password]));
+        let (plain, tls) = (free_port(), free_port());
+        let d = |f: &str| dir.join(f).display().to_string();
+        let listeners = format!(
+            "{more}listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+             listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
+             cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+            pw = passwd.display(),
+            ca = d("ca.pem"),
+            cert = d("server.pem"),
+            key = d("server.key"),
+        );
+        Mosquitto::start_with(dir, &listeners, &[plain, tls])
+    }
+
     /// The address of its first listener.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
@@ -93,7 +125,25 @@ impl Mosquitto {
         }
     }
 
-    /// Starts it again after [`Mosquitto::kill`], same configuration and ports; returns once it
+    /// Stops it with SIGTERM, as an administrator does: it saves its persistence file (when the
+    /// configuration has `persistence true`) and exits. Does nothing when it is not running.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again after [`Mosquitto::kill`] or [`Mosquitto::stop`], same configuration and ports; returns once it
     /// listens.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "mosquitto is still running: kill it first");
@@ -134,4 +184,40 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (tests/run installs it)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA (`dir/ca.pem`, `ca.key`) and a server certificate signed by it (`server.pem`,
+/// `server.key`) for `names`, a subjectAltName value (`DNS:localhost,IP:127.0.0.1`).
+pub fn certificates(dir: &Path, names: &str) {
+    let p = |f: &str| dir.join(f);
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Hearth test CA"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(p("san.ext"), format!("subjectAltName={names}\n")).expect("write san.ext");
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("san.ext"))
+        .arg("-out")
+        .arg(p("server.pem")));
 }

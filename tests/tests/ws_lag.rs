@@ -33,6 +33,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             adapter_events: erx,
             adapters: vec![],
             inbox: hearth::inbox::InboxState::new(Vec::new(), Default::default()),
+            cloud: None,
         });
         let (automations, _engine) = hearth::automations::spawn(hearth::automations::AutomationsInit {
             settings: Default::default(),
@@ -64,6 +65,7 @@ fn a_lagging_session_gets_a_fresh_snapshot() {
             security: Default::default(),
             secrets,
             plugins,
+            cloud: hearth::cloud::disabled(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -4,77 +4,25 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hearth_tests::Hub;
 use hearth_tests::mosquitto::Mosquitto;
 use hearth_tests::sim::Zigbee2mqttSim;
 use hearth_tests::sim::zigbee2mqtt::{BULB, SimOptions};
-use hearth_tests::{Hub, free_port};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 const USER: &str = "zigbee";
 const PASSWORD: &str = "a long test password";
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (tests/run installs it)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, and a certificate for `localhost` and 127.0.0.1 signed by it.
-fn certificates(dir: &Path) {
-    let p = |f: &str| dir.join(f);
-    run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Hearth test CA"])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.pem")));
-    run(Command::new("openssl")
-        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
-        .arg("-keyout")
-        .arg(p("server.key"))
-        .arg("-out")
-        .arg(p("server.csr")));
-    std::fs::write(p("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
-        .arg("-in")
-        .arg(p("server.csr"))
-        .arg("-CA")
-        .arg(p("ca.pem"))
-        .arg("-CAkey")
-        .arg(p("ca.key"))
-        .arg("-extfile")
-        .arg(p("san.ext"))
-        .arg("-out")
-        .arg(p("server.pem")));
-}
-
 /// The broker's plain listener, in [`Mosquitto::addrs`].
 const PLAIN: usize = 0;
 /// The broker's TLS listener, in [`Mosquitto::addrs`].
 const TLS: usize = 1;
 
-/// mosquitto with an account (`USER`), on a plain port and a TLS one with a certificate of the
-/// test's own CA (`dir/ca.pem`).
 fn tls_broker(dir: &Path) -> Mosquitto {
-    certificates(dir);
-    let passwd = dir.join("passwd");
-    run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([USER, PASSWORD]));
-    let (plain, tls) = (free_port(), free_port());
-    let d = |f: &str| dir.join(f).display().to_string();
-    let listeners = format!(
-        "listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
-         listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
-         cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
-        pw = passwd.display(),
-        ca = d("ca.pem"),
-        cert = d("server.pem"),
-        key = d("server.key"),
-    );
-    Mosquitto::start_with(dir, &listeners, &[plain, tls])
+    Mosquitto::start_tls_with_account(dir, USER, PASSWORD)
 }
 
 /// A configuration with the built-in broker off and the external one over TLS, trusting `ca`.
@@ -139,7 +87,7 @@ fn a_broker_certificate_from_another_authority_is_refused() {
     // A second, unrelated CA: the broker's certificate does not chain to it.
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
-    certificates(&other);
+    hearth_tests::mosquitto::certificates(&other, "DNS:localhost,IP:127.0.0.1");
     let config = hub_config(dir.path(), &broker, &other.join("ca.pem"));
     let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
     let token = hub.onboard();

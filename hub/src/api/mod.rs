@@ -60,6 +60,8 @@ pub struct App {
     pub secrets: Arc<crate::secrets::SecretStore>,
     /// The plugin host.
     pub plugins: crate::plugins::PluginsHandle,
+    /// The cloud link's status.
+    pub cloud: crate::cloud::CloudHandle,
 }
 
 /// An API error: JSON `{"error": {"code", "message", "details"}}` with a status code.

@@ -135,6 +135,7 @@ pub static ROUTES: &[Route] = &[
         secret_delete,
         audit = "secret.delete"
     ),
+    route!("GET", "/api/v1/cloud", Admin, "the cloud link: connected or why not, backlog, last error, counts", cloud),
     route!(
         "GET",
         "/api/v1/plugins",
@@ -1034,6 +1035,11 @@ async fn secret_delete(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     }
     app.secrets.publish(&id, &name, None);
     Ok(Reply::Empty)
+}
+
+/// `GET /api/v1/cloud`: the cloud link's status (`{"enabled": false}` when it is off).
+async fn cloud(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    Reply::json(&app.cloud.status())
 }
 
 /// `GET /api/v1/plugins`: `{"dir": ..., "plugins": [...]}`.

@@ -25,7 +25,7 @@ pub use bus::Bus;
 pub use registry::{ContextIds, Effects, Registry, RegistryError};
 
 use crate::inbox::{InboxError, InboxState};
-use crate::store::{StoreError, StoreWriter};
+use crate::store::{StoreError, StoreWriter, WriteOp};
 
 /// Events adapters may queue before they wait (backpressure).
 pub const ADAPTER_QUEUE: usize = 1024;
@@ -194,6 +194,8 @@ pub struct CoreInit {
     pub adapters: Vec<AdapterSlot>,
     /// The discovery inbox (each adapter's view of it already handed out).
     pub inbox: InboxState,
+    /// What goes to the cloud outbox, and its cap, when the cloud link is on.
+    pub cloud: Option<(crate::cloud::share::Share, u64)>,
 }
 
 impl CoreHandle {
@@ -371,11 +373,12 @@ struct Core {
     ids: ContextIds,
     adapters: Vec<(AdapterSlot, AdapterStatus)>,
     stats: Arc<CoreStats>,
+    cloud: Option<(crate::cloud::share::Share, u64)>,
 }
 
 /// The core task: applies adapter events and requests until both channels close.
 async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<CoreStats>) {
-    let CoreInit { registry, bus, writer, mut adapter_events, adapters, inbox } = init;
+    let CoreInit { registry, bus, writer, mut adapter_events, adapters, inbox, cloud } = init;
     let mut core = Core {
         registry,
         inbox,
@@ -384,6 +387,7 @@ async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<C
         ids: ContextIds::new(Timestamp::now()),
         adapters: adapters.into_iter().map(|s| (s, AdapterStatus::bare(AdapterState::Starting))).collect(),
         stats,
+        cloud,
     };
     let mut adapters_open = true;
     let mut requests_open = true;
@@ -416,9 +420,10 @@ impl Core {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.devices.store(self.registry.len() as u64, Ordering::Relaxed);
+        let writes = self.with_outbox(fx.writes, &fx.events);
         let mut last_ack = None;
-        let n = fx.writes.len();
-        for (i, op) in fx.writes.into_iter().enumerate() {
+        let n = writes.len();
+        for (i, op) in writes.into_iter().enumerate() {
             if i + 1 == n {
                 match self.writer.send_acked(op).await {
                     Ok(ack) => last_ack = Some(ack),
@@ -459,6 +464,43 @@ impl Core {
         }
         let fx = self.registry.apply(adapter, event, Timestamp::now(), &mut self.ids);
         self.effects(fx).await;
+    }
+
+    /// With the cloud link on: each change's outbox row joins the write of that change (the
+    /// same transaction); rows with no write of their own (availability) follow as their own.
+    fn with_outbox(&self, writes: Vec<WriteOp>, events: &[Event]) -> Vec<WriteOp> {
+        use crate::cloud::outbox::Kind;
+        let Some((share, cap)) = &self.cloud else { return writes };
+        let mut rows: Vec<crate::cloud::outbox::Row> =
+            events.iter().filter_map(|e| share.rows(e, |id| self.registry.device_by_str(id))).collect();
+        if rows.is_empty() {
+            return writes;
+        }
+        let mut out = Vec::with_capacity(writes.len() + rows.len());
+        for op in writes {
+            let matching = |r: &crate::cloud::outbox::Row| match &op {
+                WriteOp::State { device, feature, .. } => {
+                    r.kind == Kind::State && r.device == device.as_str() && r.feature.as_deref() == Some(feature)
+                }
+                WriteOp::Event { device, feature, .. } => {
+                    r.kind == Kind::Event && r.device == device.as_str() && r.feature.as_deref() == Some(feature)
+                }
+                WriteOp::UpsertDevice(d) => {
+                    matches!(r.kind, Kind::Device | Kind::DeviceRemoved) && r.device == d.id.as_str()
+                }
+                WriteOp::DeleteDevice(id) => r.kind == Kind::DeviceRemoved && r.device == id.as_str(),
+                _ => false,
+            };
+            match rows.iter().position(matching) {
+                Some(i) => {
+                    let row = rows.remove(i);
+                    out.push(WriteOp::Shared(Box::new(op), row, *cap));
+                }
+                None => out.push(op),
+            }
+        }
+        out.extend(rows.into_iter().map(|r| WriteOp::Outbox(r, *cap)));
+        out
     }
 
     fn set_status(&mut self, adapter: &str, status: AdapterStatus) {
@@ -693,6 +735,7 @@ mod tests {
             adapter_events: erx,
             adapters: vec![AdapterSlot { manifest, commands: ctx, actions: atx }],
             inbox: InboxState::new(Vec::new(), Default::default()),
+            cloud: None,
         });
         let id = DeviceId::new("demo", "lamp");
         let features = vec![Feature::new("state", Capability::OnOff, ValueType::Bool, Access::READ_WRITE)];

@@ -116,6 +116,11 @@ impl Registry {
         self.devices.get(id)
     }
 
+    /// A device by its id as text.
+    pub fn device_by_str(&self, id: &str) -> Option<&Device> {
+        DeviceId::parse(id).and_then(|id| self.devices.get(&id))
+    }
+
     /// All devices, by id.
     pub fn devices(&self) -> Vec<Device> {
         let mut v: Vec<Device> = self.devices.values().cloned().collect();

@@ -157,6 +157,23 @@ const MIGRATIONS: &[&str] = &[
         config     TEXT NOT NULL DEFAULT '{}', -- JSON object, as an administrator entered it
         updated_at INTEGER NOT NULL            -- ms since 1970
     ) WITHOUT ROWID;",
+    // 8: the cloud outbox (see `cloud/outbox.rs`): messages for the cloud in the order of the
+    // changes, written with them; `latest` marks the newest row of its kind per device (and
+    // feature), which the drop policy keeps. `outbox_size` counts the rows.
+    "CREATE TABLE outbox (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: the order of sending
+        kind    TEXT NOT NULL,            -- device, device_removed, state, event, availability
+        device  TEXT NOT NULL,
+        feature TEXT NOT NULL DEFAULT '', -- state and events
+        payload TEXT NOT NULL,            -- the hub's event, JSON
+        at      INTEGER NOT NULL,         -- ms since 1970
+        latest  INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_latest ON outbox (kind, device, feature) WHERE latest = 1;
+    CREATE TABLE outbox_size (n INTEGER NOT NULL);
+    INSERT INTO outbox_size (n) VALUES (0);
+    CREATE TRIGGER outbox_added AFTER INSERT ON outbox BEGIN UPDATE outbox_size SET n = n + 1; END;
+    CREATE TRIGGER outbox_removed AFTER DELETE ON outbox BEGIN UPDATE outbox_size SET n = n - 1; END;",
 ];
 
 /// The schema version this build knows.
@@ -248,7 +265,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 7);
+        assert_eq!(LATEST, 8);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");

@@ -63,6 +63,11 @@ pub enum WriteOp {
     },
     /// Anything else (accounts, tokens), as a closure over the transaction.
     Exec(ExecFn),
+    /// A write and the cloud outbox row it causes, committed together; the outbox keeps to
+    /// `cap` rows.
+    Shared(Box<WriteOp>, crate::cloud::outbox::Row, u64),
+    /// A cloud outbox row that goes with no other write (availability).
+    Outbox(crate::cloud::outbox::Row, u64),
 }
 
 impl std::fmt::Debug for WriteOp {
@@ -75,6 +80,8 @@ impl std::fmt::Debug for WriteOp {
             WriteOp::State { device, feature, .. } => write!(f, "State({device}/{feature})"),
             WriteOp::Event { device, feature, .. } => write!(f, "Event({device}/{feature})"),
             WriteOp::Exec(_) => f.write_str("Exec"),
+            WriteOp::Shared(op, row, _) => write!(f, "Shared({op:?}, {})", row.kind.as_str()),
+            WriteOp::Outbox(row, _) => write!(f, "Outbox({}/{})", row.kind.as_str(), row.device),
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct WriterStats {
     pub batches: AtomicU64,
     /// Operations that failed.
     pub failures: AtomicU64,
+    /// Cloud outbox rows dropped to keep the outbox within its cap.
+    pub outbox_dropped: AtomicU64,
 }
 
 /// A cheap handle that queues writes for the writer thread.
@@ -186,11 +195,11 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
                 // Registry and state writes cannot fail on their own (only with the whole
                 // transaction); other operations get a savepoint so a refusal undoes only them.
                 if !matches!(op, WriteOp::Exec(_)) {
-                    results.push(apply(&tx, op).map_err(|e| e.to_string()));
+                    results.push(apply(&tx, op, stats).map_err(|e| e.to_string()));
                     continue;
                 }
                 let mut sp = tx.savepoint()?;
-                match apply(&sp, op) {
+                match apply(&sp, op, stats) {
                     Ok(()) => {
                         sp.commit()?;
                         results.push(Ok(()));
@@ -236,7 +245,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
 }
 
 /// Applies one operation inside the batch's transaction (through its savepoint).
-fn apply(tx: &Connection, op: WriteOp) -> Result<(), StoreError> {
+fn apply(tx: &Connection, op: WriteOp, stats: &WriterStats) -> Result<(), StoreError> {
     let now = Timestamp::now().as_millis();
     match op {
         WriteOp::UpsertDevice(d) => {
@@ -312,6 +321,15 @@ fn apply(tx: &Connection, op: WriteOp) -> Result<(), StoreError> {
             ])?;
         }
         WriteOp::Exec(f) => f(tx)?,
+        WriteOp::Shared(op, row, cap) => {
+            apply(tx, *op, stats)?;
+            let dropped = crate::cloud::outbox::insert(tx, &row, cap)?;
+            stats.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        WriteOp::Outbox(row, cap) => {
+            let dropped = crate::cloud::outbox::insert(tx, &row, cap)?;
+            stats.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
     }
     Ok(())
 }
