@@ -127,6 +127,10 @@ fn the_home_reaches_the_cloud_and_the_cloud_commands_it() {
     // Members may not see the link's details.
     let member = hub.member(&token, "kid");
     assert_eq!(hub.get("/api/v1/cloud", Some(&member)).status, 403);
+    // When the hub stops, its status says so (retained; the last will says the same when it dies).
+    let mut hub = hub;
+    assert!(hub.stop(), "the hub stops cleanly:\n{}", hub.log());
+    cloud.expect(T, |m| m.topic == "hearth/home-1/status" && m.text() == "offline");
 }
 
 #[test]
@@ -244,6 +248,12 @@ fn changes(hub: &Hub, token: &str, from: u32, to: u32) -> Vec<String> {
     ids
 }
 
+/// Whether every id of `sent` is in `seen`.
+fn arrived(sent: &[String], seen: &[String]) -> bool {
+    let seen: std::collections::HashSet<&String> = seen.iter().collect();
+    sent.iter().all(|id| seen.contains(id))
+}
+
 /// Every id of `sent` arrived, first arrivals in the order sent; a message may come twice only
 /// because it was sent again after a reconnect (at most the link's window of 100 per outage).
 fn assert_all_in_order(sent: &[String], seen: &[String], outages: usize) {
@@ -254,7 +264,7 @@ fn assert_all_in_order(sent: &[String], seen: &[String], outages: usize) {
             first.push(id.clone());
         }
     }
-    let missing: Vec<&String> = sent.iter().filter(|id| !known.contains(*id)).collect();
+    let missing: Vec<(usize, &String)> = sent.iter().enumerate().filter(|(_, id)| !known.contains(*id)).collect();
     assert!(missing.is_empty(), "{} of {} changes never arrived: {missing:?}", missing.len(), sent.len());
     let order: Vec<&String> = first.iter().filter(|id| sent.contains(id)).collect();
     assert!(order.iter().zip(sent).all(|(a, b)| *a == b), "the changes arrived out of order");
@@ -269,7 +279,10 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
     let mut broker =
         Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist);
     let seen = persistent_subscriber(broker.addrs()[PLAIN]);
-    let mut hub = Hub::start_with_config(&config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", ""), &[]);
+    let mut hub = Hub::start_with_config(
+        &config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", "drain_per_sec = 50\n"),
+        &[],
+    );
     let token = hub.onboard();
     cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
     std::thread::sleep(Duration::from_millis(500));
@@ -282,12 +295,22 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
         s["connected"] == false && s["backlog"].as_u64() >= Some(100)
     });
     assert!(down["reason"].as_str().is_some(), "{down}");
+    let backlog = hub.get("/api/v1/cloud", Some(&token)).body["backlog"].as_u64().unwrap();
     broker.restart();
-    sent.extend(changes(&hub, &token, 250, 300));
+    let back = Instant::now();
     cloud_status(&hub, &token, "drained", |s| s["connected"] == true && s["backlog"] == 0);
+    // The backlog went out at the configured rate (50 a second), not in one burst.
+    let took = back.elapsed().as_secs_f64();
+    assert!(took >= backlog as f64 / 50.0 - 1.5, "{backlog} messages drained in {took:.1} s");
+    sent.extend(changes(&hub, &token, 250, 300));
     let deadline = Instant::now() + T;
-    while seen.lock().unwrap().len() < sent.len() {
-        assert!(Instant::now() < deadline, "only {} of {} arrived", seen.lock().unwrap().len(), sent.len());
+    while !arrived(&sent, &seen.lock().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} messages of {} changes arrived",
+            seen.lock().unwrap().len(),
+            sent.len()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_all_in_order(&sent, &seen.lock().unwrap(), 1);
@@ -302,11 +325,92 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
     broker.restart();
     cloud_status(&hub, &token, "drained after the restart", |s| s["connected"] == true && s["backlog"] == 0);
     let deadline = Instant::now() + T;
-    while seen.lock().unwrap().len() < sent.len() {
-        assert!(Instant::now() < deadline, "only {} of {} arrived", seen.lock().unwrap().len(), sent.len());
+    while !arrived(&sent, &seen.lock().unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "only {} messages of {} changes arrived",
+            seen.lock().unwrap().len(),
+            sent.len()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_all_in_order(&sent, &seen.lock().unwrap(), 2);
     let status = hub.get("/api/v1/cloud", Some(&token)).body;
     assert_eq!(status["dropped"], 0, "{status}");
+}
+
+#[test]
+fn only_what_is_shared_leaves_the_house_and_only_it_takes_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start_tls_with_account(dir.path(), USER, PASSWORD);
+    let share = "[cloud.share]\nareas = [\"living_room\"]\ncapabilities = [\"on_off\", \"brightness\"]\n";
+    let hub = Hub::start_with_config(&config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", share), &[]);
+    let token = hub.onboard();
+    cloud_status(&hub, &token, "connected", |s| s["connected"] == true && s["backlog"] == 0);
+    let cloud = MqttProbe::connect_with(broker.addrs()[PLAIN], Some((USER, PASSWORD)));
+    cloud.subscribe("hearth/home-1/#");
+    let retained = cloud.settle(Duration::from_millis(700), T);
+    let docs: Vec<Value> = retained
+        .iter()
+        .filter(|m| m.retain && m.topic.matches('/').count() == 3 && m.topic.contains("/devices/"))
+        .map(|m| m.json())
+        .collect();
+    let all = hub.get("/api/v1/devices", Some(&token)).body;
+    let mut living: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["area"] == "living_room")
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    living.sort();
+    let mut shared: Vec<String> = docs.iter().map(|d| d["device"]["id"].as_str().unwrap().to_owned()).collect();
+    shared.sort();
+    assert!(!living.is_empty() && living.len() < all.as_array().unwrap().len());
+    assert_eq!(shared, living, "only the living room's devices");
+    for d in &docs {
+        for f in d["device"]["features"].as_array().unwrap() {
+            assert!(f["capability"] == "on_off" || f["capability"] == "brightness", "{f}");
+        }
+    }
+
+    // A change outside the living room stays home; one inside goes out.
+    hub.post("/api/v1/devices/demo:kitchen_light/commands", Some(&token), json!({"set": {"state": true}}));
+    hub.post("/api/v1/devices/demo:living_lamp/commands", Some(&token), json!({"set": {"brightness": 33}}));
+    cloud.expect(T, |m| m.topic == "hearth/home-1/devices/demo:living_lamp/state" && m.json()["new"] == 33.0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(cloud.seen().iter().all(|m| !m.topic.contains("kitchen")), "the kitchen stays home");
+
+    // Commands: only shared devices and features.
+    cloud.publish_json("hearth/home-1/devices/demo:kitchen_light/set", &json!({"set": {"state": false}}));
+    let r = cloud.expect_topic("hearth/home-1/devices/demo:kitchen_light/set/result", T).json();
+    assert_eq!(r["error"]["code"], "not_found", "{r}");
+    cloud.publish_json("hearth/home-1/devices/demo:living_ceiling/set", &json!({"set": {"color_temperature": 3000}}));
+    let r = cloud.expect_topic("hearth/home-1/devices/demo:living_ceiling/set/result", T).json();
+    assert_eq!(r["error"]["code"], "not_shared", "{r}");
+    cloud.publish_json("hearth/home-1/devices/demo:living_lamp/set", &json!({"set": {"brightness": 77}}));
+    let r = cloud.expect(T, |m| m.topic.ends_with("living_lamp/set/result")).json();
+    assert_eq!(r["ok"], true, "{r}");
+}
+
+#[test]
+fn without_accept_commands_the_cloud_cannot_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start_tls_with_account(dir.path(), USER, PASSWORD);
+    let text = config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", "")
+        .replace("accept_commands = true", "accept_commands = false");
+    let hub = Hub::start_with_config(&text, &[]);
+    let token = hub.onboard();
+    cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
+    let before = device(&hub, &token, "demo:kitchen_light")["state"]["state"]["value"].clone();
+    let cloud = MqttProbe::connect_with(broker.addrs()[PLAIN], Some((USER, PASSWORD)));
+    cloud.subscribe("hearth/home-1/devices/+/set/result");
+    cloud.publish_json(
+        "hearth/home-1/devices/demo:kitchen_light/set",
+        &json!({"set": {"state": !before.as_bool().unwrap_or(false)}}),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(device(&hub, &token, "demo:kitchen_light")["state"]["state"]["value"], before);
+    assert!(cloud.seen().is_empty(), "no answer: the hub does not even listen");
+    assert_eq!(hub.get("/api/v1/cloud", Some(&token)).body["commands"], 0);
 }

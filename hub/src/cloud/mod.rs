@@ -6,7 +6,8 @@
 //!   QoS 1 and deleted only when the broker acknowledged it. A cap with a documented drop policy.
 //! - [`share`]: `[cloud.share]`, what the cloud gets.
 //! - [`generic`]: the generic MQTT profile's topics.
-//! - [`alink`]: Alibaba Cloud IoT's Alink protocol (the hub as a gateway).
+//! - [`alink`]: Alibaba Cloud IoT's Alink protocol; [`gateway`]: the Alink profile (the hub as
+//!   a gateway: topology, logins, property posts, events, property sets as commands).
 //! - this module: the link task. It connects (TLS with the broker's certificate and host name
 //!   verified, credentials, a last will), sends the backlog at `drain_per_sec`, then a snapshot
 //!   of every shared device (retained), then keeps up with the outbox; it takes commands when
@@ -14,6 +15,7 @@
 //!   and it says how it is in [`LinkStatus`] (the API and `/metrics`).
 
 pub mod alink;
+pub mod gateway;
 pub mod generic;
 pub mod outbox;
 pub mod share;
@@ -132,7 +134,12 @@ pub fn spawn(init: CloudInit) -> (CloudHandle, tokio::task::JoinHandle<()>) {
         })),
         dropped_by_writer: Some(init.writer.stats().clone()),
     };
+    let gateway = match (init.config.profile, &init.config.alink) {
+        (crate::config::CloudProfile::Alink, Some(a)) => Some(gateway::Gateway::new(a)),
+        _ => None,
+    };
     let link = Link {
+        gateway,
         share: share::Share::new(&init.config.share),
         topics: generic::Topics::new(&init.config.topic_prefix, &init.config.hub_id),
         init,
@@ -142,6 +149,8 @@ pub fn spawn(init: CloudInit) -> (CloudHandle, tokio::task::JoinHandle<()>) {
 }
 
 struct Link {
+    /// The Alink profile's state, when that is the profile.
+    gateway: Option<gateway::Gateway>,
     init: CloudInit,
     share: share::Share,
     topics: generic::Topics,
@@ -205,7 +214,11 @@ impl Link {
         o.set_session_expiry_interval(Some(86_400));
         o.set_connection_timeout(15);
         o.set_last_will(LastWill::new(self.topics.status(), "offline", QoS::AtLeastOnce, true, None));
-        if let Some(u) = &c.username {
+        if let Some(g) = &self.gateway {
+            let p = g.connect(&c.hub_id);
+            o.set_client_id(p.client_id.clone());
+            o.set_credentials(p.username.clone(), p.password.clone());
+        } else if let Some(u) = &c.username {
             o.set_credentials(u.clone(), c.password.clone().unwrap_or_default());
         }
         if tls {
@@ -266,9 +279,18 @@ impl Link {
             tokens: 0.0,
             refilled: Instant::now(),
         };
-        session.publish(self.topics.status(), b"online".to_vec(), true, None);
-        if self.init.config.accept_commands {
-            let _ = session.client.try_subscribe(self.topics.commands(), QoS::AtLeastOnce);
+        if let Some(g) = &self.gateway {
+            for topic in g.subscriptions() {
+                let _ = session.client.try_subscribe(topic, QoS::AtLeastOnce);
+            }
+            for m in g.hello() {
+                session.publish(m.topic, m.payload, m.retain, None);
+            }
+        } else {
+            session.publish(self.topics.status(), b"online".to_vec(), true, None);
+            if self.init.config.accept_commands {
+                let _ = session.client.try_subscribe(self.topics.commands(), QoS::AtLeastOnce);
+            }
         }
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -291,7 +313,9 @@ impl Link {
                 _ = backlog_every.tick() => self.refresh_backlog().await,
                 _ = shutdown.wait() => {
                     // Say goodbye: the retained status, the acknowledgements in flight.
-                    session.publish(self.topics.status(), b"offline".to_vec(), true, None);
+                    if self.gateway.is_none() {
+                        session.publish(self.topics.status(), b"offline".to_vec(), true, None);
+                    }
                     let until = Instant::now() + Duration::from_secs(2);
                     while Instant::now() < until && !(session.pending.is_empty() && session.inflight.is_empty()) {
                         match tokio::time::timeout(Duration::from_millis(200), events.poll()).await {
@@ -352,7 +376,11 @@ impl Link {
             }
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                self.command(session, &topic, &p.payload).await;
+                if self.gateway.is_some() {
+                    self.alink_incoming(session, &topic, &p.payload).await;
+                } else {
+                    self.command(session, &topic, &p.payload).await;
+                }
             }
             MqttEvent::Incoming(Packet::Disconnect(d)) => {
                 return Some(format!("the broker closed the connection: {:?}", d.reason_code));
@@ -387,7 +415,16 @@ impl Link {
         let fewer = rows.len() < take;
         for stored in rows {
             session.cursor = stored.id;
-            let messages = self.topics.messages(&stored.row);
+            let messages = match &mut self.gateway {
+                Some(g) => g.messages(&stored.row),
+                None => self.topics.messages(&stored.row),
+            };
+            if messages.is_empty() {
+                // Nothing to send for it in this profile: done.
+                session.acked.push(stored.id);
+                session.tokens -= 1.0;
+                continue;
+            }
             session.remaining.insert(stored.id, messages.len());
             for m in messages {
                 session.publish(m.topic, m.payload, m.retain, Some(stored.id));
@@ -402,8 +439,16 @@ impl Link {
 
     /// Every shared device, retained, after the backlog: the cloud's picture is complete and
     /// current after every connection, even for devices that changed before the link existed.
-    async fn snapshot(&self, session: &mut Session) {
+    async fn snapshot(&mut self, session: &mut Session) {
         let Ok(snapshot) = self.init.core.snapshot().await else { return };
+        if let Some(g) = &mut self.gateway {
+            let shared: Vec<hearth_sdk::Device> =
+                snapshot.devices.iter().filter(|d| self.share.device(d)).map(|d| self.share.view(d)).collect();
+            for m in g.snapshot(&shared) {
+                session.publish(m.topic, m.payload, m.retain, None);
+            }
+            return;
+        }
         for d in snapshot.devices.iter().filter(|d| self.share.device(d)) {
             let doc = Event::DeviceUpdated { device: self.share.view(d) };
             let availability =
@@ -437,6 +482,47 @@ impl Link {
             }
         };
         session.publish(self.topics.result(&id), body.to_string().into_bytes(), false, None);
+    }
+
+    /// A message from Alink: a property set becomes a command; a failed reply shows in the
+    /// status.
+    async fn alink_incoming(&self, session: &mut Session, topic: &str, payload: &[u8]) {
+        let Some(g) = &self.gateway else { return };
+        match g.incoming(topic, payload) {
+            gateway::Asked::Nothing => {}
+            gateway::Asked::Failed(why) => {
+                tracing::warn!(%why, "Alibaba Cloud IoT refused a message.");
+                self.handle.update(|s| s.last_error = Some(why));
+            }
+            gateway::Asked::Refuse { id, reply_topic, why } => {
+                tracing::info!(%why, "Refused a property set from Alibaba Cloud IoT.");
+                self.handle.update(|s| {
+                    s.commands += 1;
+                    s.commands_refused += 1;
+                });
+                session.publish(reply_topic, alink::property_set_reply(&id, 460).into_bytes(), false, None);
+            }
+            gateway::Asked::Set { device, set, id, reply_topic } => {
+                self.handle.update(|s| s.commands += 1);
+                let code = if !self.init.config.accept_commands {
+                    tracing::info!(%device, "A property set from Alibaba Cloud IoT was refused: [cloud] accept_commands is off.");
+                    self.handle.update(|s| s.commands_refused += 1);
+                    400
+                } else {
+                    let request = CommandRequest { set, ..CommandRequest::default() };
+                    let body = serde_json::to_vec(&request).unwrap_or_default();
+                    match self.carry_out(&device, &body).await {
+                        Ok(_) => 200,
+                        Err((_, message)) => {
+                            tracing::info!(%device, %message, "Refused a property set from Alibaba Cloud IoT.");
+                            self.handle.update(|s| s.commands_refused += 1);
+                            400
+                        }
+                    }
+                };
+                session.publish(reply_topic, alink::property_set_reply(&id, code).into_bytes(), false, None);
+            }
+        }
     }
 
     async fn carry_out(&self, id: &str, payload: &[u8]) -> Result<hearth_sdk::Context, (&'static str, String)> {
