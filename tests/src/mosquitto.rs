@@ -79,11 +79,19 @@ impl Mosquitto {
     /// [`Mosquitto::start_tls_with_account`] with a certificate for `names` (a subjectAltName
     /// value, like `DNS:localhost`).
     pub fn start_tls_for(dir: &Path, user: &str, password: &str, names: &str) -> Mosquitto {
-        Mosquitto::start_tls_configured(dir, user, password, names, "")
+        Mosquitto::start_tls_configured(dir, user, password, names, "", "")
     }
 
-    /// [`Mosquitto::start_tls_for`] with more configuration lines (`persistence true`, say).
-    pub fn start_tls_configured(dir: &Path, user: &str, password: &str, names: &str, more: &str) -> Mosquitto {
+    /// [`Mosquitto::start_tls_for`] with more configuration lines: `more` for the whole broker
+    /// (`persistence true`, say), `tls_more` for the TLS listener (`require_certificate true`).
+    pub fn start_tls_configured(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        names: &str,
+        more: &str,
+        tls_more: &str,
+    ) -> Mosquitto {
         certificates(dir, names);
         let passwd = dir.join("passwd");
         run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([user, password]));
@@ -92,7 +100,7 @@ impl Mosquitto {
         let listeners = format!(
             "{more}listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
              listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
-             cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+             cafile {ca}\ncertfile {cert}\nkeyfile {key}\n{tls_more}",
             pw = passwd.display(),
             ca = d("ca.pem"),
             cert = d("server.pem"),
@@ -220,4 +228,32 @@ pub fn certificates(dir: &Path, names: &str) {
         .arg(p("san.ext"))
         .arg("-out")
         .arg(p("server.pem")));
+}
+
+/// A client certificate and key (`dir/<name>.pem`, `dir/<name>.key`) signed by the CA that
+/// [`certificates`] made in `dir`.
+pub fn client_certificate(dir: &Path, name: &str) {
+    let p = |f: &str| dir.join(f);
+    // Extensions make it an X.509 v3 certificate, the only version TLS libraries accept.
+    std::fs::write(p(&format!("{name}.ext")), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        .expect("write the extensions");
+    run(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj"])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(p(&format!("{name}.key")))
+        .arg("-out")
+        .arg(p(&format!("{name}.csr"))));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p(&format!("{name}.csr")))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p(&format!("{name}.ext")))
+        .arg("-out")
+        .arg(p(&format!("{name}.pem"))));
 }

@@ -248,10 +248,18 @@ fn changes(hub: &Hub, token: &str, from: u32, to: u32) -> Vec<String> {
     ids
 }
 
-/// Whether every id of `sent` is in `seen`.
-fn arrived(sent: &[String], seen: &[String]) -> bool {
-    let seen: std::collections::HashSet<&String> = seen.iter().collect();
-    sent.iter().all(|id| seen.contains(id))
+/// Waits until every id of `sent` is in `seen`.
+fn wait_arrived(sent: &[String], seen: &std::sync::Mutex<Vec<String>>) {
+    let deadline = Instant::now() + T;
+    loop {
+        let now = seen.lock().unwrap().clone();
+        let got: std::collections::HashSet<&String> = now.iter().collect();
+        if sent.iter().all(|id| got.contains(id)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {} messages of {} changes arrived", now.len(), sent.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Every id of `sent` arrived, first arrivals in the order sent; a message may come twice only
@@ -277,7 +285,7 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
     let dir = tempfile::tempdir().unwrap();
     let persist = format!("persistence true\npersistence_location {}/\n", dir.path().display());
     let mut broker =
-        Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist);
+        Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist, "");
     let seen = persistent_subscriber(broker.addrs()[PLAIN]);
     let mut hub = Hub::start_with_config(
         &config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", "drain_per_sec = 50\n"),
@@ -303,16 +311,7 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
     let took = back.elapsed().as_secs_f64();
     assert!(took >= backlog as f64 / 50.0 - 1.5, "{backlog} messages drained in {took:.1} s");
     sent.extend(changes(&hub, &token, 250, 300));
-    let deadline = Instant::now() + T;
-    while !arrived(&sent, &seen.lock().unwrap()) {
-        assert!(
-            Instant::now() < deadline,
-            "only {} messages of {} changes arrived",
-            seen.lock().unwrap().len(),
-            sent.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_arrived(&sent, &seen);
     assert_all_in_order(&sent, &seen.lock().unwrap(), 1);
 
     // Again, and the hub itself restarts while the broker is away: the outbox is on disk.
@@ -324,16 +323,7 @@ fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the
     sent.extend(changes(&hub, &token, 400, 450));
     broker.restart();
     cloud_status(&hub, &token, "drained after the restart", |s| s["connected"] == true && s["backlog"] == 0);
-    let deadline = Instant::now() + T;
-    while !arrived(&sent, &seen.lock().unwrap()) {
-        assert!(
-            Instant::now() < deadline,
-            "only {} messages of {} changes arrived",
-            seen.lock().unwrap().len(),
-            sent.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_arrived(&sent, &seen);
     assert_all_in_order(&sent, &seen.lock().unwrap(), 2);
     let status = hub.get("/api/v1/cloud", Some(&token)).body;
     assert_eq!(status["dropped"], 0, "{status}");
@@ -413,4 +403,30 @@ fn without_accept_commands_the_cloud_cannot_command() {
     assert_eq!(device(&hub, &token, "demo:kitchen_light")["state"]["state"]["value"], before);
     assert!(cloud.seen().is_empty(), "no answer: the hub does not even listen");
     assert_eq!(hub.get("/api/v1/cloud", Some(&token)).body["commands"], 0);
+}
+
+#[test]
+fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The TLS listener refuses clients without a certificate of its CA.
+    let require = "require_certificate true\n";
+    let broker = Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost", "", require);
+    hearth_tests::mosquitto::client_certificate(dir.path(), "hub");
+    let ca = dir.path().join("ca.pem");
+    let with = config(&broker, "localhost", &ca, "home-1", "").replace(
+        "[cloud.tls]\n",
+        &format!(
+            "[cloud.tls]\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            dir.path().join("hub.pem").display(),
+            dir.path().join("hub.key").display()
+        ),
+    );
+    let hub = Hub::start_with_config(&with, &[]);
+    let token = hub.onboard();
+    cloud_status(&hub, &token, "connected with its certificate", |s| s["connected"] == true);
+    drop(hub);
+    let without = Hub::start_with_config(&config(&broker, "localhost", &ca, "home-1", ""), &[]);
+    let token = without.onboard();
+    let s = cloud_status(&without, &token, "refused without a certificate", |s| s["last_error"].is_string());
+    assert_eq!(s["connected"], false, "{s}");
 }
