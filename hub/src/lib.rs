@@ -33,6 +33,7 @@ pub mod core;
 pub mod home_assistant;
 pub mod inbox;
 pub mod metrics;
+pub mod notify;
 pub mod plugins;
 pub mod runtime;
 pub mod secrets;

@@ -221,6 +221,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let server = tokio::spawn(api::serve(app, listener, async move {
         let _ = http_stopped.await;
     }));
+    crate::notify::notify(&format!("READY=1\nSTATUS=Serving on http://{http_addr}/"));
+    let watchdog = crate::notify::spawn_watchdog(core.clone());
     tracing::info!(
         http = %http_addr,
         mqtt = %broker_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
@@ -229,6 +231,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     wait_for_signal().await;
+    crate::notify::notify("STOPPING=1\nSTATUS=Shutting down");
+    // The watchdog keeps pinging while the state store answers, through the shutdown.
+    drop(watchdog);
     tracing::info!("Shutting down: stopping adapters.");
     let _ = stop_http.send(());
     if tokio::time::timeout(CORE_STOP, automations.stop()).await.is_err() {
