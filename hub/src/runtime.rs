@@ -51,7 +51,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
 
     // Storage first: nothing else is worth starting without it.
-    let (conn, db_path) = store::open_and_migrate(&data_dir)?;
+    let (conn, db_path) = store::open_for_hub(&data_dir)?;
     let loaded = store::load(&conn)?;
     let automations_loaded = crate::automations::load(&conn)?;
     let inbox_loaded = crate::inbox::load(&conn)?;

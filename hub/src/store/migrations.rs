@@ -296,4 +296,36 @@ mod tests {
         let orphan = conn.execute("INSERT INTO user_areas (user_id, area) VALUES (99, 'x')", []);
         assert!(orphan.is_err(), "areas belong to an account");
     }
+
+    #[test]
+    fn a_database_of_every_earlier_version_upgrades_with_its_data() {
+        for from in 1..LATEST {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join(crate::store::DB_FILE);
+            let conn = Connection::open(&path).expect("open");
+            for sql in &MIGRATIONS[..usize::try_from(from).expect("small")] {
+                conn.execute_batch(sql).expect("an old migration");
+            }
+            conn.pragma_update(None, "user_version", from).expect("version");
+            conn.execute_batch(
+                "INSERT INTO areas (id, name, sort) VALUES ('kitchen', 'Kitchen', 0);
+                 INSERT INTO devices (id, adapter, name, area, descriptor, updated_at)
+                   VALUES ('demo:lamp', 'demo', 'Lamp', 'kitchen',
+                     '{\"id\":\"demo:lamp\",\"name\":\"Lamp\",\"features\":[]}', 1);
+                 INSERT INTO users (name, password_hash, admin, created_at) VALUES ('ada', 'x', 1, 7);",
+            )
+            .expect("data of the old version");
+            drop(conn);
+            let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("upgrade");
+            let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+            assert_eq!(v, LATEST, "from version {from}");
+            let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+            assert_eq!(ok, "ok", "from version {from}");
+            let loaded = crate::store::load(&conn).expect("load");
+            assert_eq!(loaded.devices.len(), 1, "from version {from}");
+            assert_eq!(loaded.devices[0].area.as_deref(), Some("kitchen"), "from version {from}");
+            let users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)).expect("users");
+            assert_eq!(users, 1, "from version {from}");
+        }
+    }
 }

@@ -68,6 +68,69 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens the database for the running hub, safely:
+///
+/// - a database that fails SQLite's `quick_check` (or is not a database at all) is moved aside
+///   as `hearth.db.damaged-<time>` (with its `-wal` and `-shm`), reported loudly, and the hub
+///   starts on a fresh one: a household's home keeps working, and the damaged file is kept for
+///   recovery;
+/// - before migrations change an existing database, a copy of it is written to
+///   `backups/hearth-<time>-before-v<new>.db` (`VACUUM INTO`, a consistent snapshot);
+/// - each migration runs in a transaction of its own.
+pub fn open_for_hub(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if path.exists()
+        && let Some(problem) = damaged(&path)
+    {
+        let stamp = Timestamp::now().to_string().replace([':', '.'], "-");
+        let aside = data_dir.join(format!("{DB_FILE}.damaged-{stamp}"));
+        for suffix in ["", "-wal", "-shm"] {
+            let from = PathBuf::from(format!("{}{suffix}", path.display()));
+            if from.exists() {
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                std::fs::rename(&from, &to)
+                    .map_err(|e| StoreError::Write(format!("cannot move the damaged database aside: {e}")))?;
+            }
+        }
+        tracing::error!(
+            path = %path.display(),
+            moved_to = %aside.display(),
+            %problem,
+            "THE DATABASE IS DAMAGED. It was moved aside and the hub starts on a fresh, empty one. \
+             Restore a backup (see backups/ in the data directory) or send the damaged file for recovery."
+        );
+    }
+    let mut conn = open_connection(&path)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > 0 && version < migrations::LATEST {
+        let dir = data_dir.join("backups");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Write(format!("cannot create {}: {e}", dir.display())))?;
+        let stamp = Timestamp::now().to_string().replace([':', '.'], "-");
+        let copy = dir.join(format!("hearth-{stamp}-before-v{}.db", migrations::LATEST));
+        conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])?;
+        tracing::info!(from = version, to = migrations::LATEST, backup = %copy.display(), "Copied the database before upgrading its schema.");
+    }
+    migrations::migrate(&mut conn, &path)?;
+    Ok((conn, path))
+}
+
+/// Why the database file cannot be trusted, if it cannot.
+fn damaged(path: &Path) -> Option<String> {
+    let conn = match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE) {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+    let rows: Result<Vec<String>, rusqlite::Error> =
+        conn.prepare("PRAGMA quick_check").and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect());
+    match rows {
+        Ok(r) if r.len() == 1 && r[0] == "ok" => None,
+        Ok(r) => Some(r.into_iter().take(5).collect::<Vec<_>>().join("; ")),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 /// Opens the database in `data_dir` (creating both if needed) and brings its schema up to date.
 pub fn open_and_migrate(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
     let path = data_dir.join(DB_FILE);
