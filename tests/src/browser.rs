@@ -676,6 +676,36 @@ impl Browser {
         self.must(doing, self.cmd("POST", "/cookie", json!({ "cookie": cookie })));
     }
 
+    /// Opens the hub signed in with `session` (a session token): a cookie can only be set for
+    /// the page's origin, so it opens the hub first (which asks for a login), sets the session
+    /// cookie (HttpOnly, SameSite=Strict, as the hub sets it) and reloads.
+    #[track_caller]
+    pub fn sign_in_with_session(&self, hub: &crate::Hub, session: &str) {
+        self.open(hub, "/");
+        self.find("[data-testid=login-form]");
+        self.add_cookie(&Cookie {
+            name: "hearth_session".into(),
+            value: session.to_owned(),
+            path: Some("/".into()),
+            domain: None,
+            secure: false,
+            http_only: true,
+            expiry: None,
+            same_site: Some("Strict".into()),
+        });
+        self.refresh();
+    }
+
+    /// An attribute of the first element matching `css`, looked up afresh each time (the UI
+    /// re-renders); `null` when there is no such element or attribute.
+    #[track_caller]
+    pub fn attr(&self, css: &str, name: &str) -> Value {
+        self.exec(
+            "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null",
+            &[json!(css), json!(name)],
+        )
+    }
+
     /// Deletes every cookie of the current page's domain.
     #[track_caller]
     pub fn delete_cookies(&self) {

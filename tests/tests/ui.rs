@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hearth_tests::Hub;
-use hearth_tests::browser::{Browser, Cookie, Options, Viewport};
+use hearth_tests::browser::{Browser, Options, Viewport};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(15);
@@ -88,20 +88,7 @@ fn simulate(hub: &Hub, token: &str, params: Value) {
 fn signed_in(hub: &Hub, options: Options, name: &str, password: &str) -> (Browser, String) {
     let token = login_token(hub, name, password);
     let b = options.start();
-    // A cookie can only be set for the page's origin: open the hub first (it asks for a login).
-    b.open(hub, "/");
-    b.find("[data-testid=login-form]");
-    b.add_cookie(&Cookie {
-        name: SESSION_COOKIE.into(),
-        value: token.clone(),
-        path: Some("/".into()),
-        domain: None,
-        secure: false,
-        http_only: true,
-        expiry: None,
-        same_site: Some("Strict".into()),
-    });
-    b.refresh();
+    b.sign_in_with_session(hub, &token);
     wait_home(&b, DEMO_DEVICES);
     (b, token)
 }
@@ -133,16 +120,8 @@ fn card(id: &str) -> String {
     format!("[data-testid=device-card][data-device-id=\"{id}\"]")
 }
 
-/// An attribute of the first element matching `css` (looked up afresh: the UI re-renders).
-fn attr(b: &Browser, css: &str, name: &str) -> Value {
-    b.exec(
-        "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null",
-        &[json!(css), json!(name)],
-    )
-}
-
 fn wait_attr(b: &Browser, css: &str, name: &str, want: &str) {
-    b.wait_until(&format!("`{css}` with {name}={want:?}"), || (attr(b, css, name) == json!(want)).then_some(()));
+    b.wait_until(&format!("`{css}` with {name}={want:?}"), || (b.attr(css, name) == json!(want)).then_some(()));
 }
 
 /// The `value` of the first input matching `css`.

@@ -14,13 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_tests::Hub;
-use hearth_tests::browser::{Browser, Cookie, Options};
+use hearth_tests::browser::{Browser, Options};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(30);
 const OWNER: &str = "owner";
 const PASSWORD: &str = "correct horse battery";
-const SESSION_COOKIE: &str = "hearth_session";
 /// A demo home whose own simulation is quiet (one tick an hour).
 const QUIET_DEMO: &str = "[adapters.demo]\nenabled = true\ninterval_secs = 3600\n";
 /// A schema with a number and a choice, to build the settings form from.
@@ -64,20 +63,7 @@ fn login_token(hub: &Hub, name: &str, password: &str) -> String {
 /// A browser with a session of its own (a cookie on the hub's origin), on the home screen.
 fn signed_in(hub: &Hub, options: Options, session: &str) -> Browser {
     let b = options.start();
-    // A cookie can only be set for the page's origin: open the hub first (it asks for a login).
-    b.open(hub, "/");
-    b.find("[data-testid=login-form]");
-    b.add_cookie(&Cookie {
-        name: SESSION_COOKIE.into(),
-        value: session.to_owned(),
-        path: Some("/".into()),
-        domain: None,
-        secure: false,
-        http_only: true,
-        expiry: None,
-        same_site: Some("Strict".into()),
-    });
-    b.refresh();
+    b.sign_in_with_session(hub, session);
     b.find("[data-testid=home-screen]");
     b
 }
@@ -100,17 +86,9 @@ fn row(id: &str) -> String {
     format!("[data-testid=plugin-row][data-plugin-id={id}]")
 }
 
-/// An attribute of the first element matching `css` (looked up afresh each time).
-fn attr(b: &Browser, css: &str, name: &str) -> Value {
-    b.exec(
-        "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null",
-        &[json!(css), json!(name)],
-    )
-}
-
 /// Waits until plugin `id`'s row says `state`, in its data and in its badge's words.
 fn wait_state(b: &Browser, id: &str, state: &str, words: &str) {
-    b.wait_for(T, || (attr(b, &row(id), "data-state") == json!(state)).then_some(()));
+    b.wait_for(T, || (b.attr(&row(id), "data-state") == json!(state)).then_some(()));
     b.wait_text_is(&format!("{} [data-testid=plugin-state]", row(id)), words);
 }
 
@@ -145,7 +123,7 @@ fn an_administrator_enables_configures_and_disables_plugins_and_sees_a_quarantin
         wait_state(&b, id, "disabled", "Disabled");
         b.wait_text_is(&format!("{} [data-testid=plugin-name]", row(id)), name);
         b.wait_text(&format!("{} [data-testid=plugin-version]", row(id)), "1.2.3");
-        assert_eq!(attr(&b, &format!("{} [data-testid=plugin-enabled]", row(id)), "aria-checked"), json!("false"));
+        assert_eq!(b.attr(&format!("{} [data-testid=plugin-enabled]", row(id)), "aria-checked"), json!("false"));
     }
     let dir = hub.data_dir.join("plugins").display().to_string();
     b.wait_text("[data-testid=plugins-dir]", &dir);
@@ -154,7 +132,7 @@ fn an_administrator_enables_configures_and_disables_plugins_and_sees_a_quarantin
     // Enabled by its switch: it runs, and its device arrives.
     b.find(&format!("{} [data-testid=plugin-enabled]", row("steady"))).click();
     wait_state(&b, "steady", "running", "Running");
-    assert_eq!(attr(&b, &format!("{} [data-testid=plugin-enabled]", row("steady")), "aria-checked"), json!("true"));
+    assert_eq!(b.attr(&format!("{} [data-testid=plugin-enabled]", row("steady")), "aria-checked"), json!("true"));
     hub.wait_for(T, || (hub.get("/api/v1/devices/steady:thing-1", Some(&token)).status == 200).then_some(()));
 
     // The settings form, built from the schema: a whole number from 1 to 3600, default 30 shown
@@ -210,7 +188,7 @@ fn an_administrator_enables_configures_and_disables_plugins_and_sees_a_quarantin
     b.find(&format!("{} [data-testid=plugin-enabled]", row("steady"))).click();
     wait_state(&b, "steady", "disabled", "Disabled");
     assert_eq!(plugin(&hub, &token, "steady")["enabled"], false);
-    assert_eq!(attr(&b, &format!("{} [data-testid=plugin-enabled]", row("steady")), "aria-checked"), json!("false"));
+    assert_eq!(b.attr(&format!("{} [data-testid=plugin-enabled]", row("steady")), "aria-checked"), json!("false"));
     // The refused settings answered 400, which Chrome logs as a failed request.
     assert_quiet_console(&b, &["/api/v1/plugins/steady/config"]);
 }

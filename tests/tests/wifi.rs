@@ -14,7 +14,7 @@ use std::time::Duration;
 use hearth_mdns::Browser;
 use hearth_mdns::testing::in_namespace;
 use hearth_tests::Hub;
-use hearth_tests::browser::{Browser as WebBrowser, Cookie};
+use hearth_tests::browser::Browser as WebBrowser;
 use hearth_tests::sim::esphome::{EsphomeOptions, EsphomeSim, RELAY, TEMPERATURE};
 use hearth_tests::sim::miio::{MiioOptions, MiioSim};
 use hearth_tests::sim::shelly::{ShellyOptions, ShellySim};
@@ -388,19 +388,7 @@ fn a_shelly_password_entered_on_the_device_page_brings_it_online() {
 
         // The owner opens the device's page (a headless Chromium inside the namespace too).
         let b = WebBrowser::options().start();
-        b.open(&hub, "/");
-        b.find("[data-testid=login-form]");
-        b.add_cookie(&Cookie {
-            name: "hearth_session".into(),
-            value: token.clone(),
-            path: Some("/".into()),
-            domain: None,
-            secure: false,
-            http_only: true,
-            expiry: None,
-            same_site: Some("Strict".into()),
-        });
-        b.refresh();
+        b.sign_in_with_session(&hub, &token);
         b.find("[data-testid=home-screen]");
         b.exec(&format!("location.hash = '#/device/{}'", id.replace(':', "%3A")), &[]);
         b.wait_text("[data-testid=diag-reason]", "asks for a password");
