@@ -11,7 +11,7 @@ pub static HTTP_REQUESTS: AtomicU64 = AtomicU64::new(0);
 pub static WS_SESSIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The metrics text.
-pub fn render(app: &App) -> String {
+pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
     let c = app.core.stats();
     let w = app.writer.stats();
     let a = app.automations.stats();
@@ -55,6 +55,18 @@ pub fn render(app: &App) -> String {
     let mut out = String::new();
     for (name, kind, help, value) in rows {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hearth_database_bytes Bytes of the database on disk (its file and write-ahead log).\n# TYPE hearth_database_bytes gauge\nhearth_database_bytes {}",
+        app.readers.bytes_on_disk()
+    );
+    // Each adapter's state, one line each (1 for its current state); ids need no escaping.
+    let _ = writeln!(out, "# HELP hearth_adapter_state An adapter's current state.\n# TYPE hearth_adapter_state gauge");
+    for a in adapters {
+        let state =
+            serde_json::to_value(a.status.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = writeln!(out, "hearth_adapter_state{{adapter=\"{}\",state=\"{state}\"}} 1", a.manifest.id);
     }
     let cloud = app.cloud.status();
     if cloud.enabled {

@@ -98,6 +98,13 @@ fn quick_start_onboarding_token_devices_command_and_websocket() {
     assert_eq!(hub.get("/api/v1/auth/me", Some(&session)).status, 401);
     let metrics = hub.get("/metrics", Some(&token)).text;
     assert!(metrics.contains("hearth_commands_total 1"), "{metrics}");
+    assert!(metrics.contains("hearth_adapter_state{adapter=\"demo\",state=\"running\"} 1"), "{metrics}");
+    let bytes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hearth_database_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 4096, "the database's size: {bytes}");
 }
 
 #[test]

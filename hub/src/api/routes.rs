@@ -327,7 +327,8 @@ async fn healthz(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
 }
 
 async fn metrics(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
-    Ok(Reply::Text("text/plain; version=0.0.4", crate::metrics::render(&app)))
+    let adapters = app.core.adapters().await?;
+    Ok(Reply::Text("text/plain; version=0.0.4", crate::metrics::render(&app, &adapters)))
 }
 
 async fn onboarding_status(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {

@@ -231,6 +231,17 @@ pub struct Readers {
 }
 
 impl Readers {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes the database takes on disk: its file and its write-ahead log.
+    pub fn bytes_on_disk(&self) -> u64 {
+        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        size(self.path.clone()) + size(PathBuf::from(format!("{}-wal", self.path.display())))
+    }
+
     /// Readers of the database at `path`.
     pub fn new(path: PathBuf) -> Readers {
         Readers { path, pool: Arc::new(Mutex::new(Vec::new())) }
