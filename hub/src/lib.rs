@@ -32,6 +32,7 @@ pub mod config;
 pub mod core;
 pub mod home_assistant;
 pub mod inbox;
+pub mod jitter;
 pub mod metrics;
 pub mod notify;
 pub mod plugins;

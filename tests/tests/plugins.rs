@@ -227,19 +227,12 @@ fn misbehaving_plugins_are_restarted_or_quarantined_while_the_hub_keeps_serving(
     // The API answers throughout, promptly.
     let start = Instant::now();
     let mut slowest = Duration::ZERO;
-    let mut seen_hung_reason = false;
-    let mut seen_crash_reason = false;
     let quarantined = loop {
         let t = Instant::now();
         assert_eq!(hub.get("/healthz", None).status, 200);
         let list = hub.get("/api/v1/devices", Some(&token));
         assert_eq!(list.status, 200);
         slowest = slowest.max(t.elapsed());
-        let sleepy = device(&hub, &token, "sleepy:thing-1");
-        seen_hung_reason |= sleepy["availability"]["reason"] == "plugin `sleepy` stopped answering; restarting";
-        let quitter = device(&hub, &token, "quitter:thing-1");
-        seen_crash_reason |= quitter["availability"]["reason"]
-            == "plugin `quitter` stopped unexpectedly (exited with status 0); restarting";
         let p = plugin(&hub, &token, "panicky");
         if p["state"] == "quarantined" {
             break p;
@@ -271,16 +264,18 @@ fn misbehaving_plugins_are_restarted_or_quarantined_while_the_hub_keeps_serving(
     assert!(quitter["crashes"].as_u64() >= Some(2), "{quitter}");
     let sleepy = wait_plugin(&hub, &token, "sleepy", "restarted after hanging", |p| p["restarts"].as_u64() >= Some(1));
     assert!(sleepy["crashes"].as_u64() >= Some(1), "{sleepy}");
-    let sleepy_dev = wait_device(&hub, &token, "sleepy:thing-1", "the hang's reason", |d| {
-        d["availability"]["reason"] == "plugin `sleepy` stopped answering; restarting"
-            || d["availability"]["state"] == "online"
-    });
-    assert!(seen_hung_reason || sleepy_dev["availability"]["state"] == "online", "{sleepy_dev}");
-    assert!(
-        seen_crash_reason || hub.log().contains("stopped unexpectedly"),
-        "the exit's reason was never shown:\n{}",
-        hub.log()
-    );
+    // Why each stopped, as the hub says it (the devices are offline with it only between a stop
+    // and the next start, a fraction of a second here).
+    let said = |plugin: &str, reason: &str| {
+        hub.log().lines().any(|l| {
+            l.contains("A plugin stopped unexpectedly.")
+                && l.contains(&format!("plugin=\"{plugin}\""))
+                && l.contains(reason)
+        })
+    };
+    assert!(said("sleepy", "reason=stopped answering (no pong within 2 s)"), "{}", hub.log());
+    assert!(said("quitter", "reason=exited with status 0"), "{}", hub.log());
+    assert!(said("panicky", "reason=exited with status 1"), "{}", hub.log());
 
     // The garbage writer: its lines counted and answered, and it was restarted after 10 in a row.
     let noisy = wait_plugin(&hub, &token, "noisy", "restarted for garbage", |p| p["crashes"].as_u64() >= Some(1));
@@ -368,7 +363,10 @@ fn the_conformance_kit_passes_the_examples_and_fails_a_broken_plugin() {
     }
     let (code, report) = kit(&dir.path().join("broken"), &[]);
     assert_eq!(code, Some(1), "{report}");
-    assert!(report.contains("FAIL"), "{report}");
+    // It fails where it is broken, and says why.
+    assert!(report.contains("FAIL command") && report.contains("no `state` for `broken:thing-1`"), "{report}");
+    assert!(report.contains("exited with status 3 after the kit sent an unknown type"), "{report}");
+    assert!(report.contains("PASS handshake"), "{report}");
     let (code, json) = kit(&dir.path().join("powerstrip"), &["--json"]);
     assert_eq!(code, Some(0));
     let v: Value = serde_json::from_str(json.trim()).unwrap();

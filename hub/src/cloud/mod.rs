@@ -185,7 +185,7 @@ impl Link {
             }
             attempt = attempt.saturating_add(1);
             let base = Duration::from_secs(1 << attempt.min(6).saturating_sub(1)).min(BACKOFF_MAX);
-            let wait = base.mul_f64(0.5 + fraction());
+            let wait = crate::jitter::jittered(base);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait() => break,
@@ -601,9 +601,3 @@ fn explain(e: &ConnectionError, c: &CloudConfig) -> String {
     }
 }
 
-fn fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Timestamp::now().as_millis() as u64);
-    (h.finish() % 10_000) as f64 / 10_000.0
-}

@@ -457,15 +457,9 @@ fn crashed(reason: String) -> Outcome {
 pub fn backoff(t: Timing, n: u32) -> Duration {
     let factor = 2f64.powi(n.saturating_sub(1).min(20) as i32);
     let d = t.backoff.mul_f64(factor).min(t.backoff_max);
-    d.mul_f64(0.5 + random_fraction())
+    crate::jitter::jittered(d)
 }
 
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() % 10_000) as f64 / 10_000.0
-}
 
 /// What went wrong in a session.
 struct Crash {
