@@ -600,4 +600,3 @@ fn explain(e: &ConnectionError, c: &CloudConfig) -> String {
         other => format!("the connection to {host}:{port} failed: {other}"),
     }
 }
-

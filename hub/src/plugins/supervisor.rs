@@ -460,7 +460,6 @@ pub fn backoff(t: Timing, n: u32) -> Duration {
     crate::jitter::jittered(d)
 }
 
-
 /// What went wrong in a session.
 struct Crash {
     reason: String,
