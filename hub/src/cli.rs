@@ -1,5 +1,5 @@
 //! The `hearth` command line: `run` (the default), `check-config`, `user`, `token`, `plugin`,
-//! `version`.
+//! `backup`, `restore`, `version`.
 //!
 //! What `user` and `token` change is recorded in the audit log with no actor (the command line).
 //!
@@ -45,6 +45,23 @@ enum Command {
     /// Manage adapter plugins, and check one with the conformance kit.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Write a backup: the database (a consistent snapshot, also while the hub runs), the
+    /// configuration and the key that seals secrets, in one archive.
+    Backup(BackupArgs),
+    /// Verify a backup and restore it into the data directory (the hub must be stopped).
+    ///
+    /// Everything is checked first: the format, every file's checksum, the database's integrity
+    /// and schema. A database already there is moved aside, never deleted (with --force when it
+    /// holds data). With restore, --config FILE is where the backup's configuration is written
+    /// (a different file there is moved aside); when FILE exists, its data_dir is restored into.
+    Restore(RestoreArgs),
+    /// Summarise the hub: whether it runs, what its database holds and takes on disk, the last
+    /// backup, and (with a token) each adapter's state and the cloud link's.
+    Status(StatusArgs),
+    /// Seal a secret (the cloud link's password or an Alink device secret, or a built-in
+    /// adapter's key) with this install's key, without writing it in the configuration file.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Print the version.
     Version,
     /// Bluetooth tools.
@@ -96,6 +113,103 @@ struct RunArgs {
     /// Add the demo home: simulated lights, plugs, sensors, a button, a thermostat and a cover.
     #[arg(long)]
     demo: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The hub's HTTP address (default: [http] listen from the configuration).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// An API token, for adapters' and the cloud link's states (or set HEARTH_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Print JSON instead of sentences.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Seal and store a secret; the value is read from the first line of standard input, or
+    /// asked for twice at a terminal. A running hub uses it from its next start.
+    ///
+    /// The cloud link's names: `password`, `alink.device_secret`, `alink.<device id>.device_secret`.
+    Set {
+        /// `cloud`, or a built-in adapter's id.
+        owner: String,
+        /// The secret's name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the names of the stored secrets of `cloud` or an adapter (never their values).
+    List {
+        /// `cloud`, or an adapter's id.
+        owner: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a stored secret.
+    Delete {
+        /// `cloud`, or an adapter's id.
+        owner: String,
+        /// The secret's name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct PassphraseArgs {
+    /// Encrypt (backup) or decrypt (restore) with the passphrase on the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_stdin")]
+    passphrase_file: Option<PathBuf>,
+    /// Read the passphrase from the first line of standard input.
+    #[arg(long)]
+    passphrase_stdin: bool,
+}
+
+impl PassphraseArgs {
+    fn read(&self) -> anyhow::Result<Option<crate::backup::Passphrase>> {
+        if let Some(f) = &self.passphrase_file {
+            return Ok(Some(crate::backup::Passphrase::from_file(f)?));
+        }
+        if self.passphrase_stdin {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            return Ok(Some(crate::backup::Passphrase::new(&line)?));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The archive to write, like hearth-2026-01-31.hearth-backup (never left half-written).
+    file: PathBuf,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The archive to restore.
+    file: PathBuf,
+    /// Only verify the archive and say what a restore would do; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Restore over a database that holds data (it is moved aside and kept, never deleted).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,8 +347,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::User(c)) => user(c),
         Some(Command::Token(c)) => token(c),
         Some(Command::Plugin(c)) => plugin(c),
+        Some(Command::Backup(args)) => backup(&args),
+        Some(Command::Restore(args)) => restore(&args),
         #[cfg(feature = "ble")]
         Some(Command::Ble(BleCommand::Replay { file, keys })) => ble_replay(&file, &keys),
+        Some(Command::Status(args)) => status(&args),
+        Some(Command::Secret(c)) => secret(c),
         Some(Command::Version) => {
             let mut out = std::io::stdout();
             writeln!(out, "hearth {} (schema {})", env!("CARGO_PKG_VERSION"), hearth_sdk::SCHEMA_VERSION)?;
@@ -287,22 +405,62 @@ fn data_dir(flag: Option<&Path>, config: &Config) -> PathBuf {
     flag.map(Path::to_path_buf).or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"))
 }
 
-/// Sets up logging to stderr. The embedded broker's own log is off by default: it reports
-/// routine client disconnects as errors. `HEARTH_LOG=info,rumqttd=info` shows it.
-fn init_logging(level: &str) {
+/// Sets up logging to stderr in the configured format. The embedded broker's own log is off by
+/// default: it reports routine client disconnects as errors. `HEARTH_LOG=info,rumqttd=info`
+/// shows it.
+fn init_logging(log: &crate::config::LogConfig) {
+    use crate::config::LogFormat;
     use tracing_subscriber::filter::Targets;
-    let spec = std::env::var("HEARTH_LOG").unwrap_or_else(|_| level.to_owned());
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("HEARTH_LOG").unwrap_or_else(|_| log.level.clone());
     let targets: Targets = format!("rumqttd=off,{spec}").parse().unwrap_or_else(|e| {
         let mut err = std::io::stderr();
         let _ = writeln!(err, "warning: log level `{spec}` is not valid ({e}); using info");
         Targets::new().with_default(tracing::Level::INFO)
     });
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
-        .with(targets)
-        .try_init();
+    // systemd sets JOURNAL_STREAM when standard error is connected to the journal.
+    let format = match log.format {
+        LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journal,
+        LogFormat::Auto => LogFormat::Text,
+        f => f,
+    };
+    let registry = tracing_subscriber::registry().with(targets);
+    let base = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => registry.with(base.json().with_current_span(false)).try_init(),
+        LogFormat::Journal => registry
+            .with(base.with_ansi(false).event_format(JournalFormat(tracing_subscriber::fmt::format().without_time())))
+            .try_init(),
+        LogFormat::Text | LogFormat::Auto => registry.with(base.with_ansi(std::io::stderr().is_terminal())).try_init(),
+    };
+}
+
+/// Lines for the systemd journal: the syslog priority first (`<3>` error, `<4>` warning, `<6>`
+/// info, `<7>` debug and trace), then the usual line without its time.
+struct JournalFormat<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -330,13 +488,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         message,
         snippet: None,
     })?;
-    init_logging(&config.log.level);
+    init_logging(&config.log);
     if let Some(f) = &file {
         tracing::info!(file = %f.display(), "Read the configuration.");
     }
     let data_dir = data_dir(args.data.data_dir.as_deref(), &config);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(runtime::run(Settings { config, data_dir }))?;
+    runtime.block_on(runtime::run(Settings { config, data_dir, config_file: file }))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -376,6 +534,70 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the passwords differ; nothing was changed");
     }
     Ok(first)
+}
+
+/// `hearth status`: see `status.rs`.
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let (config, _) = load_config(&args.data.config)?;
+    let input = crate::status::StatusInput {
+        config: &config,
+        data_dir: data_dir(args.data.data_dir.as_deref(), &config),
+        http: args.http.unwrap_or(config.http.listen),
+        token: args.token.clone().or_else(|| std::env::var("HEARTH_TOKEN").ok().filter(|t| !t.is_empty())),
+    };
+    let summary = crate::status::gather(&input);
+    let mut out = std::io::stdout();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    } else {
+        write!(out, "{}", crate::status::render(&summary))?;
+    }
+    // Scripts can tell a stopped hub by the exit status.
+    Ok(if summary["running"] == serde_json::json!(true) { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// `hearth secret`: sealed secrets from the command line.
+fn secret(command: SecretCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    match command {
+        SecretCommand::Set { owner, name, data } => {
+            let (config, _) = load_config(&data.config)?;
+            crate::secrets::check_offline(&config, &owner, &name, "x").or_else(|e| {
+                // The name is checked first, on its own; the value's rule after it is read.
+                if e.contains("keeps no secret") || e.contains("not a built-in") || e.contains("keeps no secrets") {
+                    Err(anyhow::anyhow!(e))
+                } else {
+                    Ok(())
+                }
+            })?;
+            let value = read_password(false)?;
+            crate::secrets::check_offline(&config, &owner, &name, &value).map_err(anyhow::Error::msg)?;
+            let dir = data_dir(data.data_dir.as_deref(), &config);
+            let conn = open_db(&data)?;
+            crate::secrets::set_offline(&dir, &conn, &owner, &name, &value)?;
+            cli_audit(&conn, "secret.set", &format!("{owner}/{name}"), None)?;
+            writeln!(out, "Sealed `{name}` of {owner}; a running hub uses it from its next start.")?;
+        }
+        SecretCommand::List { owner, data } => {
+            let conn = open_db(&data)?;
+            let list = crate::secrets::list(&conn, &owner)?;
+            if list.is_empty() {
+                writeln!(out, "{owner} has no stored secrets.")?;
+            }
+            for l in list {
+                writeln!(out, "{}\t(set {})", l.name, l.updated_at)?;
+            }
+        }
+        SecretCommand::Delete { owner, name, data } => {
+            let conn = open_db(&data)?;
+            if !crate::secrets::delete(&conn, &owner, &name)? {
+                bail!("{owner} has no stored secret `{name}` (see `hearth secret list {owner}`)");
+            }
+            cli_audit(&conn, "secret.delete", &format!("{owner}/{name}"), None)?;
+            writeln!(out, "Deleted `{name}` of {owner}.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Records what a command did in the audit log (no account acted: the actor is empty).
@@ -458,6 +680,58 @@ fn token(c: TokenCommand) -> anyhow::Result<ExitCode> {
             writeln!(out, "Revoked token {id}.")?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hearth backup FILE`: the archive, written whether or not the hub runs; recorded in the
+/// audit log.
+fn backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
+    let (config, file) = load_config(&args.data.config)?;
+    let dir = data_dir(args.data.data_dir.as_deref(), &config);
+    let passphrase = args.passphrase.read()?;
+    let sources = crate::backup::Sources { data_dir: dir.clone(), config_file: file };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let written = crate::backup::write_file(&sources, &args.file, passphrase.as_ref(), &cancel)?;
+    let target = written.path.display().to_string();
+    let recorded = crate::store::open_connection(&dir.join(crate::store::DB_FILE))
+        .map_err(anyhow::Error::from)
+        .and_then(|conn| cli_audit(&conn, "backup", &target, None));
+    let mut out = std::io::stdout();
+    writeln!(out, "{written}")?;
+    if let Err(e) = recorded {
+        writeln!(std::io::stderr(), "warning: the backup was not recorded in the audit log: {e:#}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hearth restore FILE`: verify, then restore (see `backup/restore.rs`).
+fn restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    // A --config that does not exist yet is only where the backup's configuration goes.
+    let config_out = args.data.config.config.clone();
+    let (config, in_use) = match &config_out {
+        Some(p) if !p.exists() => (Config::default(), None),
+        _ => load_config(&args.data.config)?,
+    };
+    let passphrase = args.passphrase.read()?;
+    let opts = crate::backup::RestoreOptions {
+        file: args.file.clone(),
+        data_dir: data_dir(args.data.data_dir.as_deref(), &config),
+        config_out,
+        config_in_use: in_use,
+        passphrase,
+        dry_run: args.dry_run,
+        force: args.force,
+    };
+    // An encrypted archive and no passphrase given: ask, when someone is at a terminal.
+    let mut ask = || {
+        if args.passphrase.passphrase_stdin || !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let typed = rpassword::prompt_password("Passphrase of the backup: ").ok()?;
+        crate::backup::Passphrase::new(&typed).ok()
+    };
+    let restored = crate::backup::restore(&opts, &mut ask)?;
+    writeln!(std::io::stdout(), "{}", restored.to_string().trim_end())?;
     Ok(ExitCode::SUCCESS)
 }
 

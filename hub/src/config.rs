@@ -37,6 +37,90 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The optional cloud link.
     pub cloud: CloudConfig,
+    /// How long history is kept, its aggregates, and the database's disk budget.
+    pub history: HistoryConfig,
+    /// Scheduled backups.
+    pub backup: BackupConfig,
+}
+
+/// `[history]`: how long each resolution of history is kept, and the database's disk budget.
+///
+/// Every state change is kept raw for `raw_days`; numbers and on/off values are also rolled up
+/// into 5-minute and hourly aggregates (count, min, max, mean), kept for `five_minute_days` and
+/// `hourly_days`. Per capability (`[history.capabilities.power]`) or per device or device feature
+/// (`[history.devices."zigbee2mqtt:0x00158d0001a2b3c4"]`, `[history.devices."demo:plug/power"]`)
+/// any of the three can be set differently; a device rule wins over a capability rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Days every change is kept as it happened.
+    pub raw_days: u32,
+    /// Days the 5-minute aggregates are kept.
+    pub five_minute_days: u32,
+    /// Days the hourly aggregates are kept.
+    pub hourly_days: u32,
+    /// The most the database may take on disk, in MB (0: no budget). When it is reached, the
+    /// oldest raw history goes first; current state is never removed.
+    pub max_db_mb: u64,
+    /// Rules per capability (`power`, `temperature`, ...).
+    pub capabilities: std::collections::BTreeMap<String, KeepRule>,
+    /// Rules per device id, or per `device/feature`.
+    pub devices: std::collections::BTreeMap<String, KeepRule>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        // A Raspberry Pi's SD card: ten days of every change, three months of 5-minute and two
+        // years of hourly figures, and the database within 512 MB.
+        HistoryConfig {
+            raw_days: 10,
+            five_minute_days: 90,
+            hourly_days: 730,
+            max_db_mb: 512,
+            capabilities: Default::default(),
+            devices: Default::default(),
+        }
+    }
+}
+
+/// A retention rule for some history; what it leaves out is the general setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepRule {
+    /// Days raw history is kept.
+    pub raw_days: Option<u32>,
+    /// Days 5-minute aggregates are kept.
+    pub five_minute_days: Option<u32>,
+    /// Days hourly aggregates are kept.
+    pub hourly_days: Option<u32>,
+}
+
+impl HistoryConfig {
+    fn validate(&self) -> Result<(), String> {
+        for c in self.capabilities.keys() {
+            let known: hearth_sdk::Capability =
+                serde_json::from_value(serde_json::json!(c)).unwrap_or(hearth_sdk::Capability::Other);
+            if known == hearth_sdk::Capability::Other && c != "other" {
+                return Err(format!(
+                    "[history.capabilities.{c}]: `{c}` is not a capability of the device model (see adapters/sdk/MODEL.md)"
+                ));
+            }
+        }
+        for d in self.devices.keys() {
+            if hearth_sdk::DeviceId::parse(d).is_none() || d.ends_with('/') {
+                return Err(format!(
+                    "[history.devices.\"{d}\"]: name a device by its id (`adapter:device`), or one feature as `adapter:device/feature`"
+                ));
+            }
+        }
+        if self.max_db_mb != 0 && self.max_db_mb < 4 {
+            return Err(format!(
+                "[history] max_db_mb = {}: the database needs at least 4 MB (or 0 for no budget)",
+                self.max_db_mb
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[cloud]`: the optional link to a cloud MQTT broker. Off by default; the hub never needs it.
@@ -251,11 +335,57 @@ impl CloudConfig {
                         .into(),
                 );
             };
-            if a.product_key.is_empty() || a.device_name.is_empty() || a.device_secret.is_empty() {
+            // The device secrets may be sealed in the hub instead (`hearth secret set cloud ...`).
+            if a.product_key.is_empty() || a.device_name.is_empty() {
                 return Err(
                     "[cloud.alink] needs product_key, device_name and device_secret (the gateway's triple)".into()
                 );
             }
+        }
+        Ok(())
+    }
+}
+
+/// `[backup]`: the hub's scheduled backups (`hub/src/backup.rs` describes the archive).
+///
+/// On by default: a daily snapshot costs seconds of disk reading once a day, and protects the
+/// home against a mistake, a bad upgrade or a damaged database file. The copies are on the same
+/// disk unless `dir` points elsewhere (a USB stick, a network share), so they do not protect
+/// against the SD card failing; `keep` copies take at most `keep` times the database's size.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Whether the hub makes backups by itself.
+    pub enabled: bool,
+    /// Hours between backups (fractions allowed, from one minute).
+    pub interval_hours: f64,
+    /// How many of its own backups the hub keeps; older ones are removed (never other files).
+    pub keep: u32,
+    /// Where they go (`<data_dir>/backups` when absent).
+    pub dir: Option<PathBuf>,
+    /// A file whose first line is the passphrase to encrypt them with (not encrypted when absent).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig { enabled: true, interval_hours: 24.0, keep: 7, dir: None, passphrase_file: None }
+    }
+}
+
+impl BackupConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !self.interval_hours.is_finite() || !(1.0 / 60.0..=8760.0).contains(&self.interval_hours) {
+            return Err(format!(
+                "[backup] interval_hours = {} must be from one minute (0.0167) to a year (8760)",
+                self.interval_hours
+            ));
+        }
+        if !(1..=1000).contains(&self.keep) {
+            return Err(format!(
+                "[backup] keep = {} must be from 1 to 1000 (turn backups off with enabled = false)",
+                self.keep
+            ));
         }
         Ok(())
     }
@@ -510,12 +640,30 @@ impl fmt::Debug for ExternalMqtt {
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, optionally per module (`info,hearth::api=debug`).
     pub level: String,
+    /// How each line is written to standard error.
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig { level: "info".into(), format: LogFormat::Auto }
     }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `journal` under systemd (when standard error is the journal), else `text`.
+    #[default]
+    Auto,
+    /// Time, level, where, the message and `key=value` fields; colored at a terminal.
+    Text,
+    /// For the systemd journal: each line starts with its syslog priority (`<3>` error to `<7>`
+    /// debug), so `journalctl -p warning` filters by level; no time (the journal adds it).
+    Journal,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`), for log collectors.
+    Json,
 }
 
 /// `[adapters]`: one section per built-in adapter.
@@ -861,6 +1009,8 @@ impl Config {
             }
         }
         self.cloud.validate()?;
+        self.history.validate()?;
+        self.backup.validate()?;
         #[cfg(feature = "ble")]
         hearth_ble::Config::from_json(&serde_json::to_value(&self.adapters.ble).unwrap_or_default())?;
         #[cfg(feature = "miio")]
@@ -1065,6 +1215,23 @@ mod tests {
         let text = include_str!("../../packaging/hearth.toml");
         let c = Config::parse(text, Path::new("packaging/hearth.toml")).expect("valid");
         assert_eq!(c.http.listen, HttpConfig::default().listen);
+    }
+
+    #[test]
+    fn history_rules_name_known_capabilities_and_devices() {
+        let ok = "[history]\nmax_db_mb = 64\n[history.capabilities.power]\nraw_days = 2\n\
+                  [history.devices.\"demo:plug/power\"]\nhourly_days = 0\n";
+        let c = Config::parse(ok, Path::new("x")).expect("valid");
+        assert_eq!(c.history.capabilities["power"].raw_days, Some(2));
+        assert_eq!(c.history.devices["demo:plug/power"].hourly_days, Some(0));
+        let e = err("[history.capabilities.wattage]\nraw_days = 2\n");
+        assert!(e.contains("[history.capabilities.wattage]: `wattage` is not a capability"), "{e}");
+        let e = err("[history.devices.plug]\nraw_days = 2\n");
+        assert!(e.contains("name a device by its id (`adapter:device`)"), "{e}");
+        let e = err("[history]\nmax_db_mb = 1\n");
+        assert!(e.contains("max_db_mb = 1: the database needs at least 4 MB"), "{e}");
+        let e = err("[history.capabilities.power]\nraw_dayz = 2\n");
+        assert!(e.contains("unknown key `raw_dayz`; did you mean `raw_days`?"), "{e}");
     }
 
     #[test]

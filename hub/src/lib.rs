@@ -16,6 +16,8 @@
 //! - [`broker`]: the built-in MQTT broker behind a small interface.
 //! - [`adapters`]: the explicit list of built-in adapters.
 //! - [`metrics`]: `/metrics` in Prometheus text.
+//! - [`status`]: `hearth status`, a summary of a hub from the command line.
+//! - [`backup`]: the backup archive, `hearth backup` and `hearth restore`, scheduled backups.
 //!
 //! The long-lived tasks and what happens to each at shutdown are listed in [`runtime`].
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod automations;
+pub mod backup;
 pub mod broker;
 pub mod cli;
 pub mod cloud;
@@ -38,5 +41,6 @@ pub mod notify;
 pub mod plugins;
 pub mod runtime;
 pub mod secrets;
+pub mod status;
 pub mod store;
 pub mod throttle;

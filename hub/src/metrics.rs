@@ -16,7 +16,7 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
     let w = app.writer.stats();
     let a = app.automations.stats();
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 19] = [
+    let rows: [(&str, &str, &str, u64); 21] = [
         ("hearth_adapter_events_total", "counter", "Events received from adapters.", r(&c.adapter_events)),
         ("hearth_state_changes_total", "counter", "Feature values that changed.", r(&c.state_changes)),
         ("hearth_device_events_total", "counter", "Momentary device events.", r(&c.device_events)),
@@ -48,6 +48,8 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
         ("hearth_store_transactions_total", "counter", "Database transactions committed.", r(&w.batches)),
         ("hearth_store_write_failures_total", "counter", "Database writes that failed.", r(&w.failures)),
         ("hearth_store_queue", "gauge", "Writes waiting for the database writer.", app.writer.queued() as u64),
+        ("hearth_adapter_queue", "gauge", "Adapter events waiting for the state store.", r(&c.adapter_queue)),
+        ("hearth_core_request_queue", "gauge", "Requests waiting for the state store.", r(&c.request_queue)),
         ("hearth_bus_subscribers", "gauge", "Subscribers of the event bus.", app.core.bus().subscribers() as u64),
         ("hearth_http_requests_total", "counter", "HTTP requests to the API.", r(&HTTP_REQUESTS)),
         ("hearth_websocket_sessions", "gauge", "Open WebSocket sessions.", r(&WS_SESSIONS)),
@@ -61,6 +63,52 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
         "# HELP hearth_database_bytes Bytes of the database on disk (its file and write-ahead log).\n# TYPE hearth_database_bytes gauge\nhearth_database_bytes {}",
         app.readers.bytes_on_disk()
     );
+    let u = &w.upkeep;
+    let storage: [(&str, &str, &str, u64); 6] = [
+        (
+            "hearth_database_budget_bytes",
+            "gauge",
+            "The database's disk budget ([history] max_db_mb; 0: none).",
+            r(&u.budget_bytes),
+        ),
+        ("hearth_history_rows", "gauge", "Raw history rows, as of the last upkeep.", r(&u.raw_rows)),
+        (
+            "hearth_history_aggregate_rows",
+            "gauge",
+            "5-minute and hourly aggregate rows, as of the last upkeep.",
+            r(&u.five_minute_rows) + r(&u.hourly_rows),
+        ),
+        (
+            "hearth_history_removed_by_retention_total",
+            "counter",
+            "History rows removed as older than their retention.",
+            r(&u.removed_by_retention),
+        ),
+        (
+            "hearth_history_removed_by_budget_total",
+            "counter",
+            "History rows removed to keep the database within its budget.",
+            r(&u.removed_by_budget),
+        ),
+        (
+            "hearth_database_over_budget",
+            "gauge",
+            "1 when the database is over its budget with no history left to remove.",
+            u64::from(u.over_budget.load(Ordering::Relaxed)),
+        ),
+    ];
+    for (name, kind, help, value) in storage {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    if let Some(b) = crate::backup::schedule::hub() {
+        let st = b.status();
+        let last = st.last_success.as_ref().map_or(0, |m| m.at.as_millis() / 1000);
+        let _ = writeln!(
+            out,
+            "# HELP hearth_backup_last_success_timestamp_seconds When the hub last wrote a backup (0: not since it started).\n# TYPE hearth_backup_last_success_timestamp_seconds gauge\nhearth_backup_last_success_timestamp_seconds {last}\n# HELP hearth_backup_failing 1 when the last scheduled backup failed.\n# TYPE hearth_backup_failing gauge\nhearth_backup_failing {}",
+            u8::from(st.last_error.is_some())
+        );
+    }
     // Each adapter's state, one line each (1 for its current state); ids need no escaping.
     let _ = writeln!(out, "# HELP hearth_adapter_state An adapter's current state.\n# TYPE hearth_adapter_state gauge");
     for a in adapters {

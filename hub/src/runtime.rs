@@ -41,14 +41,18 @@ pub struct Settings {
     pub config: Config,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The configuration file read, if any (scheduled backups include it).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Runs the hub until SIGINT or SIGTERM.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
-    let Settings { config, data_dir } = settings;
+    let Settings { config, data_dir, config_file } = settings;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // One hub per data directory, and none while `hearth restore` works on it.
+    let _lock = crate::backup::lock_for_hub(&data_dir)?;
 
     // Storage first: nothing else is worth starting without it.
     let (conn, db_path) = store::open_for_hub(&data_dir)?;
@@ -184,8 +188,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     // The cloud link, when configured: it reads the outbox the core fills.
     let (cloud, cloud_task) = if config.cloud.enabled {
+        let (cloud_config, in_clear) =
+            crate::cloud::with_sealed_credentials(config.cloud.clone(), &secrets.view_for(crate::cloud::SECRETS))
+                .map_err(anyhow::Error::msg)?;
+        for key in in_clear {
+            tracing::warn!(
+                "{key} is written in the configuration file in clear: seal it with `hearth secret set cloud ...` \
+                 (see `hearth secret --help`) and remove it from the file."
+            );
+        }
         let (handle, task) = crate::cloud::spawn(crate::cloud::CloudInit {
-            config: config.cloud.clone(),
+            config: cloud_config,
             core: core.clone(),
             readers: Readers::new(db_path.clone()),
             writer: writer.clone(),
@@ -195,6 +208,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     } else {
         (crate::cloud::disabled(), None)
     };
+
+    // History roll-ups, retention and the disk budget.
+    let upkeep = crate::store::upkeep::spawn(crate::store::upkeep::UpkeepInit {
+        config: config.history.clone(),
+        core: core.clone(),
+        writer: writer.clone(),
+        readers: Readers::new(db_path.clone()),
+    });
+
+    // Scheduled backups ([backup]); the API's download and status use the same settings.
+    let backups = crate::backup::schedule::spawn(crate::backup::schedule::ScheduleInit {
+        config: config.backup.clone(),
+        data_dir: data_dir.clone(),
+        config_file,
+    });
 
     // The API last: when it answers, everything behind it is up.
     let listener = tokio::net::TcpListener::bind(config.http.listen).await.with_context(|| {
@@ -259,6 +287,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if !matches!(plugins_stopped.await, Ok(Ok(_))) {
         tracing::warn!("Plugins did not stop in time; they were killed.");
     }
+    upkeep.abort();
+    backups.stop();
     tracing::info!("Shutting down: applying queued events.");
     if tokio::time::timeout(CORE_STOP, core.stop()).await.is_err() {
         tracing::warn!("The state store did not stop within {CORE_STOP:?}.");

@@ -194,6 +194,47 @@ pub fn list(conn: &Connection, adapter: &str) -> Result<Vec<Listed>, StoreError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Checks, without a running hub, that `adapter` keeps a secret called `name` and that `value`
+/// suits it: the cloud link's credentials (see `cloud::secret_names`), or a built-in adapter's
+/// by its own rule. Plugins' secrets are set through the API, where the plugin's rule is known.
+pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, value: &str) -> Result<(), String> {
+    if adapter == crate::cloud::SECRETS {
+        let names = crate::cloud::secret_names(&config.cloud);
+        if !names.iter().any(|n| n == name) {
+            return Err(format!("the cloud link keeps no secret `{name}`; it keeps: {}", names.join(", ")));
+        }
+        if value.is_empty() {
+            return Err(format!("the secret `{name}` must not be empty"));
+        }
+        return Ok(());
+    }
+    let Some(builtin) = crate::adapters::builtin().into_iter().find(|b| b.id == adapter) else {
+        let ids: Vec<&str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
+        return Err(format!(
+            "`{adapter}` is not a built-in adapter or `cloud` (they are: cloud, {}); a plugin's secrets are set through the API",
+            ids.join(", ")
+        ));
+    };
+    let spec =
+        (builtin.make)().manifest().secrets.ok_or_else(|| format!("the adapter `{adapter}` keeps no secrets"))?;
+    (spec.check)(name, value)
+}
+
+/// Seals and stores a secret without a running hub (the command line); a running hub reads it at
+/// its next start.
+pub fn set_offline(
+    data_dir: &Path,
+    conn: &Connection,
+    adapter: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), SecretsError> {
+    let s = SecretStore::open(data_dir, conn)?;
+    let (nonce, sealed) = s.seal(adapter, name, value);
+    store(conn, adapter, name, &nonce, &sealed)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

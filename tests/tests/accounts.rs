@@ -616,15 +616,27 @@ fn a_backup_is_a_consistent_sqlite_copy() {
     let token = hub.onboard();
     let a = hub.get("/api/v1/backup", Some(&token));
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(a.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(a.header("content-type"), Some("application/x-tar"));
     let disposition = a.header("content-disposition").unwrap();
-    assert!(disposition.starts_with("attachment; filename=\"hearth-backup-20") && disposition.ends_with(".db\""));
-    assert_eq!(disposition.len(), "attachment; filename=\"hearth-backup-2026-01-01.db\"".len(), "{disposition}");
-    assert!(a.bytes.starts_with(b"SQLite format 3\0"));
+    assert!(
+        disposition.starts_with("attachment; filename=\"hearth-backup-20") && disposition.ends_with(".hearth-backup\"")
+    );
+    assert_eq!(
+        disposition.len(),
+        "attachment; filename=\"hearth-backup-2026-01-01.hearth-backup\"".len(),
+        "{disposition}"
+    );
+    // The archive (hub/src/backup.rs) is a tar file: the manifest, then the database.
+    assert!(a.bytes.starts_with(b"manifest.json\0"));
+    let size = |h: &[u8]| usize::from_str_radix(std::str::from_utf8(&h[124..135]).unwrap(), 8).unwrap();
+    let db_header = 512 + size(&a.bytes[..512]).div_ceil(512) * 512;
+    assert!(a.bytes[db_header..].starts_with(b"hearth.db\0"));
+    let db_bytes = &a.bytes[db_header + 512..db_header + 512 + size(&a.bytes[db_header..])];
+    assert!(db_bytes.starts_with(b"SQLite format 3\0"));
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backup.db");
-    std::fs::write(&file, &a.bytes).unwrap();
+    std::fs::write(&file, db_bytes).unwrap();
     let db = rusqlite::Connection::open(&file).unwrap();
     let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
@@ -636,7 +648,7 @@ fn a_backup_is_a_consistent_sqlite_copy() {
     let left: Vec<_> = std::fs::read_dir(&hub.data_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("backup"))
+        .filter(|n| n.contains("backup") || n.contains("snapshot"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -430,3 +430,47 @@ fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
     let s = cloud_status(&without, &token, "refused without a certificate", |s| s["last_error"].is_string());
     assert_eq!(s["connected"], false, "{s}");
 }
+
+#[test]
+fn the_cloud_password_is_sealed_with_the_install_key_instead_of_written_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start_tls_with_account(dir.path(), USER, PASSWORD);
+    let ca = dir.path().join("ca.pem");
+    // In the file in clear: it works, and the hub says to seal it.
+    let mut hub = Hub::start_with_config(&config(&broker, "localhost", &ca, "home-1", ""), &[]);
+    let token = hub.onboard();
+    cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
+    assert!(hub.log().contains("[cloud] password is written in the configuration file in clear"), "{}", hub.log());
+    assert!(hub.stop());
+
+    // Out of the file: the hub refuses to guess, the link says the broker refused it.
+    let file = std::path::PathBuf::from(&hub.args[1]);
+    let text = std::fs::read_to_string(&file).unwrap().replace(&format!("password = \"{PASSWORD}\"\n"), "");
+    assert!(!text.contains(PASSWORD));
+    std::fs::write(&file, &text).unwrap();
+    hub.spawn();
+    cloud_status(&hub, &token, "refused without a password", |s| {
+        s["reason"].as_str().is_some_and(|r| r.contains("user name or password"))
+    });
+    assert!(hub.stop());
+
+    // Sealed from the command line: the link connects, and the database holds no plain copy.
+    let (ok, out, err) = hub.cli(&["secret", "set", "cloud", "password"], Some(&format!("{PASSWORD}\n")));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Sealed `password` of cloud"), "{out}");
+    let (ok, _, err) = hub.cli(&["secret", "set", "cloud", "pasword"], Some("x\n"));
+    assert!(!ok);
+    assert!(err.contains("the cloud link keeps no secret `pasword`; it keeps: password, alink.device_secret"), "{err}");
+    let (ok, out, _) = hub.cli(&["secret", "list", "cloud"], None);
+    assert!(ok && out.starts_with("password\t(set "), "{out}");
+    let earlier = hub.log().len();
+    hub.spawn();
+    cloud_status(&hub, &token, "connected with the sealed password", |s| s["connected"] == true);
+    assert!(!hub.log()[earlier..].contains("in clear"), "{}", hub.log());
+    assert!(hub.stop());
+    for f in ["hearth.db", "hearth.db-wal"] {
+        let bytes = std::fs::read(hub.data_dir.join(f)).unwrap_or_default();
+        assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "{f} holds the password in clear");
+    }
+    assert!(!hub.log().contains(PASSWORD), "the password is never logged");
+}

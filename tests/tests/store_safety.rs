@@ -74,7 +74,11 @@ fn an_older_schema_is_copied_before_it_is_upgraded_and_keeps_its_data() {
     assert!(hub.stop());
     // Make it the schema before the cloud outbox (version 7).
     let conn = rusqlite::Connection::open(data.join("hearth.db")).unwrap();
-    conn.execute_batch("DROP TABLE outbox; DROP TABLE outbox_size; PRAGMA user_version = 7;").unwrap();
+    conn.execute_batch(
+        "DROP TABLE outbox; DROP TABLE outbox_size; DROP TABLE history_5m; DROP TABLE history_1h;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
     drop(conn);
     hub.spawn();
     let backups: Vec<_> = std::fs::read_dir(data.join("backups")).unwrap().filter_map(Result::ok).collect();

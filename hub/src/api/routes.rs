@@ -85,7 +85,8 @@ pub static ROUTES: &[Route] = &[
     route!("POST", "/api/v1/tokens", Admin, "create an API token (shown once)", create_token),
     route!("DELETE", "/api/v1/tokens/{id}", Admin, "revoke a token or session", delete_token),
     route!("GET", "/api/v1/audit", Admin, "the audit log, newest first", audit),
-    route!("GET", "/api/v1/backup", Admin, "a consistent copy of the database", backup),
+    route!("GET", "/api/v1/backup", Admin, "a backup archive: database snapshot, configuration, secrets key", backup),
+    route!("GET", "/api/v1/backup/status", Admin, "scheduled backups: the last, the next, the files", backup_status),
     route!("GET", "/api/v1/devices", User, "every device with its state", devices),
     route!("GET", "/api/v1/devices/{id}", User, "one device", device),
     route!(
@@ -135,6 +136,7 @@ pub static ROUTES: &[Route] = &[
         secret_delete,
         audit = "secret.delete"
     ),
+    route!("GET", "/api/v1/storage", Admin, "the database's size, history rows and disk budget", storage),
     route!("GET", "/api/v1/cloud", Admin, "the cloud link: connected or why not, backlog, last error, counts", cloud),
     route!(
         "GET",
@@ -802,51 +804,43 @@ async fn audit(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     Reply::json(&app.readers.with(move |c| crate::audit::list(c, limit)).await?)
 }
 
-/// A consistent copy of the database (`VACUUM INTO` through a read connection, so the writer
-/// goes on), streamed from a temporary file next to the database that is unlinked at once.
+/// `GET /api/v1/backup`: the archive `hearth backup` writes (`crate::backup`: the database's
+/// snapshot, the configuration, the secrets key), streamed as it is made. Not encrypted: it goes
+/// to a signed-in administrator (off the LAN, serve the hub through a TLS proxy; for an
+/// encrypted archive use `hearth backup --passphrase-file`). The snapshot's scratch file, in
+/// the data directory, is unlinked as soon as it is open.
 async fn backup(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let file = app
-        .readers
-        .with(|c| {
-            let db = c.path().map(std::path::PathBuf::from).unwrap_or_default();
-            let dir = db.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = dir.join(format!(".backup-{}-{n}.db", std::process::id()));
-            let _ = std::fs::remove_file(&tmp);
-            let result = c.execute("VACUUM INTO ?1", [tmp.to_string_lossy()]).map_err(StoreError::from);
-            let opened = result.and_then(|_| {
-                std::fs::File::open(&tmp).map_err(|e| StoreError::Write(format!("cannot read the backup: {e}")))
-            });
-            let _ = std::fs::remove_file(&tmp);
-            opened
-        })
-        .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = file;
-        loop {
-            let mut buf = vec![0u8; 64 * 1024];
-            let chunk = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(bytes::Bytes::from(buf))
-                }
-                Err(e) => Err(e),
-            };
-            let stop = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || stop {
-                break;
-            }
-        }
+    let sources = crate::backup::schedule::hub().map(|h| h.sources.clone()).unwrap_or_else(|| {
+        let dir = app.readers.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        crate::backup::Sources { data_dir: dir, config_file: None }
     });
+    let scratch = sources.data_dir.clone();
+    let snapshot = tokio::task::spawn_blocking(move || crate::backup::Snapshot::take(&sources, &scratch))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "A backup for the API failed.");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", e.to_string())
+        })?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || crate::backup::send_archive(snapshot, tx));
     let entry = crate::audit::Entry::new(Some(&req.user()?.name), "backup").ip(req.ip);
     write(&app, move |c| Ok(crate::audit::record(c, &entry)?)).await?;
     let date = Timestamp::now().to_string();
-    let name = format!("hearth-backup-{}.db", date.get(..10).unwrap_or("today"));
-    Ok(Reply::Download("application/octet-stream", name, rx))
+    let name = format!("hearth-backup-{}.{}", date.get(..10).unwrap_or("today"), crate::backup::EXTENSION);
+    Ok(Reply::Download("application/x-tar", name, rx))
+}
+
+/// `GET /api/v1/backup/status`: the scheduled backups' settings, the last one (or failure),
+/// the next, and the files (`crate::backup::schedule::Status`).
+async fn backup_status(_: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    let status = tokio::task::spawn_blocking(|| crate::backup::schedule::hub().map(|h| h.status()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match status {
+        Some(s) => Reply::json(&s),
+        None => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "starting", "the hub's backups are not set up yet")),
+    }
 }
 
 // ----- devices and areas --------------------------------------------------------------------------
@@ -916,13 +910,24 @@ fn time_param(req: &Req, key: &str) -> Result<Option<Timestamp>, ApiError> {
 async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = device_id(&req)?;
     for key in req.query.keys() {
-        if !matches!(key.as_str(), "feature" | "from" | "to" | "limit") {
+        if !matches!(key.as_str(), "feature" | "from" | "to" | "limit" | "resolution") {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                format!("unknown query parameter `{key}`; this route takes feature, from, to, limit"),
+                format!("unknown query parameter `{key}`; this route takes feature, from, to, limit, resolution"),
             ));
         }
     }
+    let table = match req.query.get("resolution").map(String::as_str) {
+        None | Some("raw") => None,
+        Some("5m") => Some("history_5m"),
+        Some("1h") => Some("history_1h"),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`resolution` is raw (every change), 5m or 1h (aggregates), not `{other}`"),
+            ));
+        }
+    };
     let limit = match req.query.get("limit") {
         None => 1000,
         Some(v) => match v.parse::<usize>() {
@@ -947,6 +952,14 @@ async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
         ));
     }
     let did = id.clone();
+    if let Some(table) = table {
+        let (periods, truncated) =
+            app.readers.with(move |c| crate::store::upkeep::aggregated(c, table, &did, &q)).await?;
+        let resolution = req.query.get("resolution").cloned();
+        return Reply::json(
+            &serde_json::json!({"device": id, "resolution": resolution, "periods": periods, "truncated": truncated}),
+        );
+    }
     let (entries, truncated) = app.readers.with(move |c| crate::store::history(c, &did, &q)).await?;
     Reply::json(&serde_json::json!({"device": id, "entries": entries, "truncated": truncated}))
 }
@@ -1036,6 +1049,30 @@ async fn secret_delete(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     }
     app.secrets.publish(&id, &name, None);
     Ok(Reply::Empty)
+}
+
+/// `GET /api/v1/storage`: the database's size, its budget, and history rows by resolution.
+async fn storage(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    let u = &app.writer.stats().upkeep;
+    let r = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let used = app.readers.with(crate::store::upkeep::used_bytes).await?;
+    let budget = r(&u.budget_bytes);
+    let last = u.last_run_ms.load(std::sync::atomic::Ordering::Relaxed);
+    Reply::json(&serde_json::json!({
+        "database_bytes": app.readers.bytes_on_disk(),
+        "used_bytes": used,
+        "budget_bytes": budget,
+        "budget_used": if budget == 0 { None } else { Some((used as f64 / budget as f64 * 1000.0).round() / 1000.0) },
+        "over_budget": u.over_budget.load(std::sync::atomic::Ordering::Relaxed),
+        "history": {
+            "raw_rows": r(&u.raw_rows),
+            "five_minute_rows": r(&u.five_minute_rows),
+            "hourly_rows": r(&u.hourly_rows),
+            "counted_at": (last > 0).then(|| Timestamp::from_millis(last)),
+            "removed_by_retention": r(&u.removed_by_retention),
+            "removed_by_budget": r(&u.removed_by_budget),
+        },
+    }))
 }
 
 /// `GET /api/v1/cloud`: the cloud link's status (`{"enabled": false}` when it is off).

@@ -39,6 +39,61 @@ const WINDOW: usize = 100;
 /// The longest wait between two connection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// The secrets' slot of the cloud link's credentials (`hearth secret set cloud NAME`).
+pub const SECRETS: &str = "cloud";
+
+/// The names the cloud's credentials may be sealed under: `password` (the broker's), and for
+/// Alink `alink.device_secret` (the gateway's) and `alink.<device id>.device_secret` (each
+/// sub-device's).
+pub fn secret_names(config: &CloudConfig) -> Vec<String> {
+    let mut names = vec!["password".to_owned(), "alink.device_secret".to_owned()];
+    if let Some(a) = &config.alink {
+        names.extend(a.devices.keys().map(|id| format!("alink.{id}.device_secret")));
+    }
+    names
+}
+
+/// Completes the cloud's credentials from the sealed secrets where the configuration file leaves
+/// them out, and says (without values) which are still written in the file in clear. Fails, naming
+/// the command that fixes it, when an Alink secret is in neither place.
+pub fn with_sealed_credentials(
+    mut config: CloudConfig,
+    sealed: &hearth_sdk::Secrets,
+) -> Result<(CloudConfig, Vec<String>), String> {
+    let mut in_clear = Vec::new();
+    match &config.password {
+        Some(p) if !p.is_empty() => in_clear.push("[cloud] password".to_owned()),
+        _ => config.password = sealed.get("password").map(|s| s.expose().to_owned()),
+    }
+    if let Some(a) = config.alink.as_mut() {
+        let mut fill = |value: &mut String, key: String, name: String| -> Result<(), String> {
+            if !value.is_empty() {
+                in_clear.push(key);
+                return Ok(());
+            }
+            match sealed.get(&name) {
+                Some(s) => {
+                    *value = s.expose().to_owned();
+                    Ok(())
+                }
+                None if config.profile == crate::config::CloudProfile::Alink => Err(format!(
+                    "{key} is neither in the configuration file nor sealed in the hub: run `hearth secret set cloud {name}`"
+                )),
+                None => Ok(()),
+            }
+        };
+        fill(&mut a.device_secret, "[cloud.alink] device_secret".into(), "alink.device_secret".into())?;
+        for (id, d) in a.devices.iter_mut() {
+            fill(
+                &mut d.device_secret,
+                format!("[cloud.alink.devices.\"{id}\"] device_secret"),
+                format!("alink.{id}.device_secret"),
+            )?;
+        }
+    }
+    Ok((config, in_clear))
+}
+
 /// The link as the API and `/metrics` show it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LinkStatus {

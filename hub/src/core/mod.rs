@@ -113,6 +113,10 @@ pub struct CoreStats {
     pub commands: AtomicU64,
     /// Devices in the registry.
     pub devices: AtomicU64,
+    /// Adapter events waiting for the core, as of its last one.
+    pub adapter_queue: AtomicU64,
+    /// Requests (API, automations) waiting for the core, as of its last one.
+    pub request_queue: AtomicU64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
@@ -394,7 +398,11 @@ async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<C
     while adapters_open || requests_open {
         tokio::select! {
             ev = adapter_events.recv(), if adapters_open => match ev {
-                Some((adapter, event)) => core.adapter_event(adapter, event).await,
+                Some((adapter, event)) => {
+                    core.stats.adapter_queue.store(adapter_events.len() as u64, Ordering::Relaxed);
+                    core.stats.request_queue.store(requests.len() as u64, Ordering::Relaxed);
+                    core.adapter_event(adapter, event).await
+                }
                 None => adapters_open = false,
             },
             req = requests.recv(), if requests_open => match req {

@@ -174,6 +174,30 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO outbox_size (n) VALUES (0);
     CREATE TRIGGER outbox_added AFTER INSERT ON outbox BEGIN UPDATE outbox_size SET n = n + 1; END;
     CREATE TRIGGER outbox_removed AFTER DELETE ON outbox BEGIN UPDATE outbox_size SET n = n - 1; END;",
+    // 9: history aggregates (see `upkeep.rs`): per device, feature and period (its start), the
+    // count, lowest, highest and total of the raw numbers and on/off values (1/0) in it.
+    "CREATE TABLE history_5m (
+        device  TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        at      INTEGER NOT NULL, -- the period's start, ms since 1970
+        n       INTEGER NOT NULL,
+        low     REAL NOT NULL,
+        high    REAL NOT NULL,
+        total   REAL NOT NULL,
+        PRIMARY KEY (device, feature, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX history_5m_at ON history_5m (at);
+    CREATE TABLE history_1h (
+        device  TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        n       INTEGER NOT NULL,
+        low     REAL NOT NULL,
+        high    REAL NOT NULL,
+        total   REAL NOT NULL,
+        PRIMARY KEY (device, feature, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX history_1h_at ON history_1h (at);",
 ];
 
 /// The schema version this build knows.
@@ -265,7 +289,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 8);
+        assert_eq!(LATEST, 9);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");

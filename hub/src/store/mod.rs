@@ -7,6 +7,7 @@
 
 pub mod automations;
 pub mod migrations;
+pub mod upkeep;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -60,8 +61,12 @@ pub enum StoreError {
 pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // `auto_vacuum` takes effect only on a new database (before its first table): there, pages
+    // freed by history upkeep can be given back to the file system.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA auto_vacuum = INCREMENTAL;
+         PRAGMA journal_mode = WAL;
+         PRAGMA journal_size_limit = 4194304;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;",
     )?;

@@ -99,6 +99,8 @@ pub struct WriterStats {
     pub failures: AtomicU64,
     /// Cloud outbox rows dropped to keep the outbox within its cap.
     pub outbox_dropped: AtomicU64,
+    /// History upkeep and the disk budget, which the writer checks after each batch.
+    pub upkeep: super::upkeep::UpkeepStats,
 }
 
 /// A cheap handle that queues writes for the writer thread.
@@ -218,6 +220,8 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
             Ok(()) => {
                 stats.ops.fetch_add(n, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
+                // Within the budget before anyone hears the write is done: a flush waits for it.
+                stats.upkeep.after_batch(&conn);
                 for ((_, ack), r) in batch.drain(..).zip(results.into_iter().chain(std::iter::repeat(Ok(())))) {
                     if r.is_err() {
                         stats.failures.fetch_add(1, Ordering::Relaxed);
