@@ -365,11 +365,22 @@ pub struct BackupConfig {
     pub dir: Option<PathBuf>,
     /// A file whose first line is the passphrase to encrypt them with (not encrypted when absent).
     pub passphrase_file: Option<PathBuf>,
+    /// When the database is found damaged at start, restore the newest of these backups (that
+    /// verifies) instead of starting empty. The damaged file is kept either way.
+    pub restore_on_damage: bool,
 }
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        BackupConfig { enabled: true, interval_hours: 24.0, keep: 7, dir: None, passphrase_file: None }
+        // Restoring the last backup loses at most a day, where starting empty loses the home.
+        BackupConfig {
+            enabled: true,
+            interval_hours: 24.0,
+            keep: 7,
+            dir: None,
+            passphrase_file: None,
+            restore_on_damage: true,
+        }
     }
 }
 

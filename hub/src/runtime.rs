@@ -55,7 +55,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let _lock = crate::backup::lock_for_hub(&data_dir)?;
 
     // Storage first: nothing else is worth starting without it.
-    let (conn, db_path) = store::open_for_hub(&data_dir)?;
+    let (conn, db_path) = store::open_for_hub_recovering(&data_dir, &mut |dir| {
+        crate::backup::schedule::recover_database(&config.backup, dir)
+    })?;
     let loaded = store::load(&conn)?;
     let automations_loaded = crate::automations::load(&conn)?;
     let inbox_loaded = crate::inbox::load(&conn)?;

@@ -98,3 +98,46 @@ fn an_older_schema_is_copied_before_it_is_upgraded_and_keeps_its_data() {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, hearth::store::migrations::LATEST);
 }
+
+#[test]
+fn a_damaged_database_is_replaced_by_the_newest_backup_that_verifies() {
+    let mut hub = Hub::start(&["--demo"]);
+    let token = hub.onboard();
+    let rename = |hub: &Hub, name: &str| {
+        let a = hub.request(
+            "PATCH",
+            "/api/v1/devices/demo:living_lamp",
+            Some(&token),
+            Some(&serde_json::json!({"name": name})),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    };
+    rename(&hub, "Reading lamp");
+    let data = hub.data_dir.clone();
+    let backups = data.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // The newest backup is damaged; the one before it is good.
+    let good = backups.join("hearth-2026-01-01T03-00-00-000Z.hearth-backup");
+    let (ok, out, err) = hub.cli(&["backup", good.to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(backups.join("hearth-2026-01-02T03-00-00-000Z.hearth-backup"), bytes).unwrap();
+    rename(&hub, "Renamed after the backup");
+    assert!(hub.stop());
+
+    std::fs::write(data.join("hearth.db"), vec![b'x'; 8192]).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("hearth.db{suffix}")));
+    }
+    hub.spawn();
+    let log = hub.log();
+    assert!(log.contains("starts on the last backup"), "{log}");
+    assert!(log.contains("2026-01-02T03-00-00-000Z.hearth-backup") && log.contains("trying an older one"), "{log}");
+    assert_eq!(damaged_copies(&data).len(), 1, "the damaged file is kept");
+    // The home as it was at the good backup: the account, its session and the lamp's name.
+    let lamp = hub.get("/api/v1/devices/demo:living_lamp", Some(&token));
+    assert_eq!(lamp.status, 200, "{}", lamp.text);
+    assert_eq!(lamp.body["name"], "Reading lamp");
+}

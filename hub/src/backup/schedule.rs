@@ -125,6 +125,59 @@ pub fn is_scheduled_name(name: &str) -> bool {
         })
 }
 
+/// Puts the newest scheduled backup in `dir` that verifies into `data_dir` as its database (and
+/// its secrets key, when the data directory has none), for a hub whose database was found damaged
+/// and moved aside. Returns which archive it restored, or `None` (logged) when none would do.
+pub fn recover_database(config: &BackupConfig, data_dir: &Path) -> Option<String> {
+    if !config.restore_on_damage {
+        return None;
+    }
+    let dir = config.dir.clone().unwrap_or_else(|| data_dir.join("backups"));
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter(|e| is_scheduled_name(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    // The names sort by time.
+    archives.sort();
+    let passphrase = match config.passphrase_file.as_deref().map(Passphrase::from_file).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot restore the last backup: its passphrase cannot be read.");
+            return None;
+        }
+    };
+    for archive in archives.iter().rev() {
+        let staging = data_dir.join(format!(".recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        if std::fs::create_dir_all(&staging).is_err() {
+            return None;
+        }
+        let verified = super::verify(archive, passphrase.as_ref(), &mut || None, &staging);
+        let placed = verified.and_then(|v| {
+            std::fs::rename(staging.join(super::DB_FILE), data_dir.join(super::DB_FILE))
+                .map_err(|e| BackupError::io("cannot put the restored database in place", e))?;
+            let key = data_dir.join(crate::secrets::KEY_FILE);
+            if !key.exists() && staging.join(crate::secrets::KEY_FILE).exists() {
+                let _ = std::fs::rename(staging.join(crate::secrets::KEY_FILE), &key);
+            }
+            Ok(v)
+        });
+        let _ = std::fs::remove_dir_all(&staging);
+        match placed {
+            Ok(v) => {
+                return Some(format!("{} (made {})", archive.display(), v.manifest.created_at));
+            }
+            Err(e) => {
+                tracing::warn!(archive = %archive.display(), error = %e, "This backup cannot be restored; trying an older one.")
+            }
+        }
+    }
+    tracing::error!(dir = %dir.display(), "No backup to restore the damaged database from.");
+    None
+}
+
 /// The scheduled backup's name for a time.
 pub fn scheduled_name(at: Timestamp) -> String {
     format!("hearth-{}.{EXTENSION}", at.to_string().replace([':', '.'], "-"))

@@ -83,6 +83,16 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 ///   `backups/hearth-<time>-before-v<new>.db` (`VACUUM INTO`, a consistent snapshot);
 /// - each migration runs in a transaction of its own.
 pub fn open_for_hub(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
+    open_for_hub_recovering(data_dir, &mut |_| None)
+}
+
+/// [`open_for_hub`], where a damaged database, once moved aside, may be replaced by `recover`:
+/// called with the data directory, it puts a good `hearth.db` there (from a backup) and says
+/// what it restored, or returns `None` to start on a fresh database.
+pub fn open_for_hub_recovering(
+    data_dir: &Path,
+    recover: &mut dyn FnMut(&Path) -> Option<String>,
+) -> Result<(Connection, PathBuf), StoreError> {
     let path = data_dir.join(DB_FILE);
     if path.exists()
         && let Some(problem) = damaged(&path)
@@ -97,13 +107,23 @@ pub fn open_for_hub(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError
                     .map_err(|e| StoreError::Write(format!("cannot move the damaged database aside: {e}")))?;
             }
         }
-        tracing::error!(
-            path = %path.display(),
-            moved_to = %aside.display(),
-            %problem,
-            "THE DATABASE IS DAMAGED. It was moved aside and the hub starts on a fresh, empty one. \
-             Restore a backup (see backups/ in the data directory) or send the damaged file for recovery."
-        );
+        match recover(data_dir) {
+            Some(restored) => tracing::error!(
+                path = %path.display(),
+                moved_to = %aside.display(),
+                %problem,
+                %restored,
+                "THE DATABASE IS DAMAGED. It was moved aside and the hub starts on the last backup: \
+                 changes since that backup are lost. The damaged file is kept for recovery."
+            ),
+            None => tracing::error!(
+                path = %path.display(),
+                moved_to = %aside.display(),
+                %problem,
+                "THE DATABASE IS DAMAGED. It was moved aside and the hub starts on a fresh, empty one. \
+                 Restore a backup (see backups/ in the data directory) or send the damaged file for recovery."
+            ),
+        }
     }
     let mut conn = open_connection(&path)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
