@@ -55,9 +55,7 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
         ("hearth_websocket_sessions", "gauge", "Open WebSocket sessions.", r(&WS_SESSIONS)),
     ];
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    }
+    write_rows(&mut out, &rows);
     let _ = writeln!(
         out,
         "# HELP hearth_database_bytes Bytes of the database on disk (its file and write-ahead log).\n# TYPE hearth_database_bytes gauge\nhearth_database_bytes {}",
@@ -97,9 +95,7 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
             u64::from(u.over_budget.load(Ordering::Relaxed)),
         ),
     ];
-    for (name, kind, help, value) in storage {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    }
+    write_rows(&mut out, &storage);
     if let Some(b) = crate::backup::schedule::hub() {
         let st = b.status();
         let last = st.last_success.as_ref().map_or(0, |m| m.at.as_millis() / 1000);
@@ -125,9 +121,7 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
             ("hearth_cloud_dropped_total", "counter", "Messages dropped (outbox cap, broker refusals).", cloud.dropped),
             ("hearth_cloud_connects_total", "counter", "Connections made to the cloud broker.", cloud.connects),
         ];
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
+        write_rows(&mut out, &rows);
     }
     // Per plugin, labelled by its id (ids are `[a-z][a-z0-9_]*`: nothing to escape).
     let plugins = app.plugins.list();
@@ -160,4 +154,11 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
         app.started.elapsed().as_secs()
     );
     out
+}
+
+/// One unlabelled metric per row: name, type, help and value.
+fn write_rows(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
 }
