@@ -513,7 +513,7 @@ fn connect(
     tx: mpsc::Sender<(String, String)>,
 ) -> Result<AsyncClient, String> {
     let opts = hearth_mqtt::options(&format!("hearth-automations-{}", std::process::id()), settings)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    let (client, mut eventloop) = hearth_mqtt::client(opts, 256);
     let resub = client.clone();
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(500);

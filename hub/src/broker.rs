@@ -111,6 +111,17 @@ pub async fn start(cfg: &MqttConfig) -> Result<BrokerHandle, BrokerError> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // rumqttd has no option for TCP_NODELAY; without it a command to a client that only reads
+    // (zigbee2mqtt) can wait up to 40 ms for that client's delayed ACK. See `hearth_sys`.
+    match hearth_sys::nodelay_on_listeners(addr.port()) {
+        Ok(n) if n > 0 => {}
+        Ok(_) => {
+            tracing::warn!(%addr, "The built-in MQTT broker's listener was not found to turn Nagle's algorithm off: messages to clients may be delayed by up to 40 ms.")
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "Could not turn Nagle's algorithm off on the built-in MQTT broker's listener: messages to clients may be delayed by up to 40 ms.")
+        }
+    }
     tracing::info!(%addr, accounts = needs_auth, "The built-in MQTT broker is listening.");
     Ok(BrokerHandle {
         addr,

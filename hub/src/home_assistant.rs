@@ -490,7 +490,7 @@ struct Published {
 pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Result<tokio::task::JoinHandle<()>, String> {
     let mut opts = hearth_mqtt::options(&format!("hearth-home-assistant-{}", std::process::id()), mqtt)?;
     opts.set_last_will(LastWill::new(format!("{}/status", settings.base), "offline", QoS::AtLeastOnce, true));
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    let (client, mut eventloop) = hearth_mqtt::client(opts, 1024);
     let (connected_tx, mut connected) = tokio::sync::mpsc::channel::<()>(4);
     let (incoming_tx, mut incoming) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(256);
     let poller = tokio::spawn(async move {

@@ -256,7 +256,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     };
     let opts =
         hearth_mqtt::options(&format!("hearth-mqtt-discovery-{}", std::process::id()), &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    let (client, mut eventloop) = hearth_mqtt::client(opts, 256);
     let mut registry = Registry::new(&config.prefix, &config.ignore_origins);
     let mut link = Link { subscribed: BTreeSet::new(), refused: HashSet::new(), outbox: VecDeque::new() };
     let mut warned: HashSet<String> = HashSet::new();

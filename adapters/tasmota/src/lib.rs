@@ -164,7 +164,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
     let client_id = format!("hearth-tasmota-{}-{:x}", std::process::id(), nanos);
     let opts = hearth_mqtt::options(&client_id, &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+    let (client, mut eventloop) = hearth_mqtt::client(opts, REQUEST_CAPACITY);
     let mut devices = Devices::new(&config.discovery_prefix);
     let mut subscribed: BTreeSet<String> = BTreeSet::new();
     let mut warned = Warned(HashSet::new());

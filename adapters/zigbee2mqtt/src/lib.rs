@@ -115,7 +115,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let base = config.base_topic.trim_end_matches('/').to_owned();
     let opts =
         hearth_mqtt::options(&format!("hearth-zigbee2mqtt-{}", std::process::id()), &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let (client, mut eventloop) = hearth_mqtt::client(opts, 64);
     let mut bridge = Bridge::new(&base);
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut next_transaction = 0u64;

@@ -268,6 +268,9 @@ impl Link {
         o.set_clean_start(false);
         o.set_session_expiry_interval(Some(86_400));
         o.set_connection_timeout(15);
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        o.set_network_options(network);
         o.set_last_will(LastWill::new(self.topics.status(), "offline", QoS::AtLeastOnce, true, None));
         if let Some(g) = &self.gateway {
             let p = g.connect(&c.hub_id);

@@ -1,0 +1,135 @@
+//! The few system calls the hub needs that the standard library does not offer, each behind a
+//! safe function. The rest of the workspace forbids unsafe code; this crate keeps what cannot do
+//! without it small enough to read in one sitting.
+
+use std::io;
+
+/// Turns Nagle's algorithm off on every listening TCP socket of this process bound to `port`;
+/// returns how many it changed (0 when none listens there).
+///
+/// Why: the built-in broker (rumqttd) binds its own listener and offers no option for
+/// `TCP_NODELAY`. Without it, a small packet the broker writes to a client that only reads
+/// (zigbee2mqtt waiting for `/set`, a dashboard subscribed to state) waits for the client's
+/// delayed ACK of the previous one: up to 40 ms on every command. Linux copies `TCP_NODELAY`
+/// from a listening socket to each connection it accepts, so setting it once on the listener
+/// covers every client that connects afterwards.
+///
+/// It walks `/proc/self/fd`, and changes a descriptor only after checking, right before, that it
+/// is a listening TCP socket on `port`.
+#[cfg(target_os = "linux")]
+pub fn nodelay_on_listeners(port: u16) -> io::Result<usize> {
+    let mut changed = 0;
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        // Only sockets: the link reads `socket:[inode]`.
+        let is_socket = std::fs::read_link(entry.path())
+            .map(|target| target.to_string_lossy().starts_with("socket:"))
+            .unwrap_or(false);
+        if is_socket && is_listener_on(fd, port) {
+            set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Elsewhere: nothing to change, nothing changed.
+#[cfg(not(target_os = "linux"))]
+pub fn nodelay_on_listeners(_port: u16) -> io::Result<usize> {
+    Ok(0)
+}
+
+/// Whether `fd` is a listening TCP socket bound to `port` (IPv4 or IPv6).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn is_listener_on(fd: libc::c_int, port: u16) -> bool {
+    if get_int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) != Some(1)
+        || get_int_option(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) != Some(libc::IPPROTO_TCP)
+    {
+        return false;
+    }
+    let mut addr: libc::sockaddr_storage = zeroed_storage();
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_storage>()).unwrap_or(0);
+    // SAFETY: `addr` is a writable sockaddr_storage and `len` holds its size, as getsockname
+    // requires; the kernel writes at most `len` bytes. A descriptor that is not a socket (or was
+    // closed meanwhile) makes the call fail, which is handled.
+    let rc = unsafe { libc::getsockname(fd, (&raw mut addr).cast::<libc::sockaddr>(), &raw mut len) };
+    if rc != 0 {
+        return false;
+    }
+    let bound = match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let v4 = unsafe { &*(&raw const addr).cast::<libc::sockaddr_in>() };
+            u16::from_be(v4.sin_port)
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe { &*(&raw const addr).cast::<libc::sockaddr_in6>() };
+            u16::from_be(v6.sin6_port)
+        }
+        _ => return false,
+    };
+    bound == port
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value of it.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn get_int_option(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).ok()?;
+    // SAFETY: `value` is a writable c_int and `len` its size; a failing call is handled.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
+    (rc == 0).then_some(value)
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_int_option(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).map_err(io::Error::other)?;
+    // SAFETY: `value` is a readable c_int and `len` its size; a failing call is handled.
+    let rc = unsafe { libc::setsockopt(fd, level, name, (&raw const value).cast(), len) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    fn nodelay_of_accepted(listener: &TcpListener) -> bool {
+        let addr = listener.local_addr().expect("address");
+        let _client = TcpStream::connect(addr).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        accepted.nodelay().expect("nodelay")
+    }
+
+    #[test]
+    fn connections_accepted_after_the_call_have_nagle_off_and_other_ports_are_left_alone() {
+        let ours = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+        assert!(!nodelay_of_accepted(&ours), "Linux's default is Nagle on");
+
+        let port = ours.local_addr().expect("address").port();
+        assert_eq!(nodelay_on_listeners(port).expect("walk the descriptors"), 1);
+        assert!(nodelay_of_accepted(&ours), "accepted connections inherit TCP_NODELAY");
+        assert!(!nodelay_of_accepted(&other), "a listener on another port is untouched");
+    }
+
+    #[test]
+    fn a_port_nobody_listens_on_changes_nothing() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("address").port();
+        drop(l);
+        assert_eq!(nodelay_on_listeners(port).expect("walk the descriptors"), 0);
+    }
+}
