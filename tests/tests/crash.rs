@@ -50,7 +50,8 @@ fn kill_9_during_a_stream_of_changes_loses_nothing_reported_persisted() {
         let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "round {round}");
         let mut stored = BTreeSet::new();
-        let mut stmt = conn.prepare("SELECT device, feature, at FROM history").unwrap();
+        let mut stmt =
+            conn.prepare("SELECT s.device, s.feature, h.at FROM history h JOIN series s ON s.id = h.series").unwrap();
         for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap() {
             stored.insert(row.unwrap());
         }

@@ -76,6 +76,10 @@ fn an_older_schema_is_copied_before_it_is_upgraded_and_keeps_its_data() {
     let conn = rusqlite::Connection::open(data.join("hearth.db")).unwrap();
     conn.execute_batch(
         "DROP TABLE outbox; DROP TABLE outbox_size; DROP TABLE history_5m; DROP TABLE history_1h;
+         DROP TABLE history; DROP TABLE series;
+         CREATE TABLE history (id INTEGER PRIMARY KEY, device TEXT NOT NULL, feature TEXT NOT NULL,
+           kind INTEGER NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL, context TEXT);
+         CREATE INDEX history_device_at ON history (device, feature, at);
          PRAGMA user_version = 7;",
     )
     .unwrap();

@@ -907,6 +907,12 @@ fn time_param(req: &Req, key: &str) -> Result<Option<Timestamp>, ApiError> {
         .transpose()
 }
 
+/// `GET /api/v1/devices/{id}/history?feature=&from=&to=&limit=&resolution=`: raw, `{"device",
+/// "entries": [{"feature", "kind": "state"|"event", "value", "at", "context"}], "truncated"}`,
+/// oldest first. `context` says who or what caused a change; it is `null` for a device's own
+/// reports (origin device, no parent), which history stores without one. With `resolution=5m`
+/// or `1h`: `{"device", "resolution", "periods": [{"feature", "at", "count", "min", "max",
+/// "mean"}], "truncated"}`.
 async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let id = device_id(&req)?;
     for key in req.query.keys() {

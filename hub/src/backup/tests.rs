@@ -30,9 +30,10 @@ fn home(history_rows: usize) -> Home {
     )
     .expect("device");
     let tx = conn.transaction().expect("tx");
+    tx.execute("INSERT INTO series (id, device, feature) VALUES (1, 'demo:lamp', 'brightness')", []).expect("series");
     for i in 0..history_rows {
         tx.execute(
-            "INSERT INTO history (device, feature, kind, value, at) VALUES ('demo:lamp', 'brightness', 0, ?1, ?2)",
+            "INSERT INTO history (series, kind, value, at) VALUES (1, 0, ?1, ?2)",
             rusqlite::params![format!("{}", i % 100), i as i64],
         )
         .expect("history");
@@ -132,7 +133,7 @@ fn a_plain_archive_round_trips_and_is_a_tar_file_with_the_manifest_first() {
 
 #[test]
 fn an_encrypted_archive_of_several_chunks_round_trips_and_shows_nothing_in_clear() {
-    let h = home(40_000);
+    let h = home(120_000);
     let (path, w) = h.backup("sealed.hearth-backup", Some("correct horse battery staple"));
     assert!(w.encrypted);
     assert!(w.manifest.files[0].size > 2 * format::CHUNK as u64, "{} bytes", w.manifest.files[0].size);
@@ -144,7 +145,7 @@ fn an_encrypted_archive_of_several_chunks_round_trips_and_shows_nothing_in_clear
     let into = h.fresh_dir("check");
     let v = check(&path, Some("correct horse battery staple"), &into).expect("verified");
     assert!(v.encrypted);
-    assert_eq!(v.counts.history_rows, 40_000);
+    assert_eq!(v.counts.history_rows, 120_000);
     // Asked for when not given.
     let into2 = h.fresh_dir("check2");
     let mut asked = 0;

@@ -198,6 +198,74 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device, feature, at)
     ) WITHOUT ROWID;
     CREATE INDEX history_1h_at ON history_1h (at);",
+    // 10: history by series (issue 12: under 100 bytes a sample). A (device, feature) pair is
+    // named once in `series`, and history and its aggregates carry its integer id instead of
+    // both names in every row and in every index entry. A device's own report (origin device,
+    // no parent) keeps no context: NULL, read back as `null`. Row ids of `history` are kept
+    // (the budget removes the oldest by id, and the roll-up watermark is an id).
+    "CREATE TABLE series (
+        id      INTEGER PRIMARY KEY,
+        device  TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        UNIQUE (device, feature)
+    );
+    INSERT INTO series (device, feature)
+        SELECT device, feature FROM history
+        UNION SELECT device, feature FROM history_5m
+        UNION SELECT device, feature FROM history_1h
+        ORDER BY 1, 2;
+    CREATE TABLE history_10 (
+        id      INTEGER PRIMARY KEY,
+        series  INTEGER NOT NULL, -- series.id
+        kind    INTEGER NOT NULL, -- 0 state change, 1 event
+        value   TEXT NOT NULL,    -- JSON
+        at      INTEGER NOT NULL, -- ms since 1970
+        context TEXT              -- JSON; NULL for a device's own report (origin device, no parent)
+    );
+    INSERT INTO history_10 (id, series, kind, value, at, context)
+        SELECT h.id, s.id, h.kind, h.value, h.at,
+               CASE
+                 WHEN h.context IS NULL OR NOT json_valid(h.context) THEN h.context
+                 WHEN json_extract(h.context, '$.origin.kind') = 'device'
+                      AND COALESCE(json_type(h.context, '$.parent'), 'null') = 'null' THEN NULL
+                 ELSE h.context
+               END
+        FROM history h JOIN series s ON s.device = h.device AND s.feature = h.feature
+        ORDER BY h.id;
+    DROP INDEX history_device_at;
+    DROP TABLE history;
+    ALTER TABLE history_10 RENAME TO history;
+    CREATE INDEX history_series_at ON history (series, at);
+    CREATE TABLE history_5m_10 (
+        series INTEGER NOT NULL, -- series.id
+        at     INTEGER NOT NULL, -- the period's start, ms since 1970
+        n      INTEGER NOT NULL,
+        low    REAL NOT NULL,
+        high   REAL NOT NULL,
+        total  REAL NOT NULL,
+        PRIMARY KEY (series, at)
+    ) WITHOUT ROWID;
+    INSERT INTO history_5m_10 (series, at, n, low, high, total)
+        SELECT s.id, a.at, a.n, a.low, a.high, a.total
+        FROM history_5m a JOIN series s ON s.device = a.device AND s.feature = a.feature;
+    DROP TABLE history_5m;
+    ALTER TABLE history_5m_10 RENAME TO history_5m;
+    CREATE INDEX history_5m_at ON history_5m (at);
+    CREATE TABLE history_1h_10 (
+        series INTEGER NOT NULL, -- series.id
+        at     INTEGER NOT NULL,
+        n      INTEGER NOT NULL,
+        low    REAL NOT NULL,
+        high   REAL NOT NULL,
+        total  REAL NOT NULL,
+        PRIMARY KEY (series, at)
+    ) WITHOUT ROWID;
+    INSERT INTO history_1h_10 (series, at, n, low, high, total)
+        SELECT s.id, a.at, a.n, a.low, a.high, a.total
+        FROM history_1h a JOIN series s ON s.device = a.device AND s.feature = a.feature;
+    DROP TABLE history_1h;
+    ALTER TABLE history_1h_10 RENAME TO history_1h;
+    CREATE INDEX history_1h_at ON history_1h (at);",
 ];
 
 /// The schema version this build knows.
@@ -216,11 +284,22 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.commit()?;
         tracing::info!(version = i + 1, "Applied database migration.");
     }
+    if current > 0 && current < LATEST {
+        // Migrations that rewrite tables (10) leave the old ones' pages free: give them back.
+        // Only space: a failure here leaves them for reuse.
+        match super::upkeep::give_back_free_pages(conn, 0) {
+            Ok(0) => {}
+            Ok(pages) => tracing::info!(pages, "Gave the pages the upgrade freed back to the file system."),
+            Err(e) => tracing::warn!(error = %e, "Could not give the pages the upgrade freed back; they are reused."),
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -289,7 +368,7 @@ mod tests {
 
     #[test]
     fn migrations_3_and_4_apply_on_a_version_2_database_with_accounts() {
-        assert_eq!(LATEST, 9);
+        assert_eq!(LATEST, 10);
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(crate::store::DB_FILE);
         let conn = Connection::open(&path).expect("open");
@@ -336,9 +415,27 @@ mod tests {
                  INSERT INTO devices (id, adapter, name, area, descriptor, updated_at)
                    VALUES ('demo:lamp', 'demo', 'Lamp', 'kitchen',
                      '{\"id\":\"demo:lamp\",\"name\":\"Lamp\",\"features\":[]}', 1);
-                 INSERT INTO users (name, password_hash, admin, created_at) VALUES ('ada', 'x', 1, 7);",
+                 INSERT INTO users (name, password_hash, admin, created_at) VALUES ('ada', 'x', 1, 7);
+                 INSERT INTO history (id, device, feature, kind, value, at, context) VALUES
+                   (5, 'demo:lamp', 'state', 0, 'true', 1000, '{\"id\":\"a-1\",\"origin\":{\"kind\":\"device\"}}'),
+                   (6, 'demo:lamp', 'state', 0, 'false', 2000,
+                     '{\"id\":\"a-2\",\"origin\":{\"kind\":\"user\",\"name\":\"ada\"}}'),
+                   (7, 'demo:lamp', 'action', 1, '\"single\"', 3000,
+                     '{\"id\":\"a-3\",\"origin\":{\"kind\":\"device\"},\"parent\":\"a-0\"}'),
+                   (9, 'demo:lamp', 'brightness', 0, '40', 4000, NULL),
+                   (12, 'demo:sensor', 'temperature', 0, '21.5', 5000,
+                     '{\"id\":\"a-4\",\"origin\":{\"kind\":\"device\"}}');",
             )
             .expect("data of the old version");
+            if from >= 9 {
+                conn.execute_batch(
+                    "INSERT INTO history_5m (device, feature, at, n, low, high, total)
+                       VALUES ('demo:lamp', 'brightness', 0, 2, 30, 50, 80);
+                     INSERT INTO history_1h (device, feature, at, n, low, high, total)
+                       VALUES ('demo:lamp', 'brightness', 0, 2, 30, 50, 80), ('demo:gone', 'power', 0, 1, 7, 7, 7);",
+                )
+                .expect("aggregates of the old version");
+            }
             drop(conn);
             let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("upgrade");
             let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
@@ -350,6 +447,120 @@ mod tests {
             assert_eq!(loaded.devices[0].area.as_deref(), Some("kitchen"), "from version {from}");
             let users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)).expect("users");
             assert_eq!(users, 1, "from version {from}");
+            history_survives(&conn, from);
         }
+    }
+
+    #[test]
+    fn an_upgrade_to_series_shrinks_the_database_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(crate::store::DB_FILE);
+        // Made by the hub (incremental auto-vacuum), at version 9, with a month of a sensor's
+        // reports as version 9 stored them.
+        let conn = crate::store::open_connection(&path).expect("open");
+        for sql in &MIGRATIONS[..9] {
+            conn.execute_batch(sql).expect("an old migration");
+        }
+        conn.pragma_update(None, "user_version", 9).expect("version");
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999)
+             INSERT INTO history (device, feature, kind, value, at, context)
+             SELECT 'zigbee2mqtt:0x00158d0008d4e5f6', 'temperature', 0, printf('%.2f', 18 + (i % 700) / 100.0),
+                    1764400000000 + i * 120000, '{\"id\":\"19ac4b2e1f3-' || i || '\",\"origin\":{\"kind\":\"device\"}}'
+             FROM n",
+            [],
+        )
+        .expect("history");
+        drop(conn);
+        let before = std::fs::metadata(&path).expect("file").len();
+
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("upgrade");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0)).expect("rows");
+        assert_eq!(rows, 20_000);
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).expect("free");
+        assert_eq!(free, 0, "the old tables' pages went back to the file system");
+        drop(conn);
+        let after = std::fs::metadata(&path).expect("file").len();
+        eprintln!("20,000 samples: {before} bytes at version 9, {after} bytes after the upgrade");
+        assert!(after < before / 2, "{before} bytes before the upgrade, {after} after");
+    }
+
+    /// The history written above, read back through the hub's own reads after the upgrade: every
+    /// row with its id, a device's own reports without their context, and the aggregates.
+    fn history_survives(conn: &Connection, from: i64) {
+        use crate::store::{HistoryQuery, history, upkeep};
+        let lamp = hearth_sdk::DeviceId::parse("demo:lamp").expect("id");
+        let all = HistoryQuery { limit: 100, ..HistoryQuery::default() };
+        let (entries, truncated) = history(conn, &lamp, &all).expect("history");
+        assert!(!truncated);
+        let got: Vec<(&str, &str, serde_json::Value, i64, Option<serde_json::Value>)> = entries
+            .iter()
+            .map(|e| (e.feature.as_str(), e.kind, e.value.clone(), e.at.as_millis(), e.context.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("state", "state", json!(true), 1000, None),
+                (
+                    "state",
+                    "state",
+                    json!(false),
+                    2000,
+                    Some(json!({"id": "a-2", "origin": {"kind": "user", "name": "ada"}}))
+                ),
+                (
+                    "action",
+                    "event",
+                    json!("single"),
+                    3000,
+                    Some(json!({"id": "a-3", "origin": {"kind": "device"}, "parent": "a-0"}))
+                ),
+                ("brightness", "state", json!(40), 4000, None),
+            ],
+            "from version {from}"
+        );
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM history ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("ids")
+            .collect::<Result<_, _>>()
+            .expect("ids");
+        assert_eq!(ids, [5, 6, 7, 9, 12], "row ids are kept, from version {from}");
+        let named: Vec<(String, String)> = conn
+            .prepare("SELECT s.device, s.feature FROM history h JOIN series s ON s.id = h.series ORDER BY h.id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("series")
+            .collect::<Result<_, _>>()
+            .expect("series");
+        assert_eq!(named[4], ("demo:sensor".to_owned(), "temperature".to_owned()), "from version {from}");
+        let old_index: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'history_device_at'", [], |r| r.get(0))
+            .expect("index");
+        assert_eq!(old_index, 0, "the old index is gone, from version {from}");
+        let series: i64 = conn.query_row("SELECT COUNT(*) FROM series", [], |r| r.get(0)).expect("series");
+        if from >= 9 {
+            assert_eq!(series, 5, "history's four pairs and the aggregates' own one");
+            let q = HistoryQuery { feature: Some("brightness".into()), ..all.clone() };
+            let (five, _) = upkeep::aggregated(conn, "history_5m", &lamp, &q).expect("5m");
+            assert_eq!(five.len(), 1);
+            assert_eq!((five[0].count, five[0].min, five[0].max, five[0].mean), (2, 30.0, 50.0, 40.0));
+            let gone = hearth_sdk::DeviceId::parse("demo:gone").expect("id");
+            let (hourly, _) = upkeep::aggregated(conn, "history_1h", &gone, &all).expect("1h");
+            assert_eq!((hourly.len(), hourly[0].feature.as_str(), hourly[0].count), (1, "power", 1));
+        } else {
+            assert_eq!(series, 4, "from version {from}");
+        }
+        // The upgraded tables take the roll-up: the rows not yet rolled up go into their periods.
+        assert!(upkeep::rollup(conn).expect("rollup") > 0, "from version {from}");
+        let temperature: f64 = conn
+            .query_row(
+                "SELECT a.total FROM history_5m a JOIN series s ON s.id = a.series WHERE s.device = 'demo:sensor'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("rolled up");
+        assert_eq!(temperature, 21.5, "from version {from}");
     }
 }

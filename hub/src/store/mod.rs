@@ -230,8 +230,8 @@ pub struct HistoryEntry {
     pub value: serde_json::Value,
     /// When.
     pub at: Timestamp,
-    /// Why, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why: `null` for a device's own report (origin device, no parent), which history stores
+    /// without its context (issue 12), and for rows stored without one.
     pub context: Option<serde_json::Value>,
 }
 
@@ -314,9 +314,9 @@ pub fn history(
     q: &HistoryQuery,
 ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT feature, kind, value, at, context FROM history
-         WHERE device = ?1 AND (?2 IS NULL OR feature = ?2) AND at >= ?3 AND at <= ?4
-         ORDER BY at DESC, id DESC LIMIT ?5",
+        "SELECT s.feature, h.kind, h.value, h.at, h.context FROM series s JOIN history h ON h.series = s.id
+         WHERE s.device = ?1 AND (?2 IS NULL OR s.feature = ?2) AND h.at >= ?3 AND h.at <= ?4
+         ORDER BY h.at DESC, h.id DESC LIMIT ?5",
     )?;
     let from = q.from.map_or(i64::MIN, Timestamp::as_millis);
     let to = q.to.map_or(i64::MAX, Timestamp::as_millis);

@@ -2,15 +2,18 @@
 //! each resolution kept for its own time (per capability or device where configured), and a hard
 //! disk budget.
 //!
+//! History is kept per series: a (device, feature) pair, named once in the `series` table, whose
+//! id the raw rows and both aggregate tables carry.
+//!
 //! - **Roll-up.** Every raw state change of a number or an on/off value is added to its 5-minute
 //!   and its hourly aggregate (count, low, high, total: the mean is total / count). Raw rows are
 //!   taken in id order, from a watermark kept in `meta` (`history_rolled_up_to`) and committed in
 //!   the same transaction as the aggregates they went into, so each row counts exactly once, and a
 //!   late row (a device reporting an older time) still lands in its own period.
-//! - **Retention.** For each device and feature that has history (found with a skip-scan of the
-//!   `(device, feature, at)` index: a few index seeks per pair, never a scan of the table), rows
-//!   older than its rule are deleted, in chunks that leave the writer free for the home between
-//!   them. Raw rows not yet rolled up are never removed by retention.
+//! - **Retention.** For each series (a walk over `series`; its rule resolved once per round), rows
+//!   older than its rule are deleted, by the `(series, at)` index, in chunks that leave the writer
+//!   free for the home between them. Raw rows not yet rolled up are never removed by retention.
+//!   Series with no rows left in any of the three tables are then removed.
 //! - **Budget.** After each committed batch, the writer compares the pages in use with the budget;
 //!   above 80 % it removes the oldest raw history (by id, which follows arrival) until use is
 //!   back under 70 %, a bounded chunk at a time. Only when no raw history is left do the oldest
@@ -25,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hearth_sdk::{Capability, Timestamp};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::{Readers, StoreError, StoreWriter};
 use crate::config::{HistoryConfig, KeepRule};
@@ -169,7 +172,7 @@ impl Rules {
 /// Rolls up the next raw rows after the watermark, at most [`ROLLUP_CHUNK`]; returns how many ids
 /// it covered (0 when it has caught up).
 pub fn rollup(conn: &Connection) -> Result<i64, StoreError> {
-    let from: i64 = super::meta(conn, WATERMARK)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let from = watermark(conn)?;
     let last: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) FROM history", [], |r| r.get(0))?;
     if last <= from {
         return Ok(0);
@@ -177,16 +180,16 @@ pub fn rollup(conn: &Connection) -> Result<i64, StoreError> {
     let to = last.min(from + ROLLUP_CHUNK);
     for (table, period) in AGGREGATES {
         conn.prepare_cached(&format!(
-            "INSERT INTO {table} (device, feature, at, n, low, high, total)
-             SELECT device, feature, (at / ?3) * ?3 AS period, COUNT(*), MIN(v), MAX(v), SUM(v)
-             FROM (SELECT device, feature, at,
+            "INSERT INTO {table} (series, at, n, low, high, total)
+             SELECT series, (at / ?3) * ?3 AS period, COUNT(*), MIN(v), MAX(v), SUM(v)
+             FROM (SELECT series, at,
                      CASE json_type(value) WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(value AS REAL) END AS v
                    FROM history
                    WHERE id > ?1 AND id <= ?2 AND kind = 0
                      AND json_valid(value) AND json_type(value) IN ('integer', 'real', 'true', 'false'))
              WHERE true
-             GROUP BY device, feature, period
-             ON CONFLICT (device, feature, at) DO UPDATE SET
+             GROUP BY series, period
+             ON CONFLICT (series, at) DO UPDATE SET
                n = {table}.n + excluded.n,
                low = MIN({table}.low, excluded.low),
                high = MAX({table}.high, excluded.high),
@@ -199,6 +202,11 @@ pub fn rollup(conn: &Connection) -> Result<i64, StoreError> {
         params![WATERMARK, to.to_string()],
     )?;
     Ok(to - from)
+}
+
+/// The last raw history id already rolled up (0: none).
+fn watermark(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(super::meta(conn, WATERMARK)?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// One period of aggregated history.
@@ -227,9 +235,9 @@ pub fn aggregated(
     q: &super::HistoryQuery,
 ) -> Result<(Vec<Period>, bool), StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT feature, at, n, low, high, total FROM {table}
-         WHERE device = ?1 AND (?2 IS NULL OR feature = ?2) AND at >= ?3 AND at <= ?4
-         ORDER BY at DESC, feature DESC LIMIT ?5"
+        "SELECT s.feature, a.at, a.n, a.low, a.high, a.total FROM series s JOIN {table} a ON a.series = s.id
+         WHERE s.device = ?1 AND (?2 IS NULL OR s.feature = ?2) AND a.at >= ?3 AND a.at <= ?4
+         ORDER BY a.at DESC, s.feature DESC LIMIT ?5"
     ))?;
     let from = q.from.map_or(i64::MIN, Timestamp::as_millis);
     let to = q.to.map_or(i64::MAX, Timestamp::as_millis);
@@ -253,39 +261,39 @@ pub fn aggregated(
     Ok((out, truncated))
 }
 
-/// Every (device, feature) with rows in `table`, by seeking from one pair to the next in the
-/// table's `(device, feature, at)` order.
-pub fn pairs(conn: &Connection, table: &str) -> Result<Vec<(String, String)>, StoreError> {
-    let mut next = conn.prepare(&format!(
-        "SELECT device, feature FROM {table} WHERE (device, feature) > (?1, ?2) ORDER BY device, feature LIMIT 1"
-    ))?;
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut at = (String::new(), String::new());
-    while let Some(pair) =
-        next.query_row(params![at.0, at.1], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).optional()?
-    {
-        out.push(pair.clone());
-        at = pair;
-    }
-    Ok(out)
+/// One series of history: a device's feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// Its id, which history rows carry.
+    pub id: i64,
+    /// The device.
+    pub device: String,
+    /// The feature.
+    pub feature: String,
 }
 
-/// Deletes at most [`DELETE_CHUNK`] rows of one pair in `table` older than `cutoff` (and, for
-/// raw history, already rolled up); returns how many.
-fn sweep_pair(conn: &Connection, table: &str, pair: &(String, String), cutoff: i64) -> Result<u64, StoreError> {
+/// Every series, in id order.
+pub fn series(conn: &Connection) -> Result<Vec<Series>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, device, feature FROM series ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok(Series { id: r.get(0)?, device: r.get(1)?, feature: r.get(2)? }))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Deletes at most [`DELETE_CHUNK`] rows of one series in `table` older than `cutoff` (and, for
+/// raw history, with ids up to `rolled`, the roll-up watermark); returns how many.
+fn sweep_series(conn: &Connection, table: &str, series: i64, cutoff: i64, rolled: i64) -> Result<u64, StoreError> {
     let n = if table == "history" {
-        let rolled: i64 = super::meta(conn, WATERMARK)?.and_then(|v| v.parse().ok()).unwrap_or(0);
         conn.prepare_cached(&format!(
             "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history
-               WHERE device = ?1 AND feature = ?2 AND at < ?3 AND rowid <= ?4 LIMIT {DELETE_CHUNK})"
+               WHERE series = ?1 AND at < ?2 AND rowid <= ?3 LIMIT {DELETE_CHUNK})"
         ))?
-        .execute(params![pair.0, pair.1, cutoff, rolled])?
+        .execute(params![series, cutoff, rolled])?
     } else {
         conn.prepare_cached(&format!(
-            "DELETE FROM {table} WHERE device = ?1 AND feature = ?2 AND at IN (SELECT at FROM {table}
-               WHERE device = ?1 AND feature = ?2 AND at < ?3 ORDER BY at LIMIT {DELETE_CHUNK})"
+            "DELETE FROM {table} WHERE series = ?1 AND at IN (SELECT at FROM {table}
+               WHERE series = ?1 AND at < ?2 ORDER BY at LIMIT {DELETE_CHUNK})"
         ))?
-        .execute(params![pair.0, pair.1, cutoff])?
+        .execute(params![series, cutoff])?
     };
     Ok(n as u64)
 }
@@ -351,12 +359,26 @@ pub fn budget_step(conn: &Connection, budget: u64) -> Result<BudgetStep, StoreEr
     // when the file is above the budget (as after lowering it); others reuse them.
     let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    if u64::try_from(pages * page).unwrap_or(0) > high
-        && conn.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? == 2
-    {
-        conn.execute_batch("PRAGMA incremental_vacuum(2000)")?;
+    if u64::try_from(pages * page).unwrap_or(0) > high {
+        give_back_free_pages(conn, 2000)?;
     }
     Ok(step)
+}
+
+/// Gives up to `pages` free pages back to the file system, when the database was made with
+/// incremental auto-vacuum (others keep them for reuse). The pragma frees one page per result
+/// row, so it is stepped to its end. `pages` 0: all of them. Returns how many it gave back.
+pub fn give_back_free_pages(conn: &Connection, pages: u32) -> Result<u64, StoreError> {
+    if conn.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? != 2 {
+        return Ok(0);
+    }
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The upkeep's settings.
@@ -404,26 +426,26 @@ pub async fn run_once(init: &UpkeepInit) -> Result<(), StoreError> {
     while init.writer.exec(rollup).await? > 0 {}
 
     let devices = init.core.snapshot().await.map(|s| s.devices).unwrap_or_default();
-    let rules = std::sync::Arc::new(Rules::new(&init.config, &devices));
+    let rules = Rules::new(&init.config, &devices);
     let now = Timestamp::now().as_millis();
+    // Each series' rule, resolved once: its id and its retention.
+    let kept: Vec<(i64, Keep)> =
+        init.readers.with(series).await?.into_iter().map(|s| (s.id, rules.keep(&s.device, &s.feature))).collect();
     let mut removed = 0u64;
     for table in ["history", "history_5m", "history_1h"] {
-        let t = table.to_owned();
-        let pairs = init.readers.with(move |c| pairs(c, &t)).await?;
-        // A few hundred pairs per writer transaction, each pair's rows in bounded chunks.
-        for group in pairs.chunks(200) {
-            let group = group.to_vec();
-            let rules = rules.clone();
+        // A few hundred series per writer transaction, each series' rows in bounded chunks.
+        for group in kept.chunks(200) {
+            let group = std::sync::Arc::new(group.to_vec());
             loop {
-                let (group, rules) = (group.clone(), rules.clone());
+                let group = group.clone();
                 let (n, more) = init
                     .writer
                     .exec(move |c| {
+                        let rolled = if table == "history" { watermark(c)? } else { 0 };
                         let (mut n, mut more) = (0, false);
-                        for pair in &group {
-                            let days = rules.keep(&pair.0, &pair.1).days(table);
-                            let cutoff = now - i64::from(days) * DAY_MS;
-                            let gone = sweep_pair(c, table, pair, cutoff)?;
+                        for (id, keep) in group.iter() {
+                            let cutoff = now - i64::from(keep.days(table)) * DAY_MS;
+                            let gone = sweep_series(c, table, *id, cutoff, rolled)?;
                             more |= gone == DELETE_CHUNK as u64;
                             n += gone;
                         }
@@ -441,6 +463,8 @@ pub async fn run_once(init: &UpkeepInit) -> Result<(), StoreError> {
     if removed > 0 {
         tracing::info!(rows = removed, "Removed history older than its retention.");
     }
+    // Series left with no rows anywhere (a removed device's, once its history has aged out).
+    init.writer.write(super::WriteOp::ForgetEmptySeries).await?;
 
     // The writer checks the budget after each batch; an idle hub gets batches here until it is
     // within its budget (bounded, in case something keeps it above).
@@ -475,10 +499,24 @@ mod tests {
         (dir, conn)
     }
 
-    fn add(conn: &Connection, device: &str, feature: &str, kind: i64, value: &str, at: i64) {
+    /// The id of a device's feature's series, made when needed.
+    fn series_id(conn: &Connection, device: &str, feature: &str) -> i64 {
         conn.execute(
-            "INSERT INTO history (device, feature, kind, value, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![device, feature, kind, value, at],
+            "INSERT INTO series (device, feature) VALUES (?1, ?2) ON CONFLICT (device, feature) DO NOTHING",
+            params![device, feature],
+        )
+        .expect("series");
+        conn.query_row("SELECT id FROM series WHERE device = ?1 AND feature = ?2", params![device, feature], |r| {
+            r.get(0)
+        })
+        .expect("series id")
+    }
+
+    fn add(conn: &Connection, device: &str, feature: &str, kind: i64, value: &str, at: i64) {
+        let series = series_id(conn, device, feature);
+        conn.execute(
+            "INSERT INTO history (series, kind, value, at) VALUES (?1, ?2, ?3, ?4)",
+            params![series, kind, value, at],
         )
         .expect("insert");
     }
@@ -486,7 +524,8 @@ mod tests {
     fn aggregates(conn: &Connection, table: &str) -> Vec<(String, String, i64, i64, f64, f64, f64)> {
         let mut s = conn
             .prepare(&format!(
-                "SELECT device, feature, at, n, low, high, total FROM {table} ORDER BY device, feature, at"
+                "SELECT s.device, s.feature, a.at, a.n, a.low, a.high, a.total FROM {table} a
+                 JOIN series s ON s.id = a.series ORDER BY s.device, s.feature, a.at"
             ))
             .expect("prepare");
         s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
@@ -562,16 +601,16 @@ mod tests {
     }
 
     #[test]
-    fn pairs_are_found_by_seeking() {
+    fn each_device_and_feature_is_one_series() {
         let (_dir, conn) = db();
         for (d, f) in [("b:2", "x"), ("a:1", "y"), ("a:1", "x"), ("a:1", "x"), ("b:2", "x")] {
             add(&conn, d, f, 0, "1", 1);
         }
-        let found = pairs(&conn, "history").expect("pairs");
+        let found: Vec<(String, String)> =
+            series(&conn).expect("series").into_iter().map(|s| (s.device, s.feature)).collect();
         let want: Vec<(String, String)> =
-            [("a:1", "x"), ("a:1", "y"), ("b:2", "x")].iter().map(|(d, f)| ((*d).into(), (*f).into())).collect();
-        assert_eq!(found, want);
-        assert!(pairs(&conn, "history_1h").expect("none").is_empty());
+            [("b:2", "x"), ("a:1", "y"), ("a:1", "x")].iter().map(|(d, f)| ((*d).into(), (*f).into())).collect();
+        assert_eq!(found, want, "in the order they first appeared");
     }
 
     fn device(id: &str, features: &[(&str, Capability)]) -> hearth_sdk::Device {
@@ -623,10 +662,12 @@ mod tests {
         let now = 1_800_000_000_000;
         add(&conn, "d:1", "power", 0, "5", now - 3 * DAY_MS);
         add(&conn, "d:1", "power", 0, "6", now - DAY_MS / 2);
-        let pair = ("d:1".to_owned(), "power".to_owned());
-        assert_eq!(sweep_pair(&conn, "history", &pair, now - DAY_MS).expect("sweep"), 0, "not rolled up yet");
+        let power = series_id(&conn, "d:1", "power");
+        let rolled = watermark(&conn).expect("watermark");
+        assert_eq!(sweep_series(&conn, "history", power, now - DAY_MS, rolled).expect("sweep"), 0, "not rolled up");
         rollup(&conn).expect("rollup");
-        assert_eq!(sweep_pair(&conn, "history", &pair, now - DAY_MS).expect("sweep"), 1);
+        let rolled = watermark(&conn).expect("watermark");
+        assert_eq!(sweep_series(&conn, "history", power, now - DAY_MS, rolled).expect("sweep"), 1);
         let left: Vec<String> = conn
             .prepare("SELECT value FROM history")
             .expect("prepare")
@@ -635,7 +676,7 @@ mod tests {
             .map(|r| r.expect("row"))
             .collect();
         assert_eq!(left, vec!["6".to_owned()]);
-        assert_eq!(sweep_pair(&conn, "history_5m", &pair, now - DAY_MS).expect("5m"), 1);
+        assert_eq!(sweep_series(&conn, "history_5m", power, now - DAY_MS, 0).expect("5m"), 1);
         assert_eq!(aggregates(&conn, "history_5m").len(), 1, "the recent period stays");
     }
 
@@ -667,6 +708,13 @@ mod tests {
         }
         assert!(removed > 0);
         assert!(used_bytes(&conn).expect("used") <= budget / 10 * 7, "under the low mark");
+        let file: i64 = conn
+            .query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get(0))
+            .expect("file");
+        assert!(
+            file as u64 <= budget / 10 * 8,
+            "the freed pages went back to the file system: {file} of {budget} bytes"
+        );
         let oldest: i64 =
             conn.query_row("SELECT MIN(CAST(value AS INTEGER)) FROM history", [], |r| r.get(0)).expect("min");
         assert_eq!(oldest as u64, removed, "the oldest went first");

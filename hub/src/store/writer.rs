@@ -7,13 +7,19 @@
 //! fsyncs, while a lone change is committed at once. Each operation runs in its own savepoint, so
 //! one failing operation never undoes the others. An operation's acknowledgement is sent only
 //! after its transaction is durable (`synchronous = FULL`).
+//!
+//! History rows name their (device, feature) pair by a `series` id. The writer keeps the ids it
+//! has used in memory, so a sample costs no lookup once its series is known; the memory is
+//! cleared whenever a transaction fails (its new series rows are gone with it) and after series
+//! rows are removed ([`WriteOp::ForgetEmptySeries`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
-use hearth_sdk::{Area, Context, Device, DeviceDescriptor, DeviceId, Timestamp, Value};
-use rusqlite::{Connection, params};
+use hearth_sdk::{Area, Context, Device, DeviceDescriptor, DeviceId, Origin, Timestamp, Value};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -68,6 +74,9 @@ pub enum WriteOp {
     Shared(Box<WriteOp>, crate::cloud::outbox::Row, u64),
     /// A cloud outbox row that goes with no other write (availability).
     Outbox(crate::cloud::outbox::Row, u64),
+    /// Removes the series that have no rows left in history or its aggregates (history upkeep,
+    /// after retention).
+    ForgetEmptySeries,
 }
 
 impl std::fmt::Debug for WriteOp {
@@ -82,6 +91,7 @@ impl std::fmt::Debug for WriteOp {
             WriteOp::Exec(_) => f.write_str("Exec"),
             WriteOp::Shared(op, row, _) => write!(f, "Shared({op:?}, {})", row.kind.as_str()),
             WriteOp::Outbox(row, _) => write!(f, "Outbox({}/{})", row.kind.as_str(), row.device),
+            WriteOp::ForgetEmptySeries => f.write_str("ForgetEmptySeries"),
         }
     }
 }
@@ -178,8 +188,51 @@ impl StoreWriter {
     }
 }
 
+/// The series ids the writer has used: (device, feature) to `series.id`. Only ids committed or
+/// written in the open transaction are here; see [`run`].
+#[derive(Debug, Default)]
+struct SeriesIds(HashMap<String, HashMap<String, i64>>);
+
+impl SeriesIds {
+    /// The series id of `device`'s `feature`, made when it has none. A lookup in memory when the
+    /// writer has used it before; otherwise one indexed read, and an insert the first time.
+    fn get(&mut self, tx: &Connection, device: &DeviceId, feature: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.0.get(device.as_str()).and_then(|f| f.get(feature)) {
+            return Ok(*id);
+        }
+        let found = tx
+            .prepare_cached("SELECT id FROM series WHERE device = ?1 AND feature = ?2")?
+            .query_row(params![device.as_str(), feature], |r| r.get::<_, i64>(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO series (device, feature) VALUES (?1, ?2)")?
+                    .execute(params![device.as_str(), feature])?;
+                tx.last_insert_rowid()
+            }
+        };
+        self.0.entry(device.as_str().to_owned()).or_default().insert(feature.to_owned(), id);
+        Ok(id)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// The context as stored with a history row: none for a device's own report (origin device, no
+/// parent), which is most of them and says nothing its row does not.
+fn stored_context(context: &Context) -> Result<Option<String>, StoreError> {
+    if context.origin == Origin::Device && context.parent.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::to_string(context)?))
+}
+
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut series = SeriesIds::default();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -197,11 +250,11 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
                 // Registry and state writes cannot fail on their own (only with the whole
                 // transaction); other operations get a savepoint so a refusal undoes only them.
                 if !matches!(op, WriteOp::Exec(_)) {
-                    results.push(apply(&tx, op, stats).map_err(|e| e.to_string()));
+                    results.push(apply(&tx, op, stats, &mut series).map_err(|e| e.to_string()));
                     continue;
                 }
                 let mut sp = tx.savepoint()?;
-                match apply(&sp, op, stats) {
+                match apply(&sp, op, stats, &mut series) {
                     Ok(()) => {
                         sp.commit()?;
                         results.push(Ok(()));
@@ -235,6 +288,8 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
                 }
             }
             Err(e) => {
+                // Series rows made in the transaction are gone with it.
+                series.clear();
                 tracing::error!(error = %e, ops = n, "A database transaction failed; its writes are lost.");
                 stats.failures.fetch_add(n, Ordering::Relaxed);
                 for (_, ack) in batch.drain(..) {
@@ -249,7 +304,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
 }
 
 /// Applies one operation inside the batch's transaction (through its savepoint).
-fn apply(tx: &Connection, op: WriteOp, stats: &WriterStats) -> Result<(), StoreError> {
+fn apply(tx: &Connection, op: WriteOp, stats: &WriterStats, series: &mut SeriesIds) -> Result<(), StoreError> {
     let now = Timestamp::now().as_millis();
     match op {
         WriteOp::UpsertDevice(d) => {
@@ -301,32 +356,31 @@ fn apply(tx: &Connection, op: WriteOp, stats: &WriterStats) -> Result<(), StoreE
                  ON CONFLICT (device, feature) DO UPDATE SET value = ?3, changed_at = ?4, reported_at = ?4",
             )?
             .execute(params![device.as_str(), feature, value, at.as_millis()])?;
-            tx.prepare_cached(
-                "INSERT INTO history (device, feature, kind, value, at, context) VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                device.as_str(),
-                feature,
-                value,
-                at.as_millis(),
-                serde_json::to_string(&context)?
-            ])?;
+            let id = series.get(tx, &device, &feature)?;
+            tx.prepare_cached("INSERT INTO history (series, kind, value, at, context) VALUES (?1, 0, ?2, ?3, ?4)")?
+                .execute(params![id, value, at.as_millis(), stored_context(&context)?])?;
         }
         WriteOp::Event { device, feature, event, at, context } => {
-            tx.prepare_cached(
-                "INSERT INTO history (device, feature, kind, value, at, context) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                device.as_str(),
-                feature,
-                serde_json::to_string(&event)?,
-                at.as_millis(),
-                serde_json::to_string(&context)?
-            ])?;
+            let id = series.get(tx, &device, &feature)?;
+            tx.prepare_cached("INSERT INTO history (series, kind, value, at, context) VALUES (?1, 1, ?2, ?3, ?4)")?
+                .execute(params![id, serde_json::to_string(&event)?, at.as_millis(), stored_context(&context)?])?;
         }
         WriteOp::Exec(f) => f(tx)?,
+        WriteOp::ForgetEmptySeries => {
+            // Cleared first: should the statement fail half-way, no id it removed stays known.
+            series.clear();
+            let n = tx.execute(
+                "DELETE FROM series WHERE NOT EXISTS (SELECT 1 FROM history WHERE history.series = series.id)
+                   AND NOT EXISTS (SELECT 1 FROM history_5m WHERE history_5m.series = series.id)
+                   AND NOT EXISTS (SELECT 1 FROM history_1h WHERE history_1h.series = series.id)",
+                [],
+            )?;
+            if n > 0 {
+                tracing::debug!(series = n, "Forgot series with no history left.");
+            }
+        }
         WriteOp::Shared(op, row, cap) => {
-            apply(tx, *op, stats)?;
+            apply(tx, *op, stats, series)?;
             let dropped = crate::cloud::outbox::insert(tx, &row, cap)?;
             stats.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -336,4 +390,150 @@ fn apply(tx: &Connection, op: WriteOp, stats: &WriterStats) -> Result<(), StoreE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The database's size as a file once its write-ahead log is checkpointed into it.
+    fn file_bytes(path: &std::path::Path) -> u64 {
+        let conn = Connection::open(path).expect("open");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).expect("pages");
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).expect("page size");
+        u64::try_from(pages * size).expect("size")
+    }
+
+    fn state(device: &str, feature: &str, value: f64, at: i64, origin: Origin) -> WriteOp {
+        WriteOp::State {
+            device: DeviceId::parse(device).expect("id"),
+            feature: feature.into(),
+            value: Value::Number(value),
+            at: Timestamp::from_millis(at),
+            context: Context::new(format!("c-{at}"), origin),
+        }
+    }
+
+    /// (feature, value, context) of a device's history, oldest first.
+    fn read(path: &std::path::Path, device: &str) -> Vec<(String, serde_json::Value, Option<serde_json::Value>)> {
+        let conn = Connection::open(path).expect("open");
+        let q = crate::store::HistoryQuery { limit: 100, ..Default::default() };
+        let (entries, _) = crate::store::history(&conn, &DeviceId::parse(device).expect("id"), &q).expect("history");
+        entries.into_iter().map(|e| (e.feature, e.value, e.context)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_fails_leaves_no_series_id_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (conn, path) = crate::store::open_and_migrate(dir.path()).expect("open");
+        let (writer, thread) = StoreWriter::start(conn);
+        // Hold the writer in a transaction so the next two writes share the following one.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let held = writer
+            .send_acked(WriteOp::Exec(Box::new(move |_| {
+                let _ = wait.recv();
+                Ok(())
+            })))
+            .await
+            .expect("queue");
+        let first = writer.send_acked(state("z:plug", "power", 5.0, 1_000, Origin::Device)).await.expect("queue");
+        // A foreign key checked at commit: the whole transaction fails there and rolls back.
+        let spoiler = writer
+            .send_acked(WriteOp::Exec(Box::new(|tx| {
+                tx.execute_batch(
+                    "PRAGMA defer_foreign_keys = ON;
+                     INSERT INTO automation_runs (run_id, automation, record, updated_at) VALUES (1, 'nobody', '{}', 1);",
+                )?;
+                Ok(())
+            })))
+            .await
+            .expect("queue");
+        go.send(()).expect("release");
+        let _ = held.await;
+        assert!(first.await.expect("answer").is_err(), "the failed transaction's write is reported lost");
+        assert!(spoiler.await.expect("answer").is_err());
+
+        writer.write(state("z:plug", "power", 6.0, 2_000, Origin::Device)).await.expect("the next write");
+        assert_eq!(read(&path, "z:plug"), vec![("power".to_owned(), serde_json::json!(6.0), None)]);
+        drop(writer);
+        thread.join().expect("writer");
+    }
+
+    #[tokio::test]
+    async fn series_with_no_history_left_are_forgotten_and_made_again_when_needed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (conn, path) = crate::store::open_and_migrate(dir.path()).expect("open");
+        let (writer, thread) = StoreWriter::start(conn);
+        let ada = Origin::User { name: "ada".into() };
+        writer.write(state("z:plug", "power", 5.0, 1_000, Origin::Device)).await.expect("write");
+        writer.write(state("z:lamp", "brightness", 40.0, 1_000, ada.clone())).await.expect("write");
+        // The plug's history ages out, as retention would remove it.
+        writer
+            .exec(|tx| {
+                tx.execute("DELETE FROM history WHERE series = (SELECT id FROM series WHERE device = 'z:plug')", [])?;
+                Ok(())
+            })
+            .await
+            .expect("delete");
+        writer.write(WriteOp::ForgetEmptySeries).await.expect("forget");
+        let left: Vec<String> = {
+            let conn = Connection::open(&path).expect("open");
+            let mut st = conn.prepare("SELECT device || '/' || feature FROM series").expect("prepare");
+            st.query_map([], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("rows")
+        };
+        assert_eq!(left, ["z:lamp/brightness"]);
+
+        writer.write(state("z:plug", "power", 7.0, 3_000, Origin::Device)).await.expect("write again");
+        assert_eq!(read(&path, "z:plug"), vec![("power".to_owned(), serde_json::json!(7.0), None)]);
+        let lamp = read(&path, "z:lamp");
+        assert_eq!(lamp.len(), 1);
+        assert_eq!(
+            lamp[0].2,
+            Some(serde_json::json!({"id": "c-1000", "origin": {"kind": "user", "name": "ada"}})),
+            "a context other than a device's own report is kept"
+        );
+        drop(writer);
+        thread.join().expect("writer");
+    }
+
+    /// Issue 12's target: a history sample costs under 100 bytes on disk. Sensors of a real
+    /// home's shape, through the writer as the hub writes them.
+    #[tokio::test]
+    async fn a_history_sample_costs_under_100_bytes_on_disk() {
+        const SAMPLES: u64 = 50_000;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (conn, path) = crate::store::open_and_migrate(dir.path()).expect("open");
+        drop(conn);
+        let before = file_bytes(&path);
+
+        let (writer, thread) = StoreWriter::start(crate::store::open_connection(&path).expect("open"));
+        let devices: Vec<DeviceId> = (0..60u64)
+            .map(|i| DeviceId::parse(&format!("zigbee2mqtt:0x00158d0008d4{:04x}", 0xe5f6 + i)).expect("id"))
+            .collect();
+        let start = 1_764_400_000_000i64;
+        let prefix = format!("{start:x}");
+        for i in 0..SAMPLES {
+            let device = devices[(i % 60) as usize].clone();
+            let (feature, value) = match i / 60 % 3 {
+                0 => ("temperature", Value::Number(f64::from(1800 + (i * 7 % 700) as u32) / 100.0)),
+                1 => ("humidity", Value::Number(f64::from(350 + (i * 3 % 300) as u32) / 10.0)),
+                _ => ("occupancy", Value::Bool(i % 2 == 0)),
+            };
+            let context = Context::new(format!("{prefix}-{:x}", i + 1), Origin::Device);
+            let at = Timestamp::from_millis(start + i as i64 * 1_200);
+            writer.send(WriteOp::State { device, feature: feature.into(), value, at, context }).await.expect("queue");
+        }
+        writer.flush().await.expect("flush");
+        drop(writer);
+        thread.join().expect("writer");
+
+        let after = file_bytes(&path);
+        let conn = Connection::open(&path).expect("open");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0)).expect("count");
+        assert_eq!(rows, SAMPLES as i64, "every sample is in history");
+        let per_sample = (after - before) as f64 / SAMPLES as f64;
+        eprintln!("history on disk: {per_sample:.1} bytes per sample ({SAMPLES} samples, {} bytes)", after - before);
+        assert!(per_sample < 100.0, "a history sample costs {per_sample:.1} bytes on disk; the target is under 100");
+    }
 }

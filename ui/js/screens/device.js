@@ -231,7 +231,8 @@ export function renderDevice(root, [id], app) {
         return h("li", { class: "log-entry", testid: "event-log-entry", dataset: { kind: e.kind, feature: e.feature } },
           h("time", { datetime: e.at, class: "log-time" }, fmtWhen(e.at)),
           h("span", { class: "log-what" }, `${featureLabel(d, f)}: ${what}`),
-          e.context ? h("span", { class: "log-origin" }, originText(e.context)) : null);
+          // History keeps no context for a device's own reports: null means "by the device".
+          h("span", { class: "log-origin" }, originText(e.context || { origin: { kind: "device" } })));
       }));
     };
     logRender = render;
