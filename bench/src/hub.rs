@@ -17,9 +17,15 @@ pub struct Hub {
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
     log: PathBuf,
+    data: PathBuf,
     agent: ureq::Agent,
-    _dir: tempfile::TempDir,
+    /// When `hearth run` was spawned.
+    pub spawned: Instant,
+    _dir: Option<tempfile::TempDir>,
 }
+
+/// The largest answer body read (a list of 10,000 devices is several MB).
+const MAX_BODY: u64 = 512 << 20;
 
 /// A loopback port nobody listens on right now.
 fn free_port() -> Result<u16> {
@@ -28,49 +34,74 @@ fn free_port() -> Result<u16> {
 }
 
 impl Hub {
-    /// Starts `bin run` and waits until `/healthz` answers (at most 60 s).
+    /// Starts `bin run` in a new temporary data directory and waits until `/healthz` answers (at
+    /// most 60 s).
     pub fn start(bin: &Path) -> Result<Hub> {
         let dir = tempfile::tempdir().context("creating a temporary data directory")?;
-        let data = dir.path().join("data");
-        let log = dir.path().join("hearth.log");
+        let mut hub = Hub::spawn(bin, dir.path(), None)?;
+        hub._dir = Some(dir);
+        hub.wait_healthy(Duration::from_millis(50), Duration::from_secs(60))?;
+        Ok(hub)
+    }
+
+    /// Spawns `bin run` with its data directory (`<home>/data`), log and configuration (when
+    /// given, written to `<home>/hearth.toml`) in `home`, on fresh loopback ports; returns at once.
+    pub fn spawn(bin: &Path, home: &Path, config: Option<&str>) -> Result<Hub> {
+        let data = home.join("data");
+        let log = home.join("hearth.log");
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mqtt = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let stderr = File::create(&log).context("creating the hub's log file")?;
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--http")
-            .arg(http.to_string())
-            .arg("--mqtt")
-            .arg(mqtt.to_string())
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening the hub's log file {}", log.display()))?;
+        let mut command = Command::new(bin);
+        command.arg("run").arg("--data-dir").arg(&data).arg("--http").arg(http.to_string());
+        command.arg("--mqtt").arg(mqtt.to_string());
+        if let Some(text) = config {
+            let path = home.join("hearth.toml");
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            command.arg("--config").arg(path);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let spawned = Instant::now();
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut hub = Hub { child: Some(child), http, mqtt, log, agent, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        Ok(Hub { child: Some(child), http, mqtt, log, data, agent, spawned, _dir: None })
+    }
+
+    /// Polls `/healthz` every `poll` until it answers 200 (at most `within`); returns when it did.
+    pub fn wait_healthy(&mut self, poll: Duration, within: Duration) -> Result<Instant> {
+        let deadline = self.spawned + within;
         loop {
-            if let Some(child) = hub.child.as_mut()
+            if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                hub.child = None;
-                bail!("hearth exited with {status} before serving; its log:\n{}", hub.log_tail());
+                self.child = None;
+                bail!("hearth exited with {status} before serving; its log:\n{}", self.log_tail());
             }
-            if let Ok((200, _)) = hub.request("GET", "/healthz", None, None) {
-                return Ok(hub);
+            if let Ok((200, _)) = self.request("GET", "/healthz", None, None) {
+                return Ok(Instant::now());
             }
             if Instant::now() > deadline {
-                bail!("hearth did not answer /healthz within 60 s; its log:\n{}", hub.log_tail());
+                bail!("hearth did not answer /healthz within {} s; its log:\n{}", within.as_secs(), self.log_tail());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(poll);
         }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data.join("hearth.db")
     }
 
     /// The process id.
@@ -97,7 +128,7 @@ impl Hub {
         };
         let mut resp = result.with_context(|| format!("{method} {path}"))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let text = resp.body_mut().with_config().limit(MAX_BODY).read_to_string().unwrap_or_default();
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 

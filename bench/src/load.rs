@@ -23,8 +23,22 @@ fn options(id: &str, broker: std::net::SocketAddr) -> MqttOptions {
     opts
 }
 
+/// A client and its connection, Nagle's algorithm off (as the hub's own clients have it).
+fn connect(id: &str, broker: std::net::SocketAddr) -> (Client, rumqttc::Connection) {
+    connect_with(options(id, broker), 10_000)
+}
+
+/// A client with these options and request queue, Nagle's algorithm off.
+pub fn connect_with(opts: MqttOptions, capacity: usize) -> (Client, rumqttc::Connection) {
+    let (client, mut connection) = Client::new(opts, capacity);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    connection.eventloop.set_network_options(network);
+    (client, connection)
+}
+
 /// Drives a connection on its own thread; `on_publish` sees each incoming publish.
-fn drive(
+pub fn drive(
     mut connection: rumqttc::Connection,
     stop: Arc<AtomicBool>,
     mut on_publish: impl FnMut(&str, &[u8]) + Send + 'static,
@@ -51,7 +65,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(broker: std::net::SocketAddr, from: &str, to: &'static str, qos: QoS) -> Result<Relay> {
-        let (client, connection) = Client::new(options("hearth-bench-relay", broker), 10_000);
+        let (client, connection) = connect("hearth-bench-relay", broker);
         client.subscribe(from, QoS::AtMostOnce).context("relay: subscribing")?;
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = client.clone();
@@ -102,7 +116,7 @@ impl Generator {
         in_topic: &'static str,
         out_topic: &str,
     ) -> Result<Generator> {
-        let (client, connection) = Client::new(options(id, broker), 10_000);
+        let (client, connection) = connect(id, broker);
         client.subscribe(out_topic, QoS::AtMostOnce).context("generator: subscribing")?;
         let (tx, received): (Sender<(Vec<u8>, Instant)>, _) = channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -198,13 +212,7 @@ impl Generator {
 
         latencies_ns.sort_unstable();
         let received = latencies_ns.len() as u64;
-        let pick = |q: f64| -> f64 {
-            if latencies_ns.is_empty() {
-                return f64::NAN;
-            }
-            let i = ((q * latencies_ns.len() as f64).ceil() as usize).clamp(1, latencies_ns.len()) - 1;
-            latencies_ns[i] as f64 / 1e6
-        };
+        let pick = |q: f64| percentile_ms(&latencies_ns, q);
         let window = last_arrival.duration_since(started).as_secs_f64();
         let cpu_ms = (cpu_after - cpu_before) as f64 * 1000.0 / ticks_per_s as f64;
         Ok(RunResult {
@@ -227,6 +235,15 @@ impl Drop for Generator {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.client.try_disconnect();
     }
+}
+
+/// The `q` quantile (0 to 1, nearest rank) of sorted nanoseconds, in milliseconds; NaN when empty.
+pub fn percentile_ms(sorted_ns: &[u64], q: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * sorted_ns.len() as f64).ceil() as usize).clamp(1, sorted_ns.len()) - 1;
+    sorted_ns[i] as f64 / 1e6
 }
 
 /// Reads "run seq sent_ns" back from a payload.
