@@ -238,7 +238,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         core: core.clone(),
         automations: automations.clone(),
         writer: writer.clone(),
-        readers: Readers::new(db_path),
+        readers: Readers::new(db_path.clone()),
         started,
         broker: broker_addr,
         location,
@@ -259,6 +259,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ms = started.elapsed().as_millis() as u64,
         "Hearth is serving on http://{http_addr}/."
     );
+    // History's tables are checked now, not before serving (see `store::check_after_start`).
+    if let Err(e) = store::check_after_start(db_path) {
+        tracing::warn!(error = %e, "Could not start the database check.");
+    }
 
     wait_for_signal().await;
     crate::notify::notify("STOPPING=1\nSTATUS=Shutting down");

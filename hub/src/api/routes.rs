@@ -957,6 +957,12 @@ async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
             format!("device `{id}` has no feature `{f}`; its features are: {}", known.join(", ")),
         ));
     }
+    // Read your writes: the writer may be gathering recent changes into its next commit (its
+    // commit window); a flush commits them first, so history holds every change the hub has
+    // shown. A failing writer is not this request's error: the read says what is committed.
+    if let Err(e) = app.writer.flush().await {
+        tracing::debug!(error = %e, "History read without a flush.");
+    }
     let did = id.clone();
     if let Some(table) = table {
         let (periods, truncated) =

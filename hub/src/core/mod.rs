@@ -422,7 +422,18 @@ async fn run(init: CoreInit, mut requests: mpsc::Receiver<Request>, stats: Arc<C
 }
 
 impl Core {
+    /// Carries out `fx`: writes, then events. The acknowledgement of the last write, for a caller
+    /// that waits for it; [`Core::effects_unacked`] when nobody does, so the writer may gather
+    /// the writes with others into one commit.
     async fn effects(&mut self, fx: Effects) -> Option<Ack> {
+        self.carry_out(fx, true).await
+    }
+
+    async fn effects_unacked(&mut self, fx: Effects) {
+        self.carry_out(fx, false).await;
+    }
+
+    async fn carry_out(&mut self, fx: Effects, acked: bool) -> Option<Ack> {
         for why in &fx.refused {
             tracing::warn!("Refused a report: {why}.");
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -432,7 +443,7 @@ impl Core {
         let mut last_ack = None;
         let n = writes.len();
         for (i, op) in writes.into_iter().enumerate() {
-            if i + 1 == n {
+            if acked && i + 1 == n {
                 match self.writer.send_acked(op).await {
                     Ok(ack) => last_ack = Some(ack),
                     Err(e) => tracing::error!(error = %e, "Cannot queue a database write."),
@@ -465,13 +476,13 @@ impl Core {
             }
             AdapterEvent::Found { found } => {
                 let fx = self.inbox.found(adapter, found.clone(), Timestamp::now());
-                self.effects(fx).await;
+                self.effects_unacked(fx).await;
                 return;
             }
             _ => {}
         }
         let fx = self.registry.apply(adapter, event, Timestamp::now(), &mut self.ids);
-        self.effects(fx).await;
+        self.effects_unacked(fx).await;
     }
 
     /// With the cloud link on: each change's outbox row joins the write of that change (the
@@ -656,7 +667,7 @@ impl Core {
                 };
                 self.set_status(adapter, status);
                 let fx = self.registry.adapter_down(adapter, &reason, code, Timestamp::now());
-                self.effects(fx).await;
+                self.effects_unacked(fx).await;
             }
         }
     }

@@ -300,9 +300,11 @@ fn sweep_series(conn: &Connection, table: &str, series: i64, cutoff: i64, rolled
 
 /// The bytes of the database's pages in use (its file less its free pages).
 pub fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    // Prepared once: the writer asks after every batch.
+    let pragma = |sql: &str| -> Result<i64, rusqlite::Error> { conn.prepare_cached(sql)?.query_row([], |r| r.get(0)) };
+    let page = pragma("PRAGMA page_size")?;
+    let pages = pragma("PRAGMA page_count")?;
+    let free = pragma("PRAGMA freelist_count")?;
     Ok(u64::try_from((pages - free).max(0) * page).unwrap_or(0))
 }
 

@@ -4,9 +4,13 @@
 //! Batching is group commit: the thread waits for the first operation, then takes everything
 //! already queued (up to [`MAX_BATCH`]) into the same transaction. Under load, what arrives while a
 //! commit is syncing goes into the next one, so a burst of thousands of state changes costs a few
-//! fsyncs, while a lone change is committed at once. Each operation runs in its own savepoint, so
-//! one failing operation never undoes the others. An operation's acknowledgement is sent only
-//! after its transaction is durable (`synchronous = FULL`).
+//! fsyncs. When nobody waits for any operation of the batch (state reports, automation traces),
+//! the writer also gathers what arrives within [`COMMIT_WINDOW`] before it commits: a sensor
+//! reporting 1,000 times a second then costs 10 fsyncs a second, not 1,000. An operation
+//! someone waits for (an acknowledgement whose receiver is alive: an API change, a flush) ends
+//! the window at once. Each operation runs in its own savepoint, so one failing operation never
+//! undoes the others. An operation's acknowledgement is sent only after its transaction is
+//! durable (`synchronous = FULL`).
 //!
 //! History rows name their (device, feature) pair by a `series` id. The writer keeps the ids it
 //! has used in memory, so a sample costs no lookup once its series is known; the memory is
@@ -28,6 +32,33 @@ use super::StoreError;
 pub const MAX_BATCH: usize = 2048;
 /// How many operations may wait for the writer before senders wait (backpressure).
 pub const QUEUE: usize = 8192;
+/// How long a batch nobody waits for may gather more operations before it is committed. What the
+/// hub reports as persisted (history reads) is only ever what was committed; a crash loses at
+/// most this much of the newest history, and never what anyone was told was saved.
+pub const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether someone waits for this operation's commit.
+fn awaited(op: &(WriteOp, Option<Ack>)) -> bool {
+    op.1.as_ref().is_some_and(|ack| !ack.is_closed())
+}
+
+/// Waits for the next operation; with `until`, at most until then (`None` at the deadline or
+/// when every sender is gone).
+fn next_op(
+    clock: Option<&tokio::runtime::Runtime>,
+    rx: &mut mpsc::Receiver<(WriteOp, Option<Ack>)>,
+    until: Option<tokio::time::Instant>,
+) -> Option<(WriteOp, Option<Ack>)> {
+    match (clock, until) {
+        // The timer is made inside the runtime, whose clock it needs.
+        (Some(rt), Some(deadline)) => {
+            rt.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await }).ok().flatten()
+        }
+        (_, None) => rx.blocking_recv(),
+        // Without a clock there is no window: commit what there is.
+        (None, Some(_)) => None,
+    }
+}
 
 type ExecFn = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
@@ -233,13 +264,25 @@ fn stored_context(context: &Context) -> Result<Option<String>, StoreError> {
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut series = SeriesIds::default();
-    while let Some(first) = rx.blocking_recv() {
+    // A clock of the writer's own for the commit window (a failure only loses the window).
+    let clock = tokio::runtime::Builder::new_current_thread().enable_time().build().ok();
+    while let Some(first) = next_op(clock.as_ref(), &mut rx, None) {
+        let mut urgent = awaited(&first);
         batch.push(first);
+        let deadline = tokio::time::Instant::now() + COMMIT_WINDOW;
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
+            let op = match rx.try_recv() {
+                Ok(op) => op,
+                Err(mpsc::error::TryRecvError::Empty) if !urgent => {
+                    match next_op(clock.as_ref(), &mut rx, Some(deadline)) {
+                        Some(op) => op,
+                        None => break,
+                    }
+                }
                 Err(_) => break,
-            }
+            };
+            urgent |= awaited(&op);
+            batch.push(op);
         }
         let n = batch.len() as u64;
         let mut results = Vec::with_capacity(batch.len());
@@ -253,15 +296,17 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, sta
                     results.push(apply(&tx, op, stats, &mut series).map_err(|e| e.to_string()));
                     continue;
                 }
-                let mut sp = tx.savepoint()?;
-                match apply(&sp, op, stats, &mut series) {
+                // Savepoint statements prepared once: an automation's trace is one of these on
+                // every run.
+                tx.prepare_cached("SAVEPOINT hearth_op")?.execute([])?;
+                match apply(&tx, op, stats, &mut series) {
                     Ok(()) => {
-                        sp.commit()?;
+                        tx.prepare_cached("RELEASE hearth_op")?.execute([])?;
                         results.push(Ok(()));
                     }
                     Err(e) => {
-                        sp.rollback()?;
-                        drop(sp);
+                        tx.prepare_cached("ROLLBACK TO hearth_op")?.execute([])?;
+                        tx.prepare_cached("RELEASE hearth_op")?.execute([])?;
                         results.push(Err(e.to_string()));
                     }
                 }
@@ -421,6 +466,25 @@ mod tests {
         let q = crate::store::HistoryQuery { limit: 100, ..Default::default() };
         let (entries, _) = crate::store::history(&conn, &DeviceId::parse(device).expect("id"), &q).expect("history");
         entries.into_iter().map(|e| (e.feature, e.value, e.context)).collect()
+    }
+
+    #[tokio::test]
+    async fn writes_nobody_waits_for_are_gathered_into_one_commit_that_a_waited_write_ends() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (conn, _) = crate::store::open_and_migrate(dir.path()).expect("open");
+        let (writer, thread) = StoreWriter::start(conn);
+        // Two reports a few milliseconds apart, well inside the window, then a flush someone
+        // waits for: one transaction. Committing each at once would make three.
+        writer.send(state("demo:lamp", "brightness", 10.0, 1_000, Origin::Device)).await.expect("queue");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        writer.send(state("demo:lamp", "brightness", 20.0, 2_000, Origin::Device)).await.expect("queue");
+        writer.flush().await.expect("flush");
+        assert_eq!(writer.stats().batches.load(Ordering::Relaxed), 1, "one commit for the three");
+        assert_eq!(writer.stats().ops.load(Ordering::Relaxed), 3);
+        drop(writer);
+        thread.join().expect("writer");
+        let path = dir.path().join("hearth.db");
+        assert_eq!(read(&path, "demo:lamp").len(), 2, "both reports are in history");
     }
 
     #[tokio::test]
