@@ -37,6 +37,22 @@ pub fn connect_with(opts: MqttOptions, capacity: usize) -> (Client, rumqttc::Con
     (client, connection)
 }
 
+/// Calls `each` with 0, 1, ... `count - 1`, `rate` times per second, on schedule from the first
+/// call (a late call is not made up for by waiting less later, only by not waiting).
+pub fn paced(rate: u32, count: u64, mut each: impl FnMut(u64) -> Result<()>) -> Result<()> {
+    let start = Instant::now();
+    let step_ns = 1_000_000_000 / u64::from(rate.max(1));
+    for seq in 0..count {
+        let due = start + Duration::from_nanos(seq * step_ns);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        each(seq)?;
+    }
+    Ok(())
+}
+
 /// Drives a connection on its own thread; `on_publish` sees each incoming publish.
 pub fn drive(
     mut connection: rumqttc::Connection,
@@ -156,17 +172,10 @@ impl Generator {
 
     /// Publishes `count` messages of run `run`, `rate` per second.
     fn send_paced(&self, run: u32, rate: u32, count: u64) -> Result<()> {
-        let start = Instant::now();
-        let step_ns = 1_000_000_000 / u64::from(rate.max(1));
-        for seq in 0..count {
-            let due = start + Duration::from_nanos(seq * step_ns);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+        paced(rate, count, |seq| {
             self.client.publish(self.in_topic, QoS::AtMostOnce, false, self.payload(run, seq))?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A warm-up second, then `seconds` at `rate`; waits for stragglers (until 2 s pass with none).

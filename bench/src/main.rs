@@ -668,7 +668,7 @@ fn write_startup(out: &mut impl Write, s: &StartupResult) -> Result<()> {
     }
     rows.push(vec!["database".into(), format!("{:.1} MiB", mib(s.db_bytes))]);
     rows.push(vec![
-        "PRAGMA quick_check alone (the hub runs it at start)".into(),
+        "PRAGMA quick_check alone (the hub runs it once serving)".into(),
         format!("{:.0} ms", s.quick_check_ms),
     ]);
     rows.push(vec!["spawn to GET /healthz 200".into(), format!("{:.0} ms", s.healthz_ms)]);

@@ -163,17 +163,7 @@ impl Reaction {
     }
 
     fn send_paced(&mut self, rate: u32, count: u64) -> Result<()> {
-        let start = Instant::now();
-        let step_ns = 1_000_000_000 / u64::from(rate.max(1));
-        for seq in 0..count {
-            let due = start + Duration::from_nanos(seq * step_ns);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            self.flip()?;
-        }
-        Ok(())
+        crate::load::paced(rate, count, |_| self.flip())
     }
 
     /// A warm-up second, then `seconds` at `rate`; waits for stragglers until 2 s pass with none.
