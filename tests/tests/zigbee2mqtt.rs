@@ -825,6 +825,46 @@ fn hub_commands_publish_set_payloads_in_zigbee2mqtt_units() {
 }
 
 #[test]
+fn hub_a_burst_of_commands_reaches_zigbee2mqtt_whole_and_the_adapter_keeps_working() {
+    // One run sends 400 commands as fast as the hub can make them: more than the MQTT client's
+    // queue and its in-flight window together. The adapter used to wait on that queue from the
+    // task that also drains it, and stopped for good: no command reached zigbee2mqtt after.
+    let home = Home::start();
+    let made = home.hub.post(
+        "/api/v1/automations",
+        Some(&home.token),
+        json!({"id": "burst", "name": "Burst", "triggers": [{"mqtt": {"topic": "test/burst"}}],
+               "actions": [{"repeat": {"count": 400, "actions": [{"set": {"devices": [BULB.id()], "values": {"brightness": 40}}}]}}]}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text);
+    home.sim.clear_sets();
+    let topic = format!("zigbee2mqtt/{}/set", BULB.name);
+    let count = || home.sim.sets().iter().filter(|(t, _)| *t == topic).count();
+    // The automation's MQTT subscription may take a moment: publish until the burst starts.
+    let probe = MqttProbe::connect(home.hub.mqtt.unwrap());
+    home.hub.wait_for(T, || {
+        probe.publish("test/burst", "go", false);
+        std::thread::sleep(Duration::from_millis(200));
+        (count() > 0).then_some(())
+    });
+    // The hub refuses what finds the adapter's queue full ("busy", in the run's trace); what it
+    // accepted goes out. Wait until nothing more arrives.
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now = count();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(last >= 64, "only {last} of 400 commands reached zigbee2mqtt");
+    // And the adapter still carries commands.
+    home.command(&BULB.id(), json!({"set": {"state": false}}));
+    home.expect_mqtt(BULB.name, "set", json!({"state": "OFF"}));
+}
+
+#[test]
 fn hub_refresh_asks_zigbee2mqtt_with_get() {
     let home = Home::start();
     home.command(&BULB.id(), json!({"refresh": ["state"]}));

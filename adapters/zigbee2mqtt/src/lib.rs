@@ -12,7 +12,7 @@ pub mod api;
 pub mod bridge;
 pub mod exposes;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use hearth_sdk::{
@@ -124,18 +124,24 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let mut backoff = Duration::from_millis(500);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut outbox = Outbox::default();
+    let mut subscribed = false;
     tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), base = %base, "Connecting to zigbee2mqtt's broker.");
 
     loop {
+        // Whatever waited for room in the client's queue goes first (the poll below made room).
+        outbox.flush(&client);
+        if connected && !subscribed {
+            subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
+        }
         tokio::select! {
             _ = ctx.shutdown.wait() => break,
             polled = eventloop.poll() => match polled {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
                     backoff = Duration::from_millis(500);
-                    if let Err(e) = client.subscribe(format!("{base}/#"), QoS::AtLeastOnce).await {
-                        tracing::warn!(error = %e, "Cannot subscribe to zigbee2mqtt's topics.");
-                    }
+                    // Queued, never awaited: see `Outbox`. A full queue retries next time round.
+                    subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
                     events.status(AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
                                 .with_code("waiting_for_bridge")).await?;
                     tracing::info!("Connected to zigbee2mqtt's broker.");
@@ -176,6 +182,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         tracing::warn!("Lost zigbee2mqtt's broker: {reason}; retrying.");
                     }
                     connected = false;
+                    subscribed = false;
                     for ev in bridge.all_offline(&reason) {
                         events.send(ev).await?;
                     }
@@ -194,7 +201,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                 }
             },
             Some(cmd) = ctx.commands.recv() => {
-                if let Err(e) = command(&client, &mut bridge, &base, cmd).await {
+                if let Err(e) = command(&mut outbox, &client, &mut bridge, &base, cmd) {
                     tracing::warn!("A command could not be sent to zigbee2mqtt: {e}.");
                 }
             }
@@ -215,14 +222,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         let transaction = format!("hearth-{next_transaction}");
                         body.insert("transaction".into(), json!(transaction));
                         let topic = format!("{base}/bridge/request/{path}");
-                        match client.publish(topic, QoS::AtLeastOnce, false, Json::Object(body).to_string()).await {
-                            Ok(()) => {
-                                pending.insert(transaction, Pending { action, reply, deadline: Instant::now() + REQUEST_TIMEOUT });
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(ActionError::Unavailable(format!("cannot publish the request: {e}"))));
-                            }
-                        }
+                        outbox.publish(&client, topic, Json::Object(body).to_string());
+                        pending.insert(transaction, Pending { action, reply, deadline: Instant::now() + REQUEST_TIMEOUT });
                     }
                 }
             }
@@ -343,11 +344,64 @@ fn action_request(
     Ok((path, body))
 }
 
+/// Publishes waiting for room in the MQTT client's request queue.
+///
+/// The adapter's one task both drives the client's event loop and publishes. Awaiting a publish
+/// while the queue is full waits for the event loop, which that same task no longer polls: the
+/// adapter stopped for good (seen at 5,000 commands a second in hearth-bench). So publishes are
+/// only ever tried; what finds the queue full waits here, in order, and goes out after the next
+/// poll. At most [`Outbox::MAX`] wait (a broker gone for long): then the oldest is dropped.
+#[derive(Debug, Default)]
+struct Outbox {
+    waiting: VecDeque<(String, bytes::Bytes)>,
+    dropped: u64,
+}
+
+impl Outbox {
+    const MAX: usize = 10_000;
+
+    fn publish(&mut self, client: &AsyncClient, topic: String, payload: String) {
+        self.waiting.push_back((topic, bytes::Bytes::from(payload)));
+        self.flush(client);
+    }
+
+    fn flush(&mut self, client: &AsyncClient) {
+        while let Some((topic, payload)) = self.waiting.pop_front() {
+            match client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+                Ok(()) => {}
+                Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
+                    self.waiting.push_front((p.topic, p.payload));
+                    break;
+                }
+                // The event loop is gone: the adapter is stopping.
+                Err(_) => break,
+            }
+        }
+        while self.waiting.len() > Self::MAX {
+            self.waiting.pop_front();
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "zigbee2mqtt's broker takes no messages; the oldest commands were dropped."
+                );
+            }
+        }
+    }
+}
+
 /// Sends a validated command: `/set` with values in zigbee2mqtt's units, or `/get`.
-async fn command(client: &AsyncClient, bridge: &mut Bridge, base: &str, cmd: Command) -> Result<(), String> {
+fn command(
+    outbox: &mut Outbox,
+    client: &AsyncClient,
+    bridge: &mut Bridge,
+    base: &str,
+    cmd: Command,
+) -> Result<(), String> {
     if let Some((path, body)) = bridge.bridge_command(&cmd) {
         let topic = format!("{base}/bridge/request/{path}");
-        return client.publish(topic, QoS::AtLeastOnce, false, body.to_string()).await.map_err(|e| e.to_string());
+        outbox.publish(client, topic, body.to_string());
+        return Ok(());
     }
     let (name, mapping) =
         bridge.target(&cmd.device).ok_or_else(|| format!("no zigbee2mqtt device `{}`", cmd.device))?;
@@ -355,10 +409,7 @@ async fn command(client: &AsyncClient, bridge: &mut Bridge, base: &str, cmd: Com
         let payload = exposes::encode_set(mapping, &cmd.request.set, cmd.request.transition)
             .map_err(|key| format!("feature `{key}` of {} cannot be converted", cmd.device))?;
         let topic = format!("{base}/{name}/set");
-        client
-            .publish(topic, QoS::AtLeastOnce, false, Json::Object(payload).to_string())
-            .await
-            .map_err(|e| e.to_string())?;
+        outbox.publish(client, topic, Json::Object(payload).to_string());
     }
     if let Some(refresh) = &cmd.request.refresh {
         let keys: Vec<String> = match refresh {
@@ -369,10 +420,7 @@ async fn command(client: &AsyncClient, bridge: &mut Bridge, base: &str, cmd: Com
         if !keys.is_empty() {
             let payload: serde_json::Map<String, Json> = keys.into_iter().map(|k| (k, json!(""))).collect();
             let topic = format!("{base}/{name}/get");
-            client
-                .publish(topic, QoS::AtLeastOnce, false, Json::Object(payload).to_string())
-                .await
-                .map_err(|e| e.to_string())?;
+            outbox.publish(client, topic, Json::Object(payload).to_string());
         }
     }
     bridge.remember_cause(&cmd.device, cmd.context.clone());

@@ -973,7 +973,14 @@ async fn history(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
         );
     }
     let (entries, truncated) = app.readers.with(move |c| crate::store::history(c, &did, &q)).await?;
-    Reply::json(&serde_json::json!({"device": id, "entries": entries, "truncated": truncated}))
+    // Written straight out: up to 10,000 entries, no JSON tree in between.
+    #[derive(serde::Serialize)]
+    struct History<'a, E: serde::Serialize> {
+        device: &'a DeviceId,
+        entries: E,
+        truncated: bool,
+    }
+    Reply::json(&History { device: &id, entries, truncated })
 }
 
 async fn areas(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {

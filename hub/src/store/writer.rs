@@ -37,9 +37,6 @@ pub const QUEUE: usize = 8192;
 /// most this much of the newest history, and never what anyone was told was saved.
 pub const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The writer thread's nice value: it gives way to the threads that react to devices.
-pub const WRITER_NICE: i32 = 5;
-
 /// Whether someone waits for this operation's commit.
 fn awaited(op: &(WriteOp, Option<Ack>)) -> bool {
     op.1.as_ref().is_some_and(|ack| !ack.is_closed())
@@ -267,10 +264,6 @@ fn stored_context(context: &Context) -> Result<Option<String>, StoreError> {
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut series = SeriesIds::default();
-    // Reactions before persistence when the cores are busy (see hearth_sys::lower_this_thread).
-    if !hearth_sys::lower_this_thread(WRITER_NICE) {
-        tracing::debug!("The database writer runs at normal priority.");
-    }
     // A clock of the writer's own for the commit window (a failure only loses the window).
     let clock = tokio::runtime::Builder::new_current_thread().enable_time().build().ok();
     while let Some(first) = next_op(clock.as_ref(), &mut rx, None) {

@@ -25,29 +25,6 @@ pub fn fix_allocator_thresholds() -> bool {
     false
 }
 
-/// Makes the calling thread yield to the others when the cores are busy: its nice value becomes
-/// `nice` (0 to 19; higher is kinder). Returns whether the kernel took it.
-///
-/// Why: the SQLite writer commits a batch every 100 ms or so; on a 2-core Pi that burst of work
-/// delayed the reactions running beside it (a p99 of 4 ms above the broker's own at 1,000
-/// messages a second). Persistence can wait a few milliseconds; a light should not.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub fn lower_this_thread(nice: i32) -> bool {
-    // SAFETY: gettid and setpriority take and return integers; PRIO_PROCESS with a thread id
-    // changes only that thread on Linux.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, u32::try_from(tid).unwrap_or(0), nice.clamp(0, 19)) == 0
-    }
-}
-
-/// Elsewhere: left as it is.
-#[cfg(not(target_os = "linux"))]
-pub fn lower_this_thread(_nice: i32) -> bool {
-    false
-}
-
 /// Turns Nagle's algorithm off on every listening TCP socket of this process bound to `port`;
 /// returns how many it changed (0 when none listens there).
 ///
