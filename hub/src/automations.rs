@@ -480,7 +480,8 @@ impl Task {
                 }
             }
         }
-        let record = match serde_json::to_value(&t) {
+        // Written once, straight to text: the trace goes to the database as it is.
+        let record = match serde_json::to_string(&t) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "A trace cannot be saved.");

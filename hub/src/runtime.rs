@@ -33,6 +33,11 @@ pub const CORE_STOP: Duration = Duration::from_secs(5);
 pub const STORE_STOP: Duration = Duration::from_secs(15);
 /// Time requests in flight get.
 pub const HTTP_STOP: Duration = Duration::from_secs(3);
+/// When the hub first gives back memory it no longer uses, counted from serving: start-up's work
+/// (migrations, adapters' set-up, the first reports) is over by then.
+const FIRST_RELEASE: Duration = Duration::from_secs(5);
+/// How often it does so afterwards.
+const RELEASE_EVERY: Duration = Duration::from_secs(300);
 
 /// What `hearth run` was asked for, after flags and the file are merged.
 #[derive(Debug, Clone)]
@@ -263,6 +268,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = store::check_after_start(db_path) {
         tracing::warn!(error = %e, "Could not start the database check.");
     }
+    let release = spawn_memory_release();
 
     wait_for_signal().await;
     crate::notify::notify("STOPPING=1\nSTATUS=Shutting down");
@@ -294,6 +300,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("Plugins did not stop in time; they were killed.");
     }
     upkeep.abort();
+    release.abort();
     backups.stop();
     tracing::info!("Shutting down: applying queued events.");
     if tokio::time::timeout(CORE_STOP, core.stop()).await.is_err() {
@@ -333,6 +340,32 @@ fn engine_settings(config: &Config) -> anyhow::Result<hearth_automations::engine
     };
     tracing::info!(zone = %zone.name(), sun = location.is_some(), "Automations use this local time.");
     Ok(hearth_automations::engine::Settings { zone, location, ..Default::default() })
+}
+
+/// Gives back memory the hub holds but does not use: the mappings of code that only start-up
+/// ran, and the allocator's free pages (see `hearth_sys`). What is used again comes back as it is
+/// used. First at [`FIRST_RELEASE`] after serving, then every [`RELEASE_EVERY`].
+fn spawn_memory_release() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        let mut wait = FIRST_RELEASE;
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = RELEASE_EVERY;
+            let released =
+                tokio::task::spawn_blocking(|| (hearth_sys::release_code_pages(), hearth_sys::release_free_heap()))
+                    .await;
+            match released {
+                Ok((Ok(code), heap)) => tracing::debug!(
+                    code_kib = code.kib,
+                    code_mappings = code.mappings,
+                    heap_trimmed = heap,
+                    "Gave back memory the hub does not use."
+                ),
+                Ok((Err(e), _)) => tracing::debug!(error = %e, "Could not give back the mappings of unused code."),
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 async fn wait_for_signal() {

@@ -377,11 +377,10 @@ pub fn save_trace(
     automation: &str,
     run_id: u64,
     started_at: i64,
-    record: &Value,
+    record: &str,
     keep: usize,
 ) -> Result<bool, StoreError> {
     let run_id = sql_run_id(run_id)?;
-    let record = serde_json::to_string(record)?;
     atomically(conn, |conn| {
         let n = conn
             .prepare_cached(
@@ -394,12 +393,19 @@ pub fn save_trace(
         if n == 0 {
             return Ok(false);
         }
+        if keep == 0 {
+            conn.prepare_cached("DELETE FROM automation_traces WHERE automation = ?1")?.execute([automation])?;
+            return Ok(true);
+        }
+        // Everything older than the `keep`-th newest. Both halves walk the index
+        // `automation_traces_newest`: the subquery `keep` entries, the delete only what goes (one
+        // row, usually). Sorting the automation's traces on every run showed in profiles.
         conn.prepare_cached(
-            "DELETE FROM automation_traces WHERE automation = ?1 AND run_id NOT IN (
-                 SELECT run_id FROM automation_traces WHERE automation = ?1
-                 ORDER BY started_at DESC, run_id DESC LIMIT ?2)",
+            "DELETE FROM automation_traces WHERE automation = ?1 AND (started_at, run_id) < (
+                 SELECT started_at, run_id FROM automation_traces WHERE automation = ?1
+                 ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?2)",
         )?
-        .execute(params![automation, i64::try_from(keep).unwrap_or(i64::MAX)])?;
+        .execute(params![automation, i64::try_from(keep - 1).unwrap_or(i64::MAX)])?;
         Ok(true)
     })
 }
@@ -601,11 +607,13 @@ mod tests {
             save_automation(&conn, id, &json!({"id": id}), true, "ada", None, 0).unwrap();
         }
         for run in 1..=5u64 {
-            assert!(save_trace(&conn, "attic", 100 + run, run as i64, &json!({"run": 100 + run}), 10).unwrap());
+            assert!(
+                save_trace(&conn, "attic", 100 + run, run as i64, &json!({"run": 100 + run}).to_string(), 10).unwrap()
+            );
         }
         // Started out of order: pruning goes by start time, not by run id.
         for (run, started) in [(1u64, 10i64), (2, 30), (3, 20), (4, 50), (5, 40)] {
-            assert!(save_trace(&conn, "porch", run, started, &json!({"run": run}), 3).unwrap());
+            assert!(save_trace(&conn, "porch", run, started, &json!({"run": run}).to_string(), 3).unwrap());
         }
         let porch = traces(&conn, "porch", 10).unwrap();
         assert_eq!(porch.iter().map(|t| t.run_id).collect::<Vec<_>>(), [4, 5, 2]);
@@ -616,12 +624,12 @@ mod tests {
         assert_eq!(traces(&conn, "attic", 10).unwrap().len(), 5, "other automations keep theirs");
 
         // Saving a run's trace again replaces it.
-        save_trace(&conn, "porch", 4, 50, &json!({"run": 4, "done": true}), TRACES_KEPT).unwrap();
+        save_trace(&conn, "porch", 4, 50, &json!({"run": 4, "done": true}).to_string(), TRACES_KEPT).unwrap();
         assert_eq!(trace(&conn, "porch", 4).unwrap().unwrap().record, json!({"run": 4, "done": true}));
         assert_eq!(traces(&conn, "porch", 10).unwrap().len(), 3);
 
         // A trace of an automation that is not stored is dropped.
-        assert!(!save_trace(&conn, "nobody", 9, 1, &json!({}), TRACES_KEPT).unwrap());
+        assert!(!save_trace(&conn, "nobody", 9, 1, &json!({}).to_string(), TRACES_KEPT).unwrap());
         assert!(traces(&conn, "nobody", 10).unwrap().is_empty());
         assert_eq!(last_run_id(&conn).unwrap(), 105);
     }
@@ -664,8 +672,8 @@ mod tests {
         }
         save_run(&conn, 1, "porch", &json!({}), 1).unwrap();
         save_run(&conn, 2, "attic", &json!({}), 1).unwrap();
-        save_trace(&conn, "porch", 1, 1, &json!({}), TRACES_KEPT).unwrap();
-        save_trace(&conn, "attic", 2, 1, &json!({}), TRACES_KEPT).unwrap();
+        save_trace(&conn, "porch", 1, 1, &json!({}).to_string(), TRACES_KEPT).unwrap();
+        save_trace(&conn, "attic", 2, 1, &json!({}).to_string(), TRACES_KEPT).unwrap();
 
         // Without the foreign keys' help too.
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
@@ -719,7 +727,7 @@ mod tests {
         let (_dir, conn) = db();
         save_automation(&conn, "porch", &light(50), true, "ada", None, 0).unwrap();
         save_run(&conn, 3, "porch", &json!({}), 0).unwrap();
-        save_trace(&conn, "porch", 3, 0, &json!({}), TRACES_KEPT).unwrap();
+        save_trace(&conn, "porch", 3, 0, &json!({}).to_string(), TRACES_KEPT).unwrap();
         save_scene(&conn, "evening", &json!({}), 0).unwrap();
         conn.execute_batch(
             "UPDATE automations SET definition = '{\"id\": ';
@@ -796,7 +804,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, 2);
-        writer.exec(|tx| save_trace(tx, "porch", 1, 1, &json!({"ok": true}), TRACES_KEPT)).await.unwrap();
+        writer.exec(|tx| save_trace(tx, "porch", 1, 1, &json!({"ok": true}).to_string(), TRACES_KEPT)).await.unwrap();
         let readers = crate::store::Readers::new(path);
         let (a, t) = readers.with(|conn| Ok((automation(conn, "porch")?, traces(conn, "porch", 5)?))).await.unwrap();
         assert_eq!(a.unwrap().version, 2);

@@ -8,7 +8,9 @@
 //! the writer also gathers what arrives within [`COMMIT_WINDOW`] before it commits: a sensor
 //! reporting 1,000 times a second then costs 10 fsyncs a second, not 1,000. An operation
 //! someone waits for (an acknowledgement whose receiver is alive: an API change, a flush) ends
-//! the window at once. Each operation runs in its own savepoint, so one failing operation never
+//! the window at once. Within the window the writer sleeps: a write nobody waits for does not
+//! wake it (one wake-up per write was most of its cost, in context switches); a waited write, or a
+//! sender finding the queue full, kicks it awake. Each operation runs in its own savepoint, so one failing operation never
 //! undoes the others. An operation's acknowledgement is sent only after its transaction is
 //! durable (`synchronous = FULL`).
 //!
@@ -24,7 +26,7 @@ use std::thread;
 
 use hearth_sdk::{Area, Context, Device, DeviceDescriptor, DeviceId, Origin, Timestamp, Value};
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::StoreError;
 
@@ -37,27 +39,44 @@ pub const QUEUE: usize = 8192;
 /// most this much of the newest history, and never what anyone was told was saved.
 pub const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The longest the writer works on a batch before it lets other threads run: a 100 ms batch takes
+/// a few milliseconds, and the kernel let it finish while a reaction waited for the core (the
+/// reaction p99 rose by that much, every commit). Yielding costs a system call.
+const WORK_SLICE: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// Whether someone waits for this operation's commit.
 fn awaited(op: &(WriteOp, Option<Ack>)) -> bool {
     op.1.as_ref().is_some_and(|ack| !ack.is_closed())
 }
 
-/// Waits for the next operation; with `until`, at most until then (`None` at the deadline or
-/// when every sender is gone).
-fn next_op(
-    clock: Option<&tokio::runtime::Runtime>,
-    rx: &mut mpsc::Receiver<(WriteOp, Option<Ack>)>,
-    until: Option<tokio::time::Instant>,
-) -> Option<(WriteOp, Option<Ack>)> {
-    match (clock, until) {
+/// Sleeps until `deadline` or a kick, whichever comes first; returns whether it was kicked.
+/// Without a clock there is no window: returns at once, as if the deadline had passed.
+fn sleep_until(clock: Option<&tokio::runtime::Runtime>, kick: &Notify, deadline: tokio::time::Instant) -> bool {
+    match clock {
         // The timer is made inside the runtime, whose clock it needs.
-        (Some(rt), Some(deadline)) => {
-            rt.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await }).ok().flatten()
-        }
-        (_, None) => rx.blocking_recv(),
-        // Without a clock there is no window: commit what there is.
-        (None, Some(_)) => None,
+        Some(rt) => rt.block_on(async { tokio::time::timeout_at(deadline, kick.notified()).await }).is_ok(),
+        None => false,
     }
+}
+
+/// Takes what is queued into `batch`, up to [`MAX_BATCH`]; returns whether any taken operation
+/// is awaited, and whether every sender is gone.
+fn take_queued(
+    rx: &mut mpsc::Receiver<(WriteOp, Option<Ack>)>,
+    batch: &mut Vec<(WriteOp, Option<Ack>)>,
+) -> (bool, bool) {
+    let mut urgent = false;
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => {
+                urgent |= awaited(&op);
+                batch.push(op);
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return (urgent, false),
+            Err(mpsc::error::TryRecvError::Disconnected) => return (urgent, true),
+        }
+    }
+    (urgent, false)
 }
 
 type ExecFn = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
@@ -148,6 +167,8 @@ pub struct WriterStats {
 #[derive(Debug, Clone)]
 pub struct StoreWriter {
     tx: mpsc::Sender<(WriteOp, Option<Ack>)>,
+    /// Wakes the writer within its commit window: a write someone waits for, or a full queue.
+    kick: Arc<Notify>,
     stats: Arc<WriterStats>,
 }
 
@@ -158,23 +179,39 @@ impl StoreWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
+        let kick = Arc::new(Notify::new());
+        let thread_kick = kick.clone();
         let handle = thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx, &thread_stats))
+            .spawn(move || run(conn, rx, &thread_kick, &thread_stats))
             .unwrap_or_else(|e| panic!("cannot start the database writer thread: {e}"));
-        (StoreWriter { tx, stats }, handle)
+        (StoreWriter { tx, kick, stats }, handle)
     }
 
     /// Queues a write; waits while the queue is full. Does not wait for the commit.
     pub async fn send(&self, op: WriteOp) -> Result<(), StoreError> {
-        self.tx.send((op, None)).await.map_err(|_| StoreError::WriterGone)
+        self.enqueue((op, None)).await
     }
 
     /// Queues a write and returns a receiver that resolves once it is committed.
     pub async fn send_acked(&self, op: WriteOp) -> Result<oneshot::Receiver<Result<(), String>>, StoreError> {
         let (ack, rx) = oneshot::channel();
-        self.tx.send((op, Some(ack))).await.map_err(|_| StoreError::WriterGone)?;
+        self.enqueue((op, Some(ack))).await?;
+        // Someone waits: the window ends now.
+        self.kick.notify_one();
         Ok(rx)
+    }
+
+    async fn enqueue(&self, item: (WriteOp, Option<Ack>)) -> Result<(), StoreError> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                // The writer may be asleep in its window: room comes sooner if it commits now.
+                self.kick.notify_one();
+                self.tx.send(item).await.map_err(|_| StoreError::WriterGone)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::WriterGone),
+        }
     }
 
     /// Queues a write and waits until it is committed.
@@ -261,34 +298,38 @@ fn stored_context(context: &Context) -> Result<Option<String>, StoreError> {
     Ok(Some(serde_json::to_string(context)?))
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, stats: &WriterStats) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<(WriteOp, Option<Ack>)>, kick: &Notify, stats: &WriterStats) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut series = SeriesIds::default();
     // A clock of the writer's own for the commit window (a failure only loses the window).
     let clock = tokio::runtime::Builder::new_current_thread().enable_time().build().ok();
-    while let Some(first) = next_op(clock.as_ref(), &mut rx, None) {
+    while let Some(first) = rx.blocking_recv() {
         let mut urgent = awaited(&first);
         batch.push(first);
         let deadline = tokio::time::Instant::now() + COMMIT_WINDOW;
-        while batch.len() < MAX_BATCH {
-            let op = match rx.try_recv() {
-                Ok(op) => op,
-                Err(mpsc::error::TryRecvError::Empty) if !urgent => {
-                    match next_op(clock.as_ref(), &mut rx, Some(deadline)) {
-                        Some(op) => op,
-                        None => break,
-                    }
-                }
-                Err(_) => break,
-            };
-            urgent |= awaited(&op);
-            batch.push(op);
+        loop {
+            let (awaited_op, closed) = take_queued(&mut rx, &mut batch);
+            urgent |= awaited_op;
+            if urgent || closed || batch.len() >= MAX_BATCH {
+                break;
+            }
+            // Asleep until the deadline: what arrives meanwhile waits in the queue. A kick (a
+            // waited write, a full queue; or one left from before this window) takes it early.
+            if !sleep_until(clock.as_ref(), kick, deadline) {
+                take_queued(&mut rx, &mut batch);
+                break;
+            }
         }
         let n = batch.len() as u64;
         let mut results = Vec::with_capacity(batch.len());
         let committed = (|| -> Result<(), rusqlite::Error> {
             let mut tx = conn.transaction()?;
+            let mut slice = std::time::Instant::now();
             for (op, _) in &mut batch {
+                if slice.elapsed() >= WORK_SLICE {
+                    thread::yield_now();
+                    slice = std::time::Instant::now();
+                }
                 let op = std::mem::replace(op, WriteOp::Exec(Box::new(|_| Ok(()))));
                 // Registry and state writes cannot fail on their own (only with the whole
                 // transaction); other operations get a savepoint so a refusal undoes only them.

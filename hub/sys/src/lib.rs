@@ -4,6 +4,14 @@
 
 use std::io;
 
+mod memory;
+pub use memory::{ReleasedCode, release_code_pages, release_free_heap};
+
+/// Tests that read the process's resident memory take this, so that no other test allocates
+/// while they measure.
+#[cfg(test)]
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Fixes glibc's threshold for serving an allocation with its own `mmap` at 128 KiB, its
 /// default, instead of letting it rise. Call once, first thing, before other threads start.
 ///
@@ -169,6 +177,7 @@ mod allocator_tests {
     /// mapping and goes back whole, and the burst leaves little behind.
     #[test]
     fn after_a_large_block_is_freed_later_blocks_do_not_stay_resident() {
+        let _alone = super::MEASURING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         assert!(super::fix_allocator_thresholds(), "glibc accepts the setting");
         let big = vec![1u8; 19 * 1024 * 1024];
         std::hint::black_box(&big);
