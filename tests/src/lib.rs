@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 pub mod bluez;
 pub mod browser;
+pub mod door;
 pub mod harness;
 pub mod mosquitto;
 pub mod session;

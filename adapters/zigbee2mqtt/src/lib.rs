@@ -122,6 +122,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let mut warned: HashSet<String> = HashSet::new();
     let mut connected = false;
     let mut backoff = Duration::from_millis(500);
+    // When the next connection attempt is due, after one failed.
+    let mut retry_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outbox = Outbox::default();
@@ -129,21 +131,49 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), base = %base, "Connecting to zigbee2mqtt's broker.");
 
     loop {
-        // Whatever waited for room in the client's queue goes first (the poll below made room).
+        // Whatever waited goes first (the poll below made room). Only while zigbee2mqtt is there
+        // to take it: after the broker was lost, commands wait for its `bridge/state` online,
+        // which it publishes once it has subscribed again; sent before, the broker drops them.
+        outbox.open = connected && bridge.online();
         outbox.flush(&client);
         if connected && !subscribed {
             subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
         }
-        tokio::select! {
-            _ = ctx.shutdown.wait() => break,
-            polled = eventloop.poll() => match polled {
+        // While a connection is being made, only shutdown interrupts it: a command or a tick that
+        // dropped the half-made connection made the client start another at once (the broker's
+        // address counted 78 connections in 20 s of outage with commands arriving). While
+        // waiting to retry, commands, actions and ticks are served (they used to queue up behind
+        // the wait and find the adapter busy).
+        let step = if !connected && retry_at.is_none() {
+            tokio::select! {
+                _ = ctx.shutdown.wait() => Step::Stop,
+                polled = eventloop.poll() => Step::Polled(polled),
+            }
+        } else {
+            tokio::select! {
+                _ = ctx.shutdown.wait() => Step::Stop,
+                polled = eventloop.poll(), if connected => Step::Polled(polled),
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => Step::Retry,
+                Some(cmd) = ctx.commands.recv() => Step::Command(cmd),
+                Some(req) = ctx.actions.recv() => Step::Action(req),
+                _ = tick.tick() => Step::Tick,
+            }
+        };
+        match step {
+            Step::Stop => break,
+            Step::Retry => retry_at = None,
+            Step::Polled(polled) => match polled {
                 Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
                     backoff = Duration::from_millis(500);
                     // Queued, never awaited: see `Outbox`. A full queue retries next time round.
                     subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
-                    events.status(AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
-                                .with_code("waiting_for_bridge")).await?;
+                    events
+                        .status(
+                            AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
+                                .with_code("waiting_for_bridge"),
+                        )
+                        .await?;
                     tracing::info!("Connected to zigbee2mqtt's broker.");
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
@@ -170,7 +200,8 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         let status = if bridge.online() {
                             AdapterStatus::running()
                         } else {
-                            AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline").with_code("bridge_offline")
+                            AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline")
+                                .with_code("bridge_offline")
                         };
                         events.status(status).await?;
                     }
@@ -191,28 +222,29 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         .await?;
                     // Up to half the backoff again, so hubs that lost the same broker do not
                     // all come back in the same instant.
-                    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos();
                     let jitter = backoff.mul_f64(f64::from(nanos % 1000) / 2000.0);
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff + jitter) => {}
-                        _ = ctx.shutdown.wait() => break,
-                    }
+                    retry_at = Some(Instant::now() + backoff + jitter);
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
-            Some(cmd) = ctx.commands.recv() => {
+            Step::Command(cmd) => {
                 if let Err(e) = command(&mut outbox, &client, &mut bridge, &base, cmd) {
                     tracing::warn!("A command could not be sent to zigbee2mqtt: {e}.");
                 }
             }
-            Some(req) = ctx.actions.recv() => {
+            Step::Action(req) => {
                 let ActionRequest { action, params, reply, .. } = req;
                 match action_request(&bridge, &action, &params) {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                     Ok(_) if !connected => {
-                        let _ = reply.send(Err(ActionError::Unavailable("not connected to zigbee2mqtt's MQTT broker".into())));
+                        let _ = reply
+                            .send(Err(ActionError::Unavailable("not connected to zigbee2mqtt's MQTT broker".into())));
                     }
                     Ok(_) if !bridge.online() => {
                         let _ = reply.send(Err(ActionError::Unavailable("the zigbee2mqtt bridge is offline".into())));
@@ -223,17 +255,21 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         body.insert("transaction".into(), json!(transaction));
                         let topic = format!("{base}/bridge/request/{path}");
                         outbox.publish(&client, topic, Json::Object(body).to_string());
-                        pending.insert(transaction, Pending { action, reply, deadline: Instant::now() + REQUEST_TIMEOUT });
+                        pending
+                            .insert(transaction, Pending { action, reply, deadline: Instant::now() + REQUEST_TIMEOUT });
                     }
                 }
             }
-            _ = tick.tick() => {
+            Step::Tick => {
                 let now = Instant::now();
-                let expired: Vec<String> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| k.clone()).collect();
+                let expired: Vec<String> =
+                    pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| k.clone()).collect();
                 for key in expired {
                     if let Some(p) = pending.remove(&key) {
                         let _ = p.reply.send(Err(ActionError::Timeout(format!(
-                            "zigbee2mqtt did not answer `{}` within {} seconds", p.action, REQUEST_TIMEOUT.as_secs()
+                            "zigbee2mqtt did not answer `{}` within {} seconds",
+                            p.action,
+                            REQUEST_TIMEOUT.as_secs()
                         ))));
                     }
                 }
@@ -246,6 +282,17 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let _ = client.disconnect().await;
     let _ = events.status(AdapterStatus::bare(AdapterState::Stopped)).await;
     Ok(())
+}
+
+/// What woke the adapter's loop.
+enum Step {
+    Stop,
+    /// The backoff after a failed connection is over: connect again.
+    Retry,
+    Polled(Result<MqttEvent, rumqttc::ConnectionError>),
+    Command(Command),
+    Action(ActionRequest),
+    Tick,
 }
 
 /// Matches a bridge response to its request and answers the caller.
@@ -350,11 +397,15 @@ fn action_request(
 /// while the queue is full waits for the event loop, which that same task no longer polls: the
 /// adapter stopped for good (seen at 5,000 commands a second in hearth-bench). So publishes are
 /// only ever tried; what finds the queue full waits here, in order, and goes out after the next
-/// poll. At most [`Outbox::MAX`] wait (a broker gone for long): then the oldest is dropped.
+/// poll. While zigbee2mqtt cannot take them (the broker lost, the bridge offline) they wait too,
+/// and go out in order once its bridge is online again. At most [`Outbox::MAX`] wait (a broker
+/// gone for long): then the oldest is dropped.
 #[derive(Debug, Default)]
 struct Outbox {
     waiting: VecDeque<(String, bytes::Bytes)>,
     dropped: u64,
+    /// Whether zigbee2mqtt can take messages now (connected, bridge online); when not, they wait.
+    open: bool,
 }
 
 impl Outbox {
@@ -366,7 +417,9 @@ impl Outbox {
     }
 
     fn flush(&mut self, client: &AsyncClient) {
-        while let Some((topic, payload)) = self.waiting.pop_front() {
+        while self.open
+            && let Some((topic, payload)) = self.waiting.pop_front()
+        {
             match client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
                 Ok(()) => {}
                 Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {

@@ -70,6 +70,21 @@ enum ClientMessage {
     },
 }
 
+/// Reads one client message as the socket does: its `type`, and for a command the request the
+/// socket would check. Only for the fuzz targets (`fuzz/`), which cannot reach the private type.
+#[doc(hidden)]
+pub fn parse_client_message(text: &str) -> Result<(&'static str, Option<CommandRequest>), String> {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::Auth { .. }) => Ok(("auth", None)),
+        Ok(ClientMessage::Subscribe) => Ok(("subscribe", None)),
+        Ok(ClientMessage::Command { set, transition, refresh, toggle, .. }) => {
+            Ok(("command", Some(CommandRequest { set, transition, refresh, toggle })))
+        }
+        Ok(ClientMessage::Ping { .. }) => Ok(("ping", None)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn error_json(e: &ApiError) -> serde_json::Value {
     json!({"code": e.code, "message": e.message, "details": e.details})
 }

@@ -227,6 +227,11 @@ impl Link {
             match self.session().await {
                 Ended::Shutdown => break,
                 Ended::Lost(reason) => {
+                    // A link that was up starts its backoff again from the shortest wait: a blip
+                    // after weeks connected is retried in about a second, not in a minute.
+                    if self.handle.status().connected {
+                        attempt = 0;
+                    }
                     tracing::warn!(broker = %self.handle.status().broker, %reason, "The cloud link is down; the outbox keeps every message.");
                     self.handle.update(|s| {
                         if s.connected || s.reason.as_deref() != Some(reason.as_str()) {
@@ -239,7 +244,8 @@ impl Link {
                 }
             }
             attempt = attempt.saturating_add(1);
-            let base = Duration::from_secs(1 << attempt.min(6).saturating_sub(1)).min(BACKOFF_MAX);
+            // 1, 2, 4 ... 32, then 60 s: doubling up to BACKOFF_MAX.
+            let base = Duration::from_secs(1 << attempt.min(7).saturating_sub(1)).min(BACKOFF_MAX);
             let wait = crate::jitter::jittered(base);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
