@@ -848,3 +848,61 @@ fn a_bind_key_entered_on_the_device_page_unlocks_an_encrypted_sensor() {
         ],
     );
 }
+
+/// Issue 13: stored XSS through every name a user can edit (an area, a scene, an automation, a
+/// device), shown on every screen that lists it. Each name is markup that would leave a mark if
+/// it ran; each screen must show the text and run nothing.
+#[test]
+fn every_user_editable_name_shows_as_text_on_every_screen_and_runs_nothing() {
+    const AREA: &str = "<img src=x onerror=window.__pwned='area'>Attic";
+    const SCENE: &str = "<script>window.__pwned='scene'</script><b>Night</b>";
+    const AUTOMATION: &str = "\"><svg onload=window.__pwned='automation'>Lights";
+    const DEVICE: &str = "<iframe srcdoc=\"<script>parent.__pwned='device'</script>\"></iframe>Lamp";
+    let (hub, token) = quiet_home();
+    let area = hub.post("/api/v1/areas", Some(&token), json!({"name": AREA}));
+    assert_eq!(area.status, 201, "{}", area.text);
+    let area_id = area.body["id"].as_str().unwrap().to_owned();
+    let patch =
+        hub.request("PATCH", &format!("/api/v1/devices/{LIGHT}"), Some(&token), Some(&json!({"area": area_id})));
+    assert_eq!(patch.status, 200, "{}", patch.text);
+    rename(&hub, &token, "demo:living_lamp", DEVICE);
+    let scene = hub.post("/api/v1/scenes", Some(&token), json!({"name": SCENE, "devices": {LIGHT: {"state": true}}}));
+    assert_eq!(scene.status, 201, "{}", scene.text);
+    let automation = hub.post(
+        "/api/v1/automations",
+        Some(&token),
+        json!({"id": "xss", "name": AUTOMATION, "triggers": [{"event": {"devices": ["demo:hall_button"]}}],
+               "actions": [{"set": {"devices": [LIGHT], "toggle": ["state"]}}]}),
+    );
+    assert_eq!(automation.status, 201, "{}", automation.text);
+
+    let (b, _) = signed_in(&hub, Browser::options(), OWNER, PASSWORD);
+    // What a screen must show as text, and that nothing ran or was fetched.
+    let check = |screen: &str, names: &[&str]| {
+        for name in names {
+            b.wait_until(&format!("{name:?} as text on the {screen} screen"), || {
+                let text = b.exec("return document.querySelector('main').textContent", &[]);
+                text.as_str().is_some_and(|t| t.contains(name)).then_some(())
+            });
+        }
+        assert_eq!(b.alert_text(), None, "a dialog opened on the {screen} screen");
+        let found = b.exec(
+            "return [window.__pwned === undefined ? null : window.__pwned,
+                     document.querySelectorAll('main iframe, main svg[onload], main img[src=x], main script').length,
+                     performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => p === '/x')]",
+            &[],
+        );
+        assert_eq!(found, json!([null, 0, []]), "markup from a name ran or rendered on the {screen} screen");
+    };
+    check("home", &[AREA, DEVICE]);
+    navigate(&b, "scenes", "scenes-screen");
+    check("scenes", &[SCENE]);
+    navigate(&b, "automations", "automations-screen");
+    check("automations", &[AUTOMATION]);
+    navigate(&b, "settings", "settings-screen");
+    check("settings", &[]);
+    navigate(&b, "home", "home-screen");
+    b.refresh();
+    check("home after a reload", &[AREA, DEVICE]);
+    assert_quiet_console(&b, &[]);
+}
