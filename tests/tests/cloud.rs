@@ -32,7 +32,11 @@ fn config(broker: &Mosquitto, host: &str, ca: &Path, hub_id: &str, extra: &str) 
 }
 
 fn cloud_status(hub: &Hub, token: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + T;
+    cloud_status_within(hub, token, what, T, pred)
+}
+
+fn cloud_status_within(hub: &Hub, token: &str, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         let s = hub.get("/api/v1/cloud", Some(token)).body;
         if pred(&s) {
@@ -525,7 +529,10 @@ fn a_long_cloud_outage_under_load_loses_nothing_keeps_the_order_and_is_retried_w
     let attempts = door.connections();
     drop(door);
     broker.restart();
-    cloud_status(&hub, &token, "drained", |s| s["connected"] == true && s["backlog"] == 0);
+    // The backlog drains at 500 a second, after the link's next attempt (at most 90 s apart).
+    let backlog = hub.get("/api/v1/cloud", Some(&token)).body["backlog"].as_u64().unwrap_or(0);
+    let drain = T + Duration::from_secs(90 + backlog / 500);
+    cloud_status_within(&hub, &token, "drained", drain, |s| s["connected"] == true && s["backlog"] == 0);
     sent.extend(changes(&hub, &token, 100 + 50 * outage, 150 + 50 * outage));
     wait_arrived(&sent, &seen);
     assert_all_in_order(&sent, &seen.lock().unwrap(), 1);
