@@ -524,7 +524,10 @@ fn connect(
                     backoff = Duration::from_millis(500);
                     let list: Vec<String> = topics.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
                     for t in list {
-                        let _ = resub.subscribe(t, QoS::AtMostOnce).await;
+                        // Never awaited: this task is the one that empties the client's queue.
+                        if let Err(e) = resub.try_subscribe(t.clone(), QoS::AtMostOnce) {
+                            tracing::warn!(topic = %t, "An MQTT trigger could not subscribe again ({e}).");
+                        }
                     }
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {

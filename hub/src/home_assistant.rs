@@ -24,11 +24,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use hearth_mqtt::{Link, LinkEvent};
 use hearth_sdk::{
     Access, AvailabilityState, Capability, Color, CommandRequest, Device, DeviceId, Event, Feature, MqttSettings,
     Origin, Value, ValueType,
 };
-use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, Packet, QoS};
+use rumqttc::{LastWill, QoS};
 use serde_json::{Value as Json, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -479,6 +480,9 @@ fn set_command(payload: &Json) -> Result<CommandRequest, String> {
     Ok(req)
 }
 
+/// Messages waiting for the broker at most (a full republish of a large home fits).
+const WAITING: usize = 200_000;
+
 /// What the task keeps per device: its node, and the config topics it published.
 #[derive(Debug, Default)]
 struct Published {
@@ -490,158 +494,131 @@ struct Published {
 pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Result<tokio::task::JoinHandle<()>, String> {
     let mut opts = hearth_mqtt::options(&format!("hearth-home-assistant-{}", std::process::id()), mqtt)?;
     opts.set_last_will(LastWill::new(format!("{}/status", settings.base), "offline", QoS::AtLeastOnce, true));
-    let (client, mut eventloop) = hearth_mqtt::client(opts, 1024);
-    let (connected_tx, mut connected) = tokio::sync::mpsc::channel::<()>(4);
-    let (incoming_tx, mut incoming) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(256);
-    let poller = tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match eventloop.poll().await {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(500);
-                    if connected_tx.send(()).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    if incoming_tx.send((p.topic, p.payload.to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if incoming_tx.is_closed() {
-                        return;
-                    }
-                    tracing::debug!(error = %e, "Home Assistant publishing: reconnecting to the broker.");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-    });
+    // The link connects and retries in a task of its own and never makes this task wait
+    // (`hearth_mqtt::Link`): this task used to await room in the client's queue while the task
+    // polling the client waited for this one to take a command from Home Assistant.
+    let mut link = Link::start("home_assistant", opts, 1024).with_waiting_limit(WAITING);
     Ok(tokio::spawn(async move {
         let Ok((_, mut bus)) = core.subscribe().await else { return };
         let mut published = Published::default();
         loop {
             tokio::select! {
-                c = connected.recv() => {
-                    if c.is_none() { break; }
-                    // (Re)connected: everything again, from a fresh snapshot.
-                    let Ok((snapshot, fresh)) = core.subscribe().await else { break };
-                    bus = fresh;
-                    let _ = client.subscribe(format!("{}/+/set", settings.base), QoS::AtLeastOnce).await;
-                    let _ = client.subscribe(format!("{}/+/light/+/set", settings.base), QoS::AtLeastOnce).await;
-                    let _ = client.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "online").await;
-                    for d in &snapshot.devices {
-                        publish_device(&client, &settings, &mut published, d).await;
+                event = link.next() => match event {
+                    None => break,
+                    Some(LinkEvent::Connected) => {
+                        // (Re)connected: everything again, from a fresh snapshot; what waited
+                        // from before is older than that.
+                        link.discard_waiting();
+                        let Ok((snapshot, fresh)) = core.subscribe().await else { break };
+                        bus = fresh;
+                        link.subscribe(format!("{}/+/set", settings.base), QoS::AtLeastOnce);
+                        link.subscribe(format!("{}/+/light/+/set", settings.base), QoS::AtLeastOnce);
+                        let _ = link.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "online");
+                        for d in &snapshot.devices {
+                            publish_device(&mut link, &settings, &mut published, d);
+                        }
+                        tracing::info!(devices = snapshot.devices.len(), "Published the devices for Home Assistant.");
                     }
-                    tracing::info!(devices = snapshot.devices.len(), "Published the devices for Home Assistant.");
-                }
-                m = incoming.recv() => {
-                    let Some((topic, payload)) = m else { break };
-                    command(&core, &settings, &published, &topic, &payload).await;
-                }
+                    Some(LinkEvent::Message { topic, payload }) => {
+                        command(&core, &settings, &published, &topic, &payload).await;
+                    }
+                    Some(LinkEvent::Lost { reason, .. }) => {
+                        tracing::debug!("Home Assistant publishing: {reason}; reconnecting.");
+                    }
+                },
                 e = bus.recv() => match e {
-                    Ok(e) => on_event(&client, &settings, &core, &mut published, &e).await,
+                    // While the broker is away nothing is kept: all is sent again on connecting.
+                    Ok(_) if !link.connected() => {}
+                    Ok(e) => on_event(&mut link, &settings, &core, &mut published, &e).await,
                     Err(RecvError::Lagged(_)) => {
                         let Ok((snapshot, fresh)) = core.subscribe().await else { break };
                         bus = fresh;
                         for d in &snapshot.devices {
-                            publish_device(&client, &settings, &mut published, d).await;
+                            publish_device(&mut link, &settings, &mut published, d);
                         }
                     }
                     Err(RecvError::Closed) => break,
                 },
             }
         }
-        let _ = client.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "offline").await;
-        let _ = client.disconnect().await;
-        poller.abort();
+        let _ = link.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "offline");
+        link.close(Duration::from_millis(500)).await;
     }))
 }
 
-async fn publish_device(client: &AsyncClient, s: &Settings, published: &mut Published, d: &Device) {
+fn publish_device(link: &mut Link, s: &Settings, published: &mut Published, d: &Device) {
     let node = node(&d.id);
     published.nodes.insert(node.clone(), d.id.clone());
     let entities = entities(d, s);
     let topics: Vec<String> = entities.iter().map(|e| e.topic.clone()).collect();
     if let Some(before) = published.configs.get(&d.id) {
         for gone in before.iter().filter(|t| !topics.contains(t)) {
-            let _ = client.publish(gone.clone(), QoS::AtLeastOnce, true, Vec::new()).await;
+            let _ = link.publish(gone.clone(), QoS::AtLeastOnce, true, Vec::new());
         }
     }
     for e in entities {
-        let _ = client.publish(e.topic, QoS::AtLeastOnce, true, e.config.to_string()).await;
+        let _ = link.publish(e.topic, QoS::AtLeastOnce, true, e.config.to_string());
     }
     published.configs.insert(d.id.clone(), topics);
-    publish_state(client, s, d).await;
+    publish_state(link, s, d);
     let online = d.availability.state != AvailabilityState::Offline;
-    let _ = client
-        .publish(
-            format!("{}/{node}/availability", s.base),
-            QoS::AtLeastOnce,
-            true,
-            if online { "online" } else { "offline" },
-        )
-        .await;
+    let _ = link.publish(
+        format!("{}/{node}/availability", s.base),
+        QoS::AtLeastOnce,
+        true,
+        if online { "online" } else { "offline" },
+    );
 }
 
-async fn publish_state(client: &AsyncClient, s: &Settings, d: &Device) {
+fn publish_state(link: &mut Link, s: &Settings, d: &Device) {
     let node = node(&d.id);
-    let _ = client.publish(format!("{}/{node}/state", s.base), QoS::AtMostOnce, true, state(d).to_string()).await;
+    let _ = link.publish(format!("{}/{node}/state", s.base), QoS::AtMostOnce, true, state(d).to_string());
     for l in lights(d) {
-        let _ = client
-            .publish(
-                format!("{}/{node}/light/{}/state", s.base, l.object),
-                QoS::AtMostOnce,
-                true,
-                light_state(d, &l).to_string(),
-            )
-            .await;
+        let _ = link.publish(
+            format!("{}/{node}/light/{}/state", s.base, l.object),
+            QoS::AtMostOnce,
+            true,
+            light_state(d, &l).to_string(),
+        );
     }
 }
 
-async fn on_event(client: &AsyncClient, s: &Settings, core: &CoreHandle, published: &mut Published, e: &Event) {
+async fn on_event(link: &mut Link, s: &Settings, core: &CoreHandle, published: &mut Published, e: &Event) {
     match e {
         Event::DeviceAdded { device } | Event::DeviceUpdated { device } => {
-            publish_device(client, s, published, device).await;
+            publish_device(link, s, published, device);
         }
         Event::DeviceRemoved { device } => {
             for t in published.configs.remove(device).unwrap_or_default() {
-                let _ = client.publish(t, QoS::AtLeastOnce, true, Vec::new()).await;
+                let _ = link.publish(t, QoS::AtLeastOnce, true, Vec::new());
             }
             let node = node(device);
             published.nodes.remove(&node);
             for t in ["state", "availability"] {
-                let _ = client.publish(format!("{}/{node}/{t}", s.base), QoS::AtLeastOnce, true, Vec::new()).await;
+                let _ = link.publish(format!("{}/{node}/{t}", s.base), QoS::AtLeastOnce, true, Vec::new());
             }
         }
         Event::StateChanged { device, .. } => {
             if let Ok(Some(d)) = core.device(device).await {
-                publish_state(client, s, &d).await;
+                publish_state(link, s, &d);
             }
         }
         Event::AvailabilityChanged { device, availability } => {
             let online = availability.state != AvailabilityState::Offline;
-            let _ = client
-                .publish(
-                    format!("{}/{}/availability", s.base, node(device)),
-                    QoS::AtLeastOnce,
-                    true,
-                    if online { "online" } else { "offline" },
-                )
-                .await;
+            let _ = link.publish(
+                format!("{}/{}/availability", s.base, node(device)),
+                QoS::AtLeastOnce,
+                true,
+                if online { "online" } else { "offline" },
+            );
         }
         Event::DeviceEvent { device, feature, event, .. } => {
-            let _ = client
-                .publish(
-                    format!("{}/{}/event/{}", s.base, node(device), safe(feature)),
-                    QoS::AtMostOnce,
-                    false,
-                    json!({"event_type": event}).to_string(),
-                )
-                .await;
+            let _ = link.publish(
+                format!("{}/{}/event/{}", s.base, node(device), safe(feature)),
+                QoS::AtMostOnce,
+                false,
+                json!({"event_type": event}).to_string(),
+            );
         }
         _ => {}
     }

@@ -463,6 +463,8 @@ impl Conn {
 
 struct Inner {
     broker: SocketAddr,
+    /// The account the devices log in with, if the broker wants one.
+    credentials: Option<(String, String)>,
     started: Instant,
     devices: Mutex<BTreeMap<&'static str, Dev>>,
     /// Signals a command received (with `devices`).
@@ -528,6 +530,9 @@ fn connect(inner: &Arc<Inner>, known: Known) -> Conn {
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_clean_session(true);
     opts.set_last_will(LastWill::new(known.tele("LWT"), "Offline", QoS::AtLeastOnce, true));
+    if let Some((user, password)) = &inner.credentials {
+        opts.set_credentials(user, password);
+    }
     let (client, mut connection) = Client::new(opts, 256);
     let stop = Arc::new(AtomicBool::new(false));
     let cut = Arc::new(AtomicBool::new(false));
@@ -607,8 +612,18 @@ impl TasmotaSim {
 
     /// Connects these devices.
     pub fn start_with(broker: SocketAddr, devices: &[Known]) -> TasmotaSim {
+        TasmotaSim::start_as(broker, devices, None)
+    }
+
+    /// Connects these devices, logging in as `user` with `password`.
+    pub fn start_with_account(broker: SocketAddr, devices: &[Known], user: &str, password: &str) -> TasmotaSim {
+        TasmotaSim::start_as(broker, devices, Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_as(broker: SocketAddr, devices: &[Known], credentials: Option<(String, String)>) -> TasmotaSim {
         let inner = Arc::new(Inner {
             broker,
+            credentials,
             started: Instant::now(),
             devices: Mutex::new(devices.iter().map(|k| (k.mac, Dev::new(*k))).collect()),
             changed: Condvar::new(),

@@ -10,6 +10,7 @@ use hearth_tests::Hub;
 use hearth_tests::door::CountingListener;
 use hearth_tests::mosquitto::Mosquitto;
 use hearth_tests::sim::Zigbee2mqttSim;
+use hearth_tests::sim::tasmota::{PLUG, TasmotaSim};
 use hearth_tests::sim::zigbee2mqtt::{BULB, CLIMATE, SimOptions};
 use serde_json::Value;
 
@@ -118,9 +119,10 @@ fn a_broker_certificate_from_another_authority_is_refused() {
 
 /// Issue 13's outage of the external broker (the built-in one off): it goes away under load for a
 /// while (20 s; `HEARTH_OUTAGE_SECS` for longer) and comes back. Devices go offline saying why and
-/// return without anyone doing anything; commands the hub accepted meanwhile reach zigbee2mqtt
-/// afterwards, in order; state flows again; and every MQTT client of the hub together knocks at the
-/// broker's address with backoff, not in a storm (a stand-in there counts the connections).
+/// return without anyone doing anything; commands the hub accepted meanwhile reach zigbee2mqtt and
+/// a Tasmota plug afterwards, each in order; state flows again; and every MQTT client of the hub
+/// together knocks at the broker's address with backoff, not in a storm (a stand-in there counts
+/// the connections).
 #[test]
 fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_retried_with_backoff() {
     let outage: u64 = std::env::var("HEARTH_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
@@ -131,8 +133,10 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
     let token = hub.onboard();
     let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
     let sim = Zigbee2mqttSim::start_with(broker.addrs()[PLAIN], options);
-    let (bulb, climate) = (BULB.id(), CLIMATE.id());
+    let plugs = TasmotaSim::start_with_account(broker.addrs()[PLAIN], &[PLUG], USER, PASSWORD);
+    let (bulb, climate, plug) = (BULB.id(), CLIMATE.id(), PLUG.id());
     wait_device(&hub, &token, &bulb, "online", |d| d["availability"]["state"] == "online");
+    wait_device(&hub, &token, &plug, "online", |d| d["availability"]["state"] == "online");
 
     // Load: the sensor reports 200 times a second for 2 s, and the hub shows the last value.
     for i in 0..400u32 {
@@ -148,18 +152,24 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
     let d = wait_device(&hub, &token, &bulb, "offline", |d| d["availability"]["state"] == "offline");
     let reason = d["availability"]["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("MQTT broker") && reason.contains("unreachable"), "{reason}");
-    // Commands during the outage: each is accepted and kept, or refused saying why.
+    // Commands during the outage, to the bulb and the plug in turn: each is accepted and kept, or
+    // refused saying why.
     sim.clear_sets();
-    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    let plug_before = plugs.commands(&PLUG).len();
+    let (mut accepted, mut refused, mut plug_accepted) = (Vec::new(), Vec::new(), Vec::new());
     let mut level = 0u32;
     while down_at.elapsed() < Duration::from_secs(outage) {
         level = level % 100 + 1;
-        let a = hub.post(
-            &format!("/api/v1/devices/{bulb}/commands"),
-            Some(&token),
-            serde_json::json!({"set": {"brightness": level}}),
-        );
+        let to_plug = level % 2 == 0;
+        let on = level % 4 == 0;
+        let (device, body) = if to_plug {
+            (&plug, serde_json::json!({"set": {"state": on}}))
+        } else {
+            (&bulb, serde_json::json!({"set": {"brightness": level}}))
+        };
+        let a = hub.post(&format!("/api/v1/devices/{device}/commands"), Some(&token), body);
         match a.status {
+            202 if to_plug => plug_accepted.push(if on { "ON" } else { "OFF" }),
             202 => accepted.push(level),
             _ => {
                 let message = a.body["error"]["message"].as_str().unwrap_or_default().to_owned();
@@ -181,6 +191,7 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
     });
     sim.set_state(CLIMATE.name, serde_json::json!({"temperature": 21.5}));
     wait_device(&hub, &token, &climate, "at 21.5 after the outage", |d| d["state"]["temperature"]["value"] == 21.5);
+    wait_device(&hub, &token, &plug, "back online", |d| d["availability"]["state"] == "online");
     // Every accepted command arrives, in the order accepted.
     let bulb_set = format!("zigbee2mqtt/{}/set", BULB.name);
     let deadline = Instant::now() + T;
@@ -199,15 +210,32 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // The plug's: its relay commands (the hub also asks for its state when it is back).
+    let deadline = Instant::now() + T;
+    let plug_got: Vec<String> = loop {
+        let got: Vec<String> = plugs.commands(&PLUG)[plug_before..]
+            .iter()
+            .filter(|(c, _)| c == "POWER1" || c == "POWER")
+            .map(|(_, p)| p.clone())
+            .collect();
+        if got.len() >= plug_accepted.len() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     eprintln!(
-        "external broker down {down_for:.0} s: {} commands accepted, {} refused (first: {:?}); {} arrived; \
-         {attempts} connection attempts from all the hub's MQTT clients",
-        accepted.len(),
+        "external broker down {down_for:.0} s: {} commands accepted, {} refused (first: {:?}); {} of {} to zigbee2mqtt \
+         and {} of {} to Tasmota arrived; {attempts} connection attempts from all the hub's MQTT clients",
+        accepted.len() + plug_accepted.len(),
         refused.len(),
         refused.first(),
-        got.len()
+        got.len(),
+        accepted.len(),
+        plug_got.len(),
+        plug_accepted.len()
     );
     assert_eq!(got, accepted, "the commands accepted during the outage, as zigbee2mqtt received them (percent)");
+    assert_eq!(plug_got, plug_accepted, "the commands accepted during the outage, as the Tasmota plug received them");
     assert!(refused.is_empty(), "commands refused during the outage: {refused:?}");
     // Four MQTT clients of the hub use this broker (zigbee2mqtt, Tasmota, Home Assistant
     // discovery, the automations' MQTT triggers); each waits 0.5 s, then twice as long each time
@@ -219,6 +247,7 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
         hub.log()
     );
     drop(sim);
+    drop(plugs);
 }
 
 /// Connection attempts one client makes in `secs` seconds after losing its broker, waiting 0.5 s

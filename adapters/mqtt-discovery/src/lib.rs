@@ -77,17 +77,18 @@ pub mod convert;
 pub mod registry;
 pub mod template;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
+use hearth_mqtt::{Link as MqttLink, LinkEvent};
 use hearth_sdk::{
     ActionError, ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState,
     AdapterStatus, BoxFuture, Discovers, MqttSettings,
 };
-use rumqttc::{AsyncClient, Event as MqttEvent, Outgoing, Packet, QoS};
+use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::{Publish, Registry};
+use crate::registry::Registry;
 
 /// The adapter id, also the prefix of its device ids.
 pub const ADAPTER_ID: &str = "mqtt_discovery";
@@ -194,17 +195,16 @@ fn qos(q: u8) -> QoS {
     }
 }
 
-/// The connection's subscriptions and the commands waiting to go out.
-struct Link {
+/// The connection's subscriptions: what the registry reads, as far as the client takes them.
+struct Subscriptions {
     subscribed: BTreeSet<String>,
     refused: HashSet<String>,
-    outbox: VecDeque<Publish>,
 }
 
-impl Link {
-    /// Brings the subscriptions in line with what the registry reads and sends queued commands,
-    /// as far as the client's queue takes them; `true` when something is left for later.
-    fn flush(&mut self, client: &AsyncClient, registry: &Registry) -> bool {
+impl Subscriptions {
+    /// Brings the subscriptions in line with what the registry reads, as far as the client's
+    /// queue takes them; `true` when something is left for later.
+    fn flush(&mut self, link: &MqttLink, registry: &Registry) -> bool {
         let mut wanted = registry.topics();
         wanted.extend(registry.discovery_filters());
         for t in wanted.difference(&self.subscribed).cloned().collect::<Vec<_>>() {
@@ -216,27 +216,16 @@ impl Link {
                 tracing::warn!(topic = %t, "A discovery config names a topic that is no valid MQTT topic; it is not followed.");
                 continue;
             }
-            if client.try_subscribe(t.clone(), QoS::AtLeastOnce).is_err() {
+            if !link.subscribe(t.clone(), QoS::AtLeastOnce) {
                 return true;
             }
             self.subscribed.insert(t);
         }
         for t in self.subscribed.difference(&wanted).cloned().collect::<Vec<_>>() {
-            if client.try_unsubscribe(t.clone()).is_err() {
+            if !link.unsubscribe(t.clone()) {
                 return true;
             }
             self.subscribed.remove(&t);
-        }
-        while let Some(p) = self.outbox.front() {
-            if p.topic.is_empty() || p.topic.contains(['+', '#']) {
-                tracing::warn!(topic = %p.topic, "A command topic is no valid MQTT topic; the command is dropped.");
-                self.outbox.pop_front();
-                continue;
-            }
-            if client.try_publish(p.topic.clone(), qos(p.qos), p.retain, p.payload.clone()).is_err() {
-                return true;
-            }
-            self.outbox.pop_front();
         }
         false
     }
@@ -256,24 +245,25 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     };
     let opts =
         hearth_mqtt::options(&format!("hearth-mqtt-discovery-{}", std::process::id()), &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = hearth_mqtt::client(opts, 256);
+    // The link connects and retries by itself (`hearth_mqtt::Link`): commands and actions are
+    // served all the while, and never disturb a connection being made.
+    let mut link = MqttLink::start("mqtt_discovery", opts, 256).with_waiting_limit(MAX_OUTBOX);
     let mut registry = Registry::new(&config.prefix, &config.ignore_origins);
-    let mut link = Link { subscribed: BTreeSet::new(), refused: HashSet::new(), outbox: VecDeque::new() };
+    let mut subscriptions = Subscriptions { subscribed: BTreeSet::new(), refused: HashSet::new() };
     let mut warned: HashSet<String> = HashSet::new();
     let mut connected = false;
     let mut pending = false;
-    let mut backoff = Duration::from_millis(500);
     tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), prefix = %registry.prefix(),
         "Connecting to the broker for Home Assistant MQTT discovery.");
 
     loop {
         tokio::select! {
             _ = ctx.shutdown.wait() => break,
-            polled = eventloop.poll() => match polled {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+            event = link.next() => match event {
+                None => break,
+                Some(LinkEvent::Connected) => {
                     connected = true;
-                    backoff = Duration::from_millis(500);
-                    link.subscribed.clear();
+                    subscriptions.subscribed.clear();
                     events.status(AdapterStatus::running()).await?;
                     for ev in registry.broker_back() {
                         events.send(ev).await?;
@@ -281,13 +271,12 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                     tracing::info!("Connected; following Home Assistant MQTT discovery.");
                     pending = true;
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    let topic = p.topic.clone();
+                Some(LinkEvent::Message { topic, payload }) => {
                     let out = if registry.is_discovery(&topic) {
                         pending = true;
-                        registry.config(&topic, &p.payload)
+                        registry.config(&topic, &payload)
                     } else {
-                        registry.message(&topic, &p.payload)
+                        registry.message(&topic, &payload)
                     };
                     for ev in out.events {
                         events.send(ev).await?;
@@ -302,30 +291,17 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         events.send(AdapterEvent::InputRejected { source: topic, reason }).await?;
                     }
                 }
-                Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) => {}
-                Ok(_) => {}
-                Err(e) => {
-                    let reason = format!("MQTT broker {}:{} unreachable ({e})", mqtt.host, mqtt.port);
-                    if connected || warned.insert("\0broker".into()) {
-                        tracing::warn!("Lost the broker of Home Assistant MQTT discovery: {reason}; retrying.");
+                Some(LinkEvent::Lost { reason, retry_in }) => {
+                    if std::mem::take(&mut connected) || warned.insert("\0broker".into()) {
+                        tracing::warn!("Lost the broker of Home Assistant MQTT discovery: {reason}; retrying in {:.0} s.",
+                            retry_in.as_secs_f64());
                     }
-                    connected = false;
                     for ev in registry.broker_lost(&reason) {
                         events.send(ev).await?;
                     }
                     events
                         .status(AdapterStatus::with(AdapterState::Degraded, reason).with_code("broker_unreachable"))
                         .await?;
-                    let nanos = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .subsec_nanos();
-                    let jitter = backoff.mul_f64(f64::from(nanos % 1000) / 2000.0);
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff + jitter) => {}
-                        _ = ctx.shutdown.wait() => break,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
             Some(cmd) = ctx.commands.recv() => {
@@ -339,14 +315,11 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                     }
                 } else {
                     for p in publishes {
-                        if link.outbox.len() >= MAX_OUTBOX {
-                            tracing::warn!(device = %cmd.device, topic = %p.topic, "A command was dropped: too many commands are waiting for the broker.");
-                            continue;
-                        }
                         tracing::debug!(topic = %p.topic, payload = %p.payload, "Sending a command.");
-                        link.outbox.push_back(p);
+                        if let Err(e) = link.publish(p.topic, qos(p.qos), p.retain, p.payload) {
+                            tracing::warn!(device = %cmd.device, "A command was dropped: {e}.");
+                        }
                     }
-                    pending = true;
                 }
             }
             Some(req) = ctx.actions.recv() => {
@@ -367,21 +340,11 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
             _ = tokio::time::sleep(Duration::from_millis(20)), if pending && connected => {}
         }
         if connected && pending {
-            pending = link.flush(&client, &registry);
+            pending = subscriptions.flush(&link, &registry);
         }
     }
     // Say goodbye politely, within the second shutdown allows.
-    if client.try_disconnect().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_millis(300), async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-    }
+    link.close(Duration::from_millis(300)).await;
     let _ = events.status(AdapterStatus::bare(AdapterState::Stopped)).await;
     Ok(())
 }

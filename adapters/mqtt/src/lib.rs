@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+mod link;
+pub use link::{Link, LinkEvent};
+
 use hearth_sdk::{AdapterContext, AdapterState, AdapterStatus, HubGone, MqttSettings};
 use rumqttc::MqttOptions;
 

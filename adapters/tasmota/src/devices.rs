@@ -11,7 +11,7 @@
 //! - A command remembers which `RESULT` keys answer it (`POWER2`, `Dimmer`), and the report that
 //!   carries them gets the command's context as its cause.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use hearth_sdk::{AdapterEvent, Availability, Command, Context, DeviceId, Refresh, Timestamp, Value};
@@ -24,6 +24,9 @@ use crate::map::{Decoded, Mapping};
 pub const CAUSE_WINDOW: Duration = Duration::from_secs(10);
 
 /// The key that marks the answer to `STATE` (it is in every `STATE` payload).
+/// Commands kept per device while the broker is lost; beyond, the oldest are dropped.
+pub const HELD_MAX: usize = 100;
+
 const STATE_KEY: &str = "Uptime";
 
 /// What the adapter should do after a message or a command.
@@ -76,6 +79,9 @@ struct Dev {
     /// What its last will said last (`Some(true)`: online), so the same word again (the retained
     /// will sent once more) asks nothing again.
     online: Option<bool>,
+    /// Commands that came while the broker was lost, in order: they go out once the device says
+    /// it is online again (sent before it has subscribed again, the broker would drop them).
+    held: Option<VecDeque<Out>>,
 }
 
 impl Dev {
@@ -227,8 +233,8 @@ impl Devices {
         self.routes.retain(|_, (m, _)| m != mac);
         self.routes.insert(config.base(Prefix::Stat), (mac.to_owned(), Prefix::Stat));
         self.routes.insert(config.base(Prefix::Tele), (mac.to_owned(), Prefix::Tele));
-        let (causes, online) = self.devices.remove(mac).map(|d| (d.causes, d.online)).unwrap_or_default();
-        let dev = Dev { cmnd: config.base(Prefix::Cmnd), config, mapping, causes, online };
+        let (causes, online, held) = self.devices.remove(mac).map(|d| (d.causes, d.online, d.held)).unwrap_or_default();
+        let dev = Dev { cmnd: config.base(Prefix::Cmnd), config, mapping, causes, online, held };
         out.push(Out::Event(AdapterEvent::Device { device: dev.mapping.descriptor.clone() }));
         for what in &dev.mapping.unsupported {
             out.push(Out::Unsupported { device: dev.id().clone(), what: what.clone() });
@@ -266,11 +272,15 @@ impl Devices {
         self.devices.values().find(|d| d.id() == device).map(|d| &d.mapping)
     }
 
-    /// Every device offline, because of `reason` (the broker is gone).
-    pub fn all_offline(&self, reason: &str) -> Vec<Out> {
+    /// Every device offline, because of `reason` (the broker is gone). Commands from now on wait
+    /// for each device to say it is online again ([`HELD_MAX`] at most per device), and a device
+    /// that does is asked for its state afresh.
+    pub fn all_offline(&mut self, reason: &str) -> Vec<Out> {
         self.devices
-            .values()
+            .values_mut()
             .map(|d| {
+                d.online = None;
+                d.held.get_or_insert_default();
                 Out::Event(AdapterEvent::Availability {
                     device: d.id().clone(),
                     availability: Availability::offline(reason, Timestamp::now()).with_code("broker_unreachable"),
@@ -326,6 +336,21 @@ impl Devices {
         if !expect.is_empty() {
             dev.causes.retain(|c| c.at.elapsed() < CAUSE_WINDOW);
             dev.causes.push(Cause { keys: expect, answers, context: cmd.context.clone(), at: Instant::now() });
+        }
+        if let Some(held) = &mut dev.held {
+            held.extend(out);
+            let mut dropped = 0;
+            while held.len() > HELD_MAX {
+                held.pop_front();
+                dropped += 1;
+            }
+            if dropped > 0 {
+                tracing::warn!(
+                    device = %cmd.device,
+                    "The MQTT broker is away: the newest {HELD_MAX} commands wait for the device; an older one was dropped."
+                );
+            }
+            return Ok(Vec::new());
         }
         Ok(out)
     }
@@ -405,6 +430,10 @@ fn tele(dev: &mut Dev, topic: &str, suffix: &str, payload: &[u8]) -> Vec<Out> {
             let again = dev.online == Some(online);
             dev.online = Some(online);
             let mut out = vec![Out::Event(AdapterEvent::Availability { device: dev.id().clone(), availability })];
+            if online && let Some(held) = dev.held.take() {
+                // Back after the broker was lost: what was asked meanwhile, in order.
+                out.extend(held);
+            }
             if online && !again {
                 // Ask for what it is now, instead of waiting for its next telemetry.
                 out.push(Out::Publish { topic: format!("{}STATE", dev.cmnd), payload: String::new() });

@@ -39,11 +39,12 @@ mod testdata;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
+use hearth_mqtt::{Link, LinkEvent};
 use hearth_sdk::{
     Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState, AdapterStatus, BoxFuture,
     Discovers, MqttSettings,
 };
-use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
+use rumqttc::QoS;
 use serde::Deserialize;
 
 use crate::devices::{Devices, Out};
@@ -144,11 +145,6 @@ impl Warned {
     }
 }
 
-fn jitter(backoff: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    backoff.mul_f64(f64::from(nanos % 1000) / 2000.0)
-}
-
 async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let config = Config::from_json(&ctx.config).map_err(AdapterError)?;
     let events = ctx.events.clone();
@@ -164,54 +160,48 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
     let client_id = format!("hearth-tasmota-{}-{:x}", std::process::id(), nanos);
     let opts = hearth_mqtt::options(&client_id, &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = hearth_mqtt::client(opts, REQUEST_CAPACITY);
+    let mut link = Link::start("tasmota", opts, REQUEST_CAPACITY);
     let mut devices = Devices::new(&config.discovery_prefix);
     let mut subscribed: BTreeSet<String> = BTreeSet::new();
     let mut warned = Warned(HashSet::new());
     let mut connected = false;
-    let mut backoff = Duration::from_millis(500);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let broker = format!("{}:{}", mqtt.host, mqtt.port);
     tracing::info!(broker = %broker, prefix = %config.discovery_prefix, "Connecting to the broker for Tasmota devices.");
 
+    // The link connects and retries by itself (`hearth_mqtt::Link`): commands and ticks are
+    // served all the while, and never disturb a connection being made.
     loop {
         tokio::select! {
             _ = ctx.shutdown.wait() => break,
-            polled = eventloop.poll() => match polled {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+            event = link.next() => match event {
+                None => break,
+                Some(LinkEvent::Connected) => {
                     connected = true;
-                    backoff = Duration::from_millis(500);
                     subscribed.clear();
-                    sync_subscriptions(&client, &devices, &mut subscribed);
+                    sync_subscriptions(&link, &devices, &mut subscribed);
                     events.status(AdapterStatus::running()).await?;
                     tracing::info!(broker = %broker, "Connected; following Tasmota discovery.");
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    for out in devices.message(&p.topic, &p.payload) {
-                        handle(&client, &events, &mut warned, out).await?;
+                Some(LinkEvent::Message { topic, payload }) => {
+                    for out in devices.message(&topic, &payload) {
+                        handle(&mut link, &events, &mut warned, out).await?;
                     }
-                    sync_subscriptions(&client, &devices, &mut subscribed);
+                    sync_subscriptions(&link, &devices, &mut subscribed);
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let reason = format!("MQTT broker {broker} unreachable ({e})");
-                    if connected || warned.first("broker") {
-                        tracing::warn!("Lost the broker of the Tasmota devices: {reason}; retrying.");
+                Some(LinkEvent::Lost { reason, retry_in }) => {
+                    if std::mem::take(&mut connected) || warned.first("broker") {
+                        tracing::warn!("Lost the broker of the Tasmota devices: {reason}; retrying in {:.0} s.",
+                            retry_in.as_secs_f64());
                     }
-                    connected = false;
                     subscribed.clear();
                     for out in devices.all_offline(&reason) {
-                        handle(&client, &events, &mut warned, out).await?;
+                        handle(&mut link, &events, &mut warned, out).await?;
                     }
                     events
                         .status(AdapterStatus::with(AdapterState::Degraded, reason).with_code("broker_unreachable"))
                         .await?;
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff + jitter(backoff)) => {}
-                        _ = ctx.shutdown.wait() => break,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             },
             cmd = ctx.commands.recv() => {
@@ -219,56 +209,46 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                 match devices.command(&cmd) {
                     Ok(outs) => {
                         for out in outs {
-                            handle(&client, &events, &mut warned, out).await?;
+                            handle(&mut link, &events, &mut warned, out).await?;
                         }
                     }
                     Err(e) => tracing::warn!(device = %cmd.device, "A command could not be sent to the Tasmota device: {e}."),
                 }
             }
             _ = tick.tick() => {
-                if connected {
+                if link.connected() {
                     // Subscriptions a full request queue refused before.
-                    sync_subscriptions(&client, &devices, &mut subscribed);
+                    sync_subscriptions(&link, &devices, &mut subscribed);
                 }
             }
         }
     }
-    let _ = client.try_disconnect();
     // Let the DISCONNECT go out, but never wait long: shutdown has a one-second budget.
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        loop {
-            match eventloop.poll().await {
-                Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    link.close(Duration::from_millis(200)).await;
     let _ = events.status(AdapterStatus::bare(AdapterState::Stopped)).await;
     Ok(())
 }
 
 /// Subscribes to what the devices need and drops what they no longer do, without waiting: a
 /// request the queue refuses is tried again on the next message or tick.
-fn sync_subscriptions(client: &AsyncClient, devices: &Devices, subscribed: &mut BTreeSet<String>) {
+fn sync_subscriptions(link: &Link, devices: &Devices, subscribed: &mut BTreeSet<String>) {
     let wanted = devices.filters();
     for filter in wanted.difference(&subscribed.clone()) {
-        match client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-            Ok(()) => {
-                subscribed.insert(filter.clone());
-            }
-            Err(e) => tracing::debug!(filter = %filter, error = %e, "Subscription postponed."),
+        if link.subscribe(filter.clone(), QoS::AtLeastOnce) {
+            subscribed.insert(filter.clone());
+        } else {
+            tracing::debug!(filter = %filter, "Subscription postponed.");
         }
     }
     for filter in subscribed.clone().difference(&wanted) {
-        if client.try_unsubscribe(filter.clone()).is_ok() {
+        if link.unsubscribe(filter.clone()) {
             subscribed.remove(filter);
         }
     }
 }
 
 async fn handle(
-    client: &AsyncClient,
+    link: &mut Link,
     events: &hearth_sdk::EventSender,
     warned: &mut Warned,
     out: Out,
@@ -299,8 +279,8 @@ async fn handle(
         }
         Out::Publish { topic, payload } => {
             tracing::debug!(topic = %topic, payload = %payload, "Sending a Tasmota command.");
-            if let Err(e) = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload) {
-                tracing::warn!(topic = %topic, error = %e, "A Tasmota command could not be queued.");
+            if let Err(e) = link.publish(topic.clone(), QoS::AtLeastOnce, false, payload) {
+                tracing::warn!(topic = %topic, "A Tasmota command could not be sent: {e}.");
             }
         }
     }

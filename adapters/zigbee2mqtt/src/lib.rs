@@ -12,14 +12,15 @@ pub mod api;
 pub mod bridge;
 pub mod exposes;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use hearth_mqtt::{Link, LinkEvent};
 use hearth_sdk::{
     ActionError, ActionRequest, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AdapterState,
     AdapterStatus, BoxFuture, Command, Discovers, MqttSettings, Refresh,
 };
-use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
+use rumqttc::QoS;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
@@ -115,124 +116,98 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
     let base = config.base_topic.trim_end_matches('/').to_owned();
     let opts =
         hearth_mqtt::options(&format!("hearth-zigbee2mqtt-{}", std::process::id()), &mqtt).map_err(AdapterError)?;
-    let (client, mut eventloop) = hearth_mqtt::client(opts, 64);
+    // The link connects and retries in a task of its own (`hearth_mqtt::Link`): commands,
+    // actions and ticks are served all the while, never disturb a connection being made (a
+    // command that dropped a half-made connection made the client start another at once: 78
+    // connections in 20 s of outage), and this task never waits for room in the client's queue
+    // (it stopped for good at 5,000 commands a second, the task that empties the queue being
+    // this one). Messages wait in the link, in order, until zigbee2mqtt can take them: after the
+    // broker was lost, until its `bridge/state` says online, which it publishes once it has
+    // subscribed again (sent before, the broker drops them). At most `WAITING` wait.
+    let mut link = Link::start("zigbee2mqtt", opts, 64).with_waiting_limit(WAITING);
     let mut bridge = Bridge::new(&base);
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut next_transaction = 0u64;
     let mut warned: HashSet<String> = HashSet::new();
     let mut connected = false;
-    let mut backoff = Duration::from_millis(500);
-    // When the next connection attempt is due, after one failed.
-    let mut retry_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut outbox = Outbox::default();
     let mut subscribed = false;
     tracing::info!(broker = %format!("{}:{}", mqtt.host, mqtt.port), base = %base, "Connecting to zigbee2mqtt's broker.");
 
     loop {
-        // Whatever waited goes first (the poll below made room). Only while zigbee2mqtt is there
-        // to take it: after the broker was lost, commands wait for its `bridge/state` online,
-        // which it publishes once it has subscribed again; sent before, the broker drops them.
-        outbox.open = connected && bridge.online();
-        outbox.flush(&client);
+        link.hold(!bridge.online());
         if connected && !subscribed {
-            subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
+            // Asked without waiting: a full queue asks again next time round.
+            subscribed = link.subscribe(format!("{base}/#"), QoS::AtLeastOnce);
         }
-        // While a connection is being made, only shutdown interrupts it: a command or a tick that
-        // dropped the half-made connection made the client start another at once (the broker's
-        // address counted 78 connections in 20 s of outage with commands arriving). While
-        // waiting to retry, commands, actions and ticks are served (they used to queue up behind
-        // the wait and find the adapter busy).
-        let step = if !connected && retry_at.is_none() {
-            tokio::select! {
-                _ = ctx.shutdown.wait() => Step::Stop,
-                polled = eventloop.poll() => Step::Polled(polled),
-            }
-        } else {
-            tokio::select! {
-                _ = ctx.shutdown.wait() => Step::Stop,
-                polled = eventloop.poll(), if connected => Step::Polled(polled),
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => Step::Retry,
-                Some(cmd) = ctx.commands.recv() => Step::Command(cmd),
-                Some(req) = ctx.actions.recv() => Step::Action(req),
-                _ = tick.tick() => Step::Tick,
-            }
+        let step = tokio::select! {
+            _ = ctx.shutdown.wait() => Step::Stop,
+            event = link.next() => match event {
+                Some(event) => Step::Link(event),
+                None => Step::Stop,
+            },
+            Some(cmd) = ctx.commands.recv() => Step::Command(cmd),
+            Some(req) = ctx.actions.recv() => Step::Action(req),
+            _ = tick.tick() => Step::Tick,
         };
         match step {
             Step::Stop => break,
-            Step::Retry => retry_at = None,
-            Step::Polled(polled) => match polled {
-                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                    connected = true;
-                    backoff = Duration::from_millis(500);
-                    // Queued, never awaited: see `Outbox`. A full queue retries next time round.
-                    subscribed = client.try_subscribe(format!("{base}/#"), QoS::AtLeastOnce).is_ok();
-                    events
-                        .status(
-                            AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
-                                .with_code("waiting_for_bridge"),
-                        )
-                        .await?;
-                    tracing::info!("Connected to zigbee2mqtt's broker.");
+            Step::Link(LinkEvent::Connected) => {
+                connected = true;
+                subscribed = link.subscribe(format!("{base}/#"), QoS::AtLeastOnce);
+                events
+                    .status(
+                        AdapterStatus::with(AdapterState::Running, "connected; waiting for the zigbee2mqtt bridge")
+                            .with_code("waiting_for_bridge"),
+                    )
+                    .await?;
+                tracing::info!("Connected to zigbee2mqtt's broker.");
+            }
+            Step::Link(LinkEvent::Message { topic, payload }) => {
+                let Some(rest) = topic.strip_prefix(&base).and_then(|r| r.strip_prefix('/')) else { continue };
+                if let Some(path) = rest.strip_prefix("bridge/response/") {
+                    answer(&mut pending, path, &payload);
+                    continue;
                 }
-                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    let Some(rest) = p.topic.strip_prefix(&base).and_then(|r| r.strip_prefix('/')) else { continue };
-                    if let Some(path) = rest.strip_prefix("bridge/response/") {
-                        answer(&mut pending, path, &p.payload);
-                        continue;
-                    }
-                    let was_online = bridge.online();
-                    match bridge.message(rest, &p.payload) {
-                        Ok(out) => {
-                            for ev in out {
-                                events.send(ev).await?;
-                            }
-                        }
-                        Err(reason) => {
-                            if warned.insert(p.topic.clone()) {
-                                tracing::warn!(topic = %p.topic, "Ignored a zigbee2mqtt message: {reason}.");
-                            }
-                            events.send(AdapterEvent::InputRejected { source: p.topic.clone(), reason }).await?;
+                let was_online = bridge.online();
+                match bridge.message(rest, &payload) {
+                    Ok(out) => {
+                        for ev in out {
+                            events.send(ev).await?;
                         }
                     }
-                    if was_online != bridge.online() {
-                        let status = if bridge.online() {
-                            AdapterStatus::running()
-                        } else {
-                            AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline")
-                                .with_code("bridge_offline")
-                        };
-                        events.status(status).await?;
+                    Err(reason) => {
+                        if warned.insert(topic.clone()) {
+                            tracing::warn!(topic = %topic, "Ignored a zigbee2mqtt message: {reason}.");
+                        }
+                        events.send(AdapterEvent::InputRejected { source: topic.clone(), reason }).await?;
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let reason = format!("MQTT broker {}:{} unreachable ({e})", mqtt.host, mqtt.port);
-                    if connected || warned.insert("broker".into()) {
-                        tracing::warn!("Lost zigbee2mqtt's broker: {reason}; retrying.");
-                    }
-                    connected = false;
-                    subscribed = false;
-                    for ev in bridge.all_offline(&reason) {
-                        events.send(ev).await?;
-                    }
-                    events
-                        .status(AdapterStatus::with(AdapterState::Degraded, reason).with_code("broker_unreachable"))
-                        .await?;
-                    // Up to half the backoff again, so hubs that lost the same broker do not
-                    // all come back in the same instant.
-                    let nanos = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .subsec_nanos();
-                    let jitter = backoff.mul_f64(f64::from(nanos % 1000) / 2000.0);
-                    retry_at = Some(Instant::now() + backoff + jitter);
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                if was_online != bridge.online() {
+                    let status = if bridge.online() {
+                        AdapterStatus::running()
+                    } else {
+                        AdapterStatus::with(AdapterState::Degraded, "zigbee2mqtt bridge offline")
+                            .with_code("bridge_offline")
+                    };
+                    events.status(status).await?;
                 }
-            },
+            }
+            Step::Link(LinkEvent::Lost { reason, retry_in }) => {
+                if std::mem::take(&mut connected) || warned.insert("broker".into()) {
+                    tracing::warn!("Lost zigbee2mqtt's broker: {reason}; retrying in {:.0} s.", retry_in.as_secs_f64());
+                }
+                subscribed = false;
+                for ev in bridge.all_offline(&reason) {
+                    events.send(ev).await?;
+                }
+                events
+                    .status(AdapterStatus::with(AdapterState::Degraded, reason).with_code("broker_unreachable"))
+                    .await?;
+            }
             Step::Command(cmd) => {
-                if let Err(e) = command(&mut outbox, &client, &mut bridge, &base, cmd) {
+                if let Err(e) = command(&mut link, &mut bridge, &base, cmd) {
                     tracing::warn!("A command could not be sent to zigbee2mqtt: {e}.");
                 }
             }
@@ -254,7 +229,10 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
                         let transaction = format!("hearth-{next_transaction}");
                         body.insert("transaction".into(), json!(transaction));
                         let topic = format!("{base}/bridge/request/{path}");
-                        outbox.publish(&client, topic, Json::Object(body).to_string());
+                        if let Err(e) = link.publish(topic, QoS::AtLeastOnce, false, Json::Object(body).to_string()) {
+                            let _ = reply.send(Err(ActionError::BadParams(e)));
+                            continue;
+                        }
                         pending
                             .insert(transaction, Pending { action, reply, deadline: Instant::now() + REQUEST_TIMEOUT });
                     }
@@ -279,7 +257,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
             }
         }
     }
-    let _ = client.disconnect().await;
+    link.close(Duration::from_millis(300)).await;
     let _ = events.status(AdapterStatus::bare(AdapterState::Stopped)).await;
     Ok(())
 }
@@ -287,9 +265,7 @@ async fn run(mut ctx: AdapterContext) -> Result<(), AdapterError> {
 /// What woke the adapter's loop.
 enum Step {
     Stop,
-    /// The backoff after a failed connection is over: connect again.
-    Retry,
-    Polled(Result<MqttEvent, rumqttc::ConnectionError>),
+    Link(LinkEvent),
     Command(Command),
     Action(ActionRequest),
     Tick,
@@ -391,69 +367,14 @@ fn action_request(
     Ok((path, body))
 }
 
-/// Publishes waiting for room in the MQTT client's request queue.
-///
-/// The adapter's one task both drives the client's event loop and publishes. Awaiting a publish
-/// while the queue is full waits for the event loop, which that same task no longer polls: the
-/// adapter stopped for good (seen at 5,000 commands a second in hearth-bench). So publishes are
-/// only ever tried; what finds the queue full waits here, in order, and goes out after the next
-/// poll. While zigbee2mqtt cannot take them (the broker lost, the bridge offline) they wait too,
-/// and go out in order once its bridge is online again. At most [`Outbox::MAX`] wait (a broker
-/// gone for long): then the oldest is dropped.
-#[derive(Debug, Default)]
-struct Outbox {
-    waiting: VecDeque<(String, bytes::Bytes)>,
-    dropped: u64,
-    /// Whether zigbee2mqtt can take messages now (connected, bridge online); when not, they wait.
-    open: bool,
-}
-
-impl Outbox {
-    const MAX: usize = 10_000;
-
-    fn publish(&mut self, client: &AsyncClient, topic: String, payload: String) {
-        self.waiting.push_back((topic, bytes::Bytes::from(payload)));
-        self.flush(client);
-    }
-
-    fn flush(&mut self, client: &AsyncClient) {
-        while self.open
-            && let Some((topic, payload)) = self.waiting.pop_front()
-        {
-            match client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
-                Ok(()) => {}
-                Err(rumqttc::ClientError::TryRequest(rumqttc::Request::Publish(p))) => {
-                    self.waiting.push_front((p.topic, p.payload));
-                    break;
-                }
-                // The event loop is gone: the adapter is stopping.
-                Err(_) => break,
-            }
-        }
-        while self.waiting.len() > Self::MAX {
-            self.waiting.pop_front();
-            self.dropped += 1;
-            if self.dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "zigbee2mqtt's broker takes no messages; the oldest commands were dropped."
-                );
-            }
-        }
-    }
-}
+/// Messages that wait for zigbee2mqtt at most (a broker gone for long); then the oldest go.
+const WAITING: usize = 10_000;
 
 /// Sends a validated command: `/set` with values in zigbee2mqtt's units, or `/get`.
-fn command(
-    outbox: &mut Outbox,
-    client: &AsyncClient,
-    bridge: &mut Bridge,
-    base: &str,
-    cmd: Command,
-) -> Result<(), String> {
+fn command(link: &mut Link, bridge: &mut Bridge, base: &str, cmd: Command) -> Result<(), String> {
     if let Some((path, body)) = bridge.bridge_command(&cmd) {
         let topic = format!("{base}/bridge/request/{path}");
-        outbox.publish(client, topic, body.to_string());
+        link.publish(topic, QoS::AtLeastOnce, false, body.to_string())?;
         return Ok(());
     }
     let (name, mapping) =
@@ -462,7 +383,7 @@ fn command(
         let payload = exposes::encode_set(mapping, &cmd.request.set, cmd.request.transition)
             .map_err(|key| format!("feature `{key}` of {} cannot be converted", cmd.device))?;
         let topic = format!("{base}/{name}/set");
-        outbox.publish(client, topic, Json::Object(payload).to_string());
+        link.publish(topic, QoS::AtLeastOnce, false, Json::Object(payload).to_string())?;
     }
     if let Some(refresh) = &cmd.request.refresh {
         let keys: Vec<String> = match refresh {
@@ -473,7 +394,7 @@ fn command(
         if !keys.is_empty() {
             let payload: serde_json::Map<String, Json> = keys.into_iter().map(|k| (k, json!(""))).collect();
             let topic = format!("{base}/{name}/get");
-            outbox.publish(client, topic, Json::Object(payload).to_string());
+            link.publish(topic, QoS::AtLeastOnce, false, Json::Object(payload).to_string())?;
         }
     }
     bridge.remember_cause(&cmd.device, cmd.context.clone());

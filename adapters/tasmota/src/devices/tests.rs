@@ -360,7 +360,7 @@ fn buttons_give_events() {
 
 #[test]
 fn losing_the_broker_makes_every_device_offline_with_the_reason() {
-    let d = devices_with(&[("84F3EB487D21", SONOFF_BASIC), ("D8F15BB3DB2D", SONOFF_T1_2CH)]);
+    let mut d = devices_with(&[("84F3EB487D21", SONOFF_BASIC), ("D8F15BB3DB2D", SONOFF_T1_2CH)]);
     let out = d.all_offline("MQTT broker 127.0.0.1:1883 unreachable (connection refused)");
     assert_eq!(out.len(), 2);
     for o in out {
@@ -369,6 +369,44 @@ fn losing_the_broker_makes_every_device_offline_with_the_reason() {
         assert_eq!(availability.reason.as_deref(), Some("MQTT broker 127.0.0.1:1883 unreachable (connection refused)"));
         assert_eq!(availability.code.as_deref(), Some("broker_unreachable"));
     }
+}
+
+#[test]
+fn commands_while_the_broker_is_lost_wait_for_the_device_and_go_out_in_order_when_it_is_back() {
+    let mut d = basic();
+    assert_eq!(
+        publishes(&d.message("tele/Basic-3/LWT", b"Online")),
+        [("cmnd/Basic-3/STATE".to_owned(), String::new())]
+    );
+    d.all_offline("MQTT broker 127.0.0.1:1883 unreachable (connection refused)");
+    // Sent now, the broker (back, but before the device has subscribed again) would drop them.
+    for (i, on) in [true, false, true].into_iter().enumerate() {
+        let out = d.command(&command(BASIC, json!({"set": {"state": on}}), &format!("c{i}"))).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+    }
+    // The retained will of before, or the device's own once it is back: in order, then a fresh
+    // look at its state (asked again, though its will says the same word as before).
+    let out = d.message("tele/Basic-3/LWT", b"Online");
+    assert_eq!(
+        publishes(&out),
+        [
+            ("cmnd/Basic-3/POWER1".to_owned(), "ON".to_owned()),
+            ("cmnd/Basic-3/POWER1".to_owned(), "OFF".to_owned()),
+            ("cmnd/Basic-3/POWER1".to_owned(), "ON".to_owned()),
+            ("cmnd/Basic-3/STATE".to_owned(), String::new()),
+        ]
+    );
+    // From now on commands go at once again.
+    let out = d.command(&command(BASIC, json!({"set": {"state": false}}), "c3")).unwrap();
+    assert_eq!(publishes(&out), [("cmnd/Basic-3/POWER1".to_owned(), "OFF".to_owned())]);
+    // A long outage keeps the newest HELD_MAX.
+    d.all_offline("MQTT broker 127.0.0.1:1883 unreachable (connection refused)");
+    for i in 0..=HELD_MAX {
+        assert!(d.command(&command(BASIC, json!({"set": {"state": i % 2 == 0}}), "c")).unwrap().is_empty());
+    }
+    let out = publishes(&d.message("tele/Basic-3/LWT", b"Online"));
+    assert_eq!(out.len(), HELD_MAX + 1, "the newest {HELD_MAX}, then the state asked for");
+    assert_eq!(out[0].1, "OFF", "the first command (ON) was the one dropped");
 }
 
 #[test]
