@@ -13,31 +13,13 @@
 #![no_main]
 
 use hearth_ble::control::{bot_answer, parse_bot_info};
+use hearth_ble::decode::aims::{COMPANY_IDS as COMPANIES, NAMES, SERVICE_UUIDS as UUIDS};
 use hearth_ble::decode::{self, Address, Advertisement, DECODERS, Decoded, uuid16};
 use hearth_ble::record::{self, Recorded};
 use hearth_ble::tracker::{Keys, Timeouts, Tracker};
 use hearth_fuzz::{check_events, finite, split_selector};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-
-/// Service UUIDs and company ids the decoders read (and one they do not).
-const UUIDS: &[u16] = &[0xFCD2, 0x181C, 0x181E, 0xFE95, 0x181A, 0xFD3D, 0x0D00, 0xFEAA, 0x1234];
-const COMPANIES: &[u16] = &[0x0499, 0xEC88, 0x8801, 0x0001, 0x0002, 0x004C, 0x0969, 0x0059, 0x089C, 0x0006];
-/// Names some formats look at.
-const NAMES: &[&str] = &[
-    "sps",
-    "tps",
-    "N0BYD",
-    "iBBQ",
-    "xBBQ",
-    "GVH5075_1A2B",
-    "Govee_H5074_1A2B",
-    "GV5108",
-    "B5178",
-    "ATC_0A1B2C",
-    "SBBT-002C",
-    "ITH-11-B",
-];
 
 fn pick(u: &mut Unstructured<'_>, known: &[u16]) -> Result<u16> {
     let i: u8 = u.arbitrary()?;

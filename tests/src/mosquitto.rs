@@ -69,6 +69,17 @@ impl Mosquitto {
         broker
     }
 
+    /// One plain listener on 127.0.0.1 with an account (`user`, `password`); anonymous clients
+    /// are refused. Its files go to `dir`.
+    pub fn start_plain_with_account(dir: &Path, user: &str, password: &str) -> Mosquitto {
+        let passwd = dir.join("passwd");
+        run(Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&passwd).args([user, password]));
+        let port = free_port();
+        let listener =
+            format!("listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n", passwd.display());
+        Mosquitto::start_with(dir, &listener, &[port])
+    }
+
     /// An account (`user`, `password`) on two listeners: plain first, then TLS with a certificate
     /// for `localhost` and 127.0.0.1 signed by a CA of the test's own (`dir/ca.pem`, made by
     /// [`certificates`]). Anonymous clients are refused on both.

@@ -204,6 +204,25 @@ fn two_hubs_on_one_broker_take_only_their_own_commands() {
     assert!(cloud.seen().iter().all(|m| !m.topic.starts_with("hearth/home-b/")), "hub b answered");
 }
 
+/// A broker with an account and persistence (so a subscriber's session survives its restarts),
+/// a subscriber that sees what arrives, and a hub linked to it draining `drain_per_sec`, connected.
+fn connected_to_a_persistent_broker(
+    dir: &Path,
+    drain_per_sec: u32,
+) -> (Mosquitto, std::sync::Arc<std::sync::Mutex<Vec<String>>>, Hub, String) {
+    let persist = format!("persistence true\npersistence_location {}/\n", dir.display());
+    let broker = Mosquitto::start_tls_configured(dir, USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist, "");
+    let seen = persistent_subscriber(broker.addrs()[PLAIN]);
+    let hub = Hub::start_with_config(
+        &config(&broker, "localhost", &dir.join("ca.pem"), "home-1", &format!("drain_per_sec = {drain_per_sec}\n")),
+        &[],
+    );
+    let token = hub.onboard();
+    cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
+    std::thread::sleep(Duration::from_millis(500));
+    (broker, seen, hub, token)
+}
+
 /// A subscriber with a persistent session (clean start off, QoS 1), as a cloud service is: it
 /// gets what was published while it was away. Collects the context ids of the lamp's brightness
 /// changes, in the order they arrive.
@@ -288,17 +307,7 @@ fn assert_all_in_order(sent: &[String], seen: &[String], outages: usize) {
 #[test]
 fn an_outage_of_the_broker_and_a_hub_restart_during_it_lose_nothing_and_keep_the_order() {
     let dir = tempfile::tempdir().unwrap();
-    let persist = format!("persistence true\npersistence_location {}/\n", dir.path().display());
-    let mut broker =
-        Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist, "");
-    let seen = persistent_subscriber(broker.addrs()[PLAIN]);
-    let mut hub = Hub::start_with_config(
-        &config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", "drain_per_sec = 50\n"),
-        &[],
-    );
-    let token = hub.onboard();
-    cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut broker, seen, mut hub, token) = connected_to_a_persistent_broker(dir.path(), 50);
 
     // 50 changes a second; the broker goes away for a while in the middle.
     let mut sent = changes(&hub, &token, 0, 100);
@@ -505,17 +514,7 @@ fn most_attempts(secs: f64) -> usize {
 fn a_long_cloud_outage_under_load_loses_nothing_keeps_the_order_and_is_retried_with_backoff() {
     let outage: u32 = std::env::var("HEARTH_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
-    let persist = format!("persistence true\npersistence_location {}/\n", dir.path().display());
-    let mut broker =
-        Mosquitto::start_tls_configured(dir.path(), USER, PASSWORD, "DNS:localhost,IP:127.0.0.1", &persist, "");
-    let seen = persistent_subscriber(broker.addrs()[PLAIN]);
-    let hub = Hub::start_with_config(
-        &config(&broker, "localhost", &dir.path().join("ca.pem"), "home-1", "drain_per_sec = 500\n"),
-        &[],
-    );
-    let token = hub.onboard();
-    cloud_status(&hub, &token, "connected", |s| s["connected"] == true);
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut broker, seen, hub, token) = connected_to_a_persistent_broker(dir.path(), 500);
     let mut sent = changes(&hub, &token, 0, 100);
 
     broker.stop();

@@ -943,20 +943,7 @@ fn secrets_of_accounts_devices_the_broker_and_the_cloud_are_nowhere_in_clear() {
             const MEMBER_NEW: &str = "guest-new-passphrase-77";
             // The cloud: a broker with an account, on this namespace's loopback.
             let dir = tempfile::tempdir().unwrap();
-            let passwd = dir.path().join("passwd");
-            let status = std::process::Command::new("mosquitto_passwd")
-                .args(["-b", "-c"])
-                .arg(&passwd)
-                .args(["hub", CLOUD_PASSWORD])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let port = hearth_tests::free_port();
-            let broker = Mosquitto::start_with(
-                dir.path(),
-                &format!("listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n", passwd.display()),
-                &[port],
-            );
+            let broker = Mosquitto::start_plain_with_account(dir.path(), "hub", CLOUD_PASSWORD);
             let mut config = String::new();
             for id in ["shelly", "miio"] {
                 config.push_str(&format!(
@@ -1065,20 +1052,8 @@ fn the_external_brokers_password_is_nowhere_in_clear() {
 
     const PASSWORD: &str = "external-broker-pass-c4d8";
     let dir = tempfile::tempdir().unwrap();
-    let passwd = dir.path().join("passwd");
-    let status = std::process::Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&passwd)
-        .args(["zigbee", PASSWORD])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let port = hearth_tests::free_port();
-    let broker = Mosquitto::start_with(
-        dir.path(),
-        &format!("listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n", passwd.display()),
-        &[port],
-    );
+    let broker = Mosquitto::start_plain_with_account(dir.path(), "zigbee", PASSWORD);
+    let port = broker.addr().port();
     let config = dir.path().join("hearth.toml");
     std::fs::write(
         &config,

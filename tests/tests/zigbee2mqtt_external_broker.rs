@@ -40,6 +40,18 @@ fn hub_config(dir: &Path, broker: &Mosquitto, ca: &Path) -> PathBuf {
     config
 }
 
+/// A TLS broker with an account, a hub using it (its own broker off), onboarded, and zigbee2mqtt
+/// on the broker's plain listener.
+fn hub_and_zigbee2mqtt_on_a_tls_broker(dir: &Path) -> (Mosquitto, Hub, String, Zigbee2mqttSim) {
+    let broker = tls_broker(dir);
+    let config = hub_config(dir, &broker, &dir.join("ca.pem"));
+    let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
+    let token = hub.onboard();
+    let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
+    let sim = Zigbee2mqttSim::start_with(broker.addrs()[PLAIN], options);
+    (broker, hub, token, sim)
+}
+
 fn wait_device(hub: &Hub, token: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     wait_device_within(hub, token, id, what, T, pred)
 }
@@ -66,12 +78,7 @@ fn wait_device_within(
 #[test]
 fn tls_broker_with_an_account_outage_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = tls_broker(dir.path());
-    let config = hub_config(dir.path(), &broker, &dir.path().join("ca.pem"));
-    let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
-    let token = hub.onboard();
-    let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
-    let sim = Zigbee2mqttSim::start_with(broker.addrs()[PLAIN], options);
+    let (mut broker, hub, token, sim) = hub_and_zigbee2mqtt_on_a_tls_broker(dir.path());
 
     let bulb = BULB.id();
     let d = wait_device(&hub, &token, &bulb, "online", |d| d["availability"]["state"] == "online");
@@ -127,12 +134,7 @@ fn a_broker_certificate_from_another_authority_is_refused() {
 fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_retried_with_backoff() {
     let outage: u64 = std::env::var("HEARTH_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = tls_broker(dir.path());
-    let config = hub_config(dir.path(), &broker, &dir.path().join("ca.pem"));
-    let hub = Hub::start_without_broker(&["--config", config.to_str().unwrap()]);
-    let token = hub.onboard();
-    let options = SimOptions { credentials: Some((USER.into(), PASSWORD.into())), ..SimOptions::default() };
-    let sim = Zigbee2mqttSim::start_with(broker.addrs()[PLAIN], options);
+    let (mut broker, hub, token, sim) = hub_and_zigbee2mqtt_on_a_tls_broker(dir.path());
     let plugs = TasmotaSim::start_with_account(broker.addrs()[PLAIN], &[PLUG], USER, PASSWORD);
     let (bulb, climate, plug) = (BULB.id(), CLIMATE.id(), PLUG.id());
     wait_device(&hub, &token, &bulb, "online", |d| d["availability"]["state"] == "online");
@@ -160,8 +162,8 @@ fn the_external_broker_restarted_under_load_loses_no_accepted_command_and_is_ret
     let mut level = 0u32;
     while down_at.elapsed() < Duration::from_secs(outage) {
         level = level % 100 + 1;
-        let to_plug = level % 2 == 0;
-        let on = level % 4 == 0;
+        let to_plug = level.is_multiple_of(2);
+        let on = level.is_multiple_of(4);
         let (device, body) = if to_plug {
             (&plug, serde_json::json!({"set": {"state": on}}))
         } else {

@@ -2,6 +2,7 @@
 //! service UUID and company id the decoders read, with the names some formats look at and with
 //! keys of every length, through the same dispatch and tracking the adapter uses.
 
+use hearth_ble::decode::aims::{COMPANY_IDS as COMPANIES, NAMES, SERVICE_UUIDS as UUIDS};
 use hearth_ble::decode::{self, Address, Advertisement, uuid16};
 use hearth_ble::tracker::{Keys, Timeouts, Tracker};
 
@@ -22,24 +23,6 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
-
-const UUIDS: &[u16] = &[0xFCD2, 0x181C, 0x181E, 0xFE95, 0x181A, 0xFD3D, 0x0D00, 0xFEAA, 0x1234];
-const COMPANIES: &[u16] = &[0x0499, 0xEC88, 0x8801, 0x0001, 0x0000, 0x0002, 0x004C, 0x0969, 0x0006];
-const NAMES: &[&str] = &[
-    "",
-    "sps",
-    "tps",
-    "N0BYD",
-    "iBBQ",
-    "xBBQ",
-    "GVH5075_1A2B",
-    "Govee_H5074_1A2B",
-    "GV5108",
-    "B5178",
-    "ATC_0A1B2C",
-    "SBBT-002C",
-    "ITH-11-B",
-];
 
 fn arbitrary(rng: &mut Rng) -> Advertisement {
     let mut adv = Advertisement {

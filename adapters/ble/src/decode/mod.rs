@@ -220,6 +220,32 @@ impl DecodeError {
 /// A decoder's entry point.
 pub type DecodeFn = fn(&Advertisement, Option<&[u8]>) -> Result<Option<Decoded>, DecodeError>;
 
+/// What the decoders look at, for fuzzing and property tests to aim at: 16-bit service UUIDs,
+/// company ids and local names that select a format (and, last in each, some that select none).
+pub mod aims {
+    /// Service data UUIDs.
+    pub const SERVICE_UUIDS: &[u16] = &[0xFCD2, 0x181C, 0x181E, 0xFE95, 0x181A, 0xFD3D, 0x0D00, 0xFEAA, 0x1234];
+    /// Manufacturer-data company ids.
+    pub const COMPANY_IDS: &[u16] =
+        &[0x0499, 0xEC88, 0x8801, 0x0001, 0x0002, 0x004C, 0x0969, 0x0059, 0x089C, 0x0006, 0x0000];
+    /// Local names.
+    pub const NAMES: &[&str] = &[
+        "sps",
+        "tps",
+        "N0BYD",
+        "iBBQ",
+        "xBBQ",
+        "GVH5075_1A2B",
+        "Govee_H5074_1A2B",
+        "GV5108",
+        "B5178",
+        "ATC_0A1B2C",
+        "SBBT-002C",
+        "ITH-11-B",
+        "",
+    ];
+}
+
 /// Every decoder, most specific first: the first that recognises an advertisement reads it.
 pub const DECODERS: &[(&str, DecodeFn)] = &[
     ("bthome", bthome::decode),
