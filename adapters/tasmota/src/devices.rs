@@ -24,8 +24,9 @@ use crate::map::{Decoded, Mapping};
 pub const CAUSE_WINDOW: Duration = Duration::from_secs(10);
 
 /// The key that marks the answer to `STATE` (it is in every `STATE` payload).
-/// Commands kept per device while the broker is lost; beyond, the oldest are dropped.
-pub const HELD_MAX: usize = 100;
+/// Commands kept while the broker is lost, all devices together (as many as zigbee2mqtt's
+/// adapter keeps); beyond, the oldest of the device commanded are dropped.
+pub const HELD_MAX: usize = 10_000;
 
 const STATE_KEY: &str = "Uptime";
 
@@ -81,7 +82,7 @@ struct Dev {
     online: Option<bool>,
     /// Commands that came while the broker was lost, in order: they go out once the device says
     /// it is online again (sent before it has subscribed again, the broker would drop them).
-    held: Option<VecDeque<Out>>,
+    held: Option<VecDeque<(u64, Out)>>,
 }
 
 impl Dev {
@@ -127,6 +128,8 @@ pub struct Devices {
     sensors: BTreeMap<String, Map<String, Json>>,
     /// A device's topic base (`stat/huzzah_1/`) to its MAC and the prefix it stands for.
     routes: HashMap<String, (String, Prefix)>,
+    /// Numbers commands held while the broker is lost, so the oldest of all can be dropped.
+    held_seq: u64,
 }
 
 impl Devices {
@@ -137,6 +140,7 @@ impl Devices {
             devices: BTreeMap::new(),
             sensors: BTreeMap::new(),
             routes: HashMap::new(),
+            held_seq: 0,
         }
     }
 
@@ -273,7 +277,7 @@ impl Devices {
     }
 
     /// Every device offline, because of `reason` (the broker is gone). Commands from now on wait
-    /// for each device to say it is online again ([`HELD_MAX`] at most per device), and a device
+    /// for each device to say it is online again ([`HELD_MAX`] at most in all), and a device
     /// that does is asked for its state afresh.
     pub fn all_offline(&mut self, reason: &str) -> Vec<Out> {
         self.devices
@@ -293,6 +297,12 @@ impl Devices {
     /// `cmnd/<t>/<Command>`, several at once as `Backlog`; a refresh asks for `STATE` and, for
     /// sensors, `STATUS 10`.
     pub fn command(&mut self, cmd: &Command) -> Result<Vec<Out>, String> {
+        let held_elsewhere: usize = self
+            .devices
+            .values()
+            .filter(|d| d.id() != &cmd.device)
+            .map(|d| d.held.as_ref().map_or(0, VecDeque::len))
+            .sum();
         let dev = self
             .devices
             .values_mut()
@@ -337,22 +347,27 @@ impl Devices {
             dev.causes.retain(|c| c.at.elapsed() < CAUSE_WINDOW);
             dev.causes.push(Cause { keys: expect, answers, context: cmd.context.clone(), at: Instant::now() });
         }
-        if let Some(held) = &mut dev.held {
-            held.extend(out);
-            let mut dropped = 0;
-            while held.len() > HELD_MAX {
-                held.pop_front();
-                dropped += 1;
-            }
-            if dropped > 0 {
-                tracing::warn!(
-                    device = %cmd.device,
-                    "The MQTT broker is away: the newest {HELD_MAX} commands wait for the device; an older one was dropped."
-                );
-            }
-            return Ok(Vec::new());
+        let Some(held) = &mut dev.held else { return Ok(out) };
+        for o in out {
+            self.held_seq += 1;
+            held.push_back((self.held_seq, o));
         }
-        Ok(out)
+        let mut total = held.len() + held_elsewhere;
+        while total > HELD_MAX {
+            // The oldest command of all goes first.
+            let oldest = self
+                .devices
+                .values_mut()
+                .filter_map(|d| d.held.as_mut().filter(|h| !h.is_empty()))
+                .min_by_key(|h| h.front().map_or(u64::MAX, |(seq, _)| *seq));
+            let Some(h) = oldest else { break };
+            h.pop_front();
+            total -= 1;
+            tracing::warn!(
+                "The MQTT broker is away: {HELD_MAX} commands wait for the devices; the oldest was dropped."
+            );
+        }
+        Ok(Vec::new())
     }
 }
 
@@ -432,7 +447,7 @@ fn tele(dev: &mut Dev, topic: &str, suffix: &str, payload: &[u8]) -> Vec<Out> {
             let mut out = vec![Out::Event(AdapterEvent::Availability { device: dev.id().clone(), availability })];
             if online && let Some(held) = dev.held.take() {
                 // Back after the broker was lost: what was asked meanwhile, in order.
-                out.extend(held);
+                out.extend(held.into_iter().map(|(_, o)| o));
             }
             if online && !again {
                 // Ask for what it is now, instead of waiting for its next telemetry.

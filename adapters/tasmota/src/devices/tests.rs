@@ -406,6 +406,19 @@ fn commands_while_the_broker_is_lost_wait_for_the_device_and_go_out_in_order_whe
     }
     let out = publishes(&d.message("tele/Basic-3/LWT", b"Online"));
     assert_eq!(out.len(), HELD_MAX + 1, "the newest {HELD_MAX}, then the state asked for");
+    // The bound is for all devices together: a second device's commands push out the oldest.
+    let mut two = devices_with(&[("84F3EB487D21", SONOFF_BASIC), ("D8F15BB3DB2D", SONOFF_T1_2CH)]);
+    two.all_offline("MQTT broker 127.0.0.1:1883 unreachable (connection refused)");
+    for i in 0..HELD_MAX {
+        assert!(two.command(&command(BASIC, json!({"set": {"state": i % 2 == 0}}), "c")).unwrap().is_empty());
+    }
+    let t1 = "tasmota:d8f15bb3db2d";
+    let queued = two.command(&command(t1, json!({"set": {"state_relay_1": true}}), "t")).unwrap();
+    assert!(queued.is_empty(), "{queued:?}");
+    let basic = publishes(&two.message("tele/Basic-3/LWT", b"Online"));
+    assert_eq!((basic.len(), basic[0].1.as_str()), (HELD_MAX, "OFF"), "Basic's oldest (ON) made room");
+    let t1_out = publishes(&two.message("tele/tasmota_B3DB2D/LWT", b"Online"));
+    assert_eq!(t1_out[0], ("cmnd/tasmota_B3DB2D/POWER1".to_owned(), "ON".to_owned()));
     assert_eq!(out[0].1, "OFF", "the first command (ON) was the one dropped");
 }
 
