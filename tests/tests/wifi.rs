@@ -5,11 +5,13 @@
 //!   by its device id, and follows it to a new address instead of listing it twice;
 //! - a WLED controller, a Shelly and an ESPHome device (simulators speaking the real protocols,
 //!   announced over real mDNS) are found, added, show their state live, take commands, go
-//!   offline with the reason when they stop, and come back when they return.
+//!   offline with the reason when they stop, and come back when they return;
+//! - a password entered for a device that refuses the hub is tried at once, not at the
+//!   backoff's next try.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hearth_mdns::Browser;
 use hearth_mdns::testing::in_namespace;
@@ -129,6 +131,8 @@ fn a_wled_controller_is_found_added_controlled_and_followed_through_a_restart() 
         assert_eq!(entry["device"], id.as_str());
         assert_eq!(entry["name"], "wled-0455f0");
         assert_eq!(entry["manufacturer"], "WLED");
+        // Its announcement names no hardware: the model is read once it is connected.
+        assert_eq!(entry["model"], "WLED");
         assert_eq!(entry["address"], "127.0.0.1");
         assert_eq!(entry["transport"], "wifi");
         assert_eq!(entry["supported"], true);
@@ -136,6 +140,7 @@ fn a_wled_controller_is_found_added_controlled_and_followed_through_a_restart() 
         // A device with its features and its state, online.
         let d = device_when(&hub, &token, &id, |d| d["state"]["effect"]["value"].is_string());
         assert_eq!(d["name"], "WLED Kitchen");
+        assert_eq!(d["model"], "WLED on esp32");
         assert_eq!(d["availability"]["state"], "online");
         assert_eq!(d["state"]["state"]["value"], true);
         assert_eq!(d["state"]["effect"]["value"], "Solid");
@@ -399,11 +404,26 @@ fn a_shelly_password_entered_on_the_device_page_brings_it_online() {
         b.find("[data-testid=bind-key-input]").send_keys("wrong horse");
         b.find("[data-testid=bind-key-save]").click();
         b.wait_text("[data-testid=diag-reason]", "refused the password");
+
+        // The device goes on refusing until the hub's next try is at least 15 s away: the save
+        // made it try at once, then it waits 0.5–1, 1–2, 2–4, 4–8 and 8–16 s between tries, and
+        // 15–30 s after the sixth. The right password then brings it online at once, long before
+        // that (a wide margin, so a loaded machine's slow browser does not matter).
+        let tries = |calls: &[(String, Value)]| calls.iter().filter(|(m, _)| m == "Shelly.GetDeviceInfo").count();
+        let after_save = tries(&sim.calls());
+        // (At most 30 s between tries, whatever happened before.)
+        sim.wait_for_calls(Duration::from_secs(130), |calls| tries(calls) >= after_save + 5);
+        let last_refusal = Instant::now();
         let input = b.find("[data-testid=bind-key-input]");
         input.clear();
         input.send_keys("correct horse");
         b.find("[data-testid=bind-key-save]").click();
         b.wait_text("[data-testid=diag-availability]", "Online");
+        let waited = last_refusal.elapsed();
+        assert!(
+            waited < Duration::from_secs(15),
+            "online {waited:?} after the last refusal: the new password waited for the backoff's next try"
+        );
         b.wait_text("[data-testid=device-detail]", "W");
         assert!(!b.page_source().contains("correct horse"), "the password is not in the page");
         b.screenshot("shelly-password");

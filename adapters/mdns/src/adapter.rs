@@ -155,4 +155,42 @@ mod tests {
         a.service_type = "_printer._tcp.local.".into();
         assert_eq!(found(&a), None);
     }
+
+    #[test]
+    fn a_hue_bridge_is_seen_not_supported_keyed_by_its_bridge_id_with_its_model() {
+        // What a Hue bridge (v2) announces: `_hue._tcp` with TXT `bridgeid` and `modelid`.
+        let mut a = Announcement {
+            service_type: "_hue._tcp.local.".into(),
+            instance: "Philips Hue - 6B4A1C._hue._tcp.local.".into(),
+            name: "Philips Hue - 6B4A1C".into(),
+            host: "ecb5fafffe6b4a1c.local.".into(),
+            addresses: vec!["192.168.1.40".parse().expect("ip")],
+            port: 443,
+            txt: BTreeMap::from([
+                ("bridgeid".to_owned(), "ECB5FAFFFE6B4A1C".to_owned()),
+                ("modelid".to_owned(), "BSB002".to_owned()),
+            ]),
+        };
+        let f = found(&a).expect("seen");
+        assert_eq!(
+            f,
+            Found {
+                device: DeviceId::new(ADAPTER_ID, "hue:ecb5fafffe6b4a1c"),
+                key: "hue:ecb5fafffe6b4a1c".into(),
+                name: "Philips Hue - 6B4A1C".into(),
+                manufacturer: Some("Philips Hue".into()),
+                model: Some("BSB002".into()),
+                transport: Transport::Wifi,
+                address: Some("192.168.1.40".into()),
+                supported: false,
+                kind: Some("hue".into()),
+            }
+        );
+        // DHCP moves it: the same entry, at the new address.
+        a.addresses = vec!["192.168.1.41".parse().expect("ip")];
+        let moved = found(&a).expect("seen");
+        assert_eq!((moved.key, moved.address.as_deref()), (f.key, Some("192.168.1.41")));
+        // Hue is browsed by this adapter.
+        assert!(MdnsAdapter::new().manifest().discovers.mdns.contains(&"_hue._tcp.local.".to_owned()));
+    }
 }

@@ -2,7 +2,8 @@
 //! announced over real mDNS inside a network namespace of the test's own: found devices are
 //! offered, accepted ones connected; a frozen device goes offline with the reason while another
 //! device is served on time; a device that comes back (at another address, announced) is
-//! followed by its identity; a stopped device is reconnected after its backoff.
+//! followed by its identity; a stopped device is reconnected after its backoff; a device that
+//! refuses every connection is tried again after waits that grow, never in a tight loop.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use hearth_mdns::lan::{Link, Protocol};
 use hearth_mdns::testing::in_namespace;
-use hearth_mdns::{Announcement, Browser};
+use hearth_mdns::{Announcement, Browser, Seen};
 use hearth_sdk::testing::Harness;
 use hearth_sdk::{
     Access, Adapter, AdapterContext, AdapterError, AdapterEvent, AdapterManifest, AvailabilityState, BoxFuture,
@@ -21,6 +22,8 @@ use hearth_sdk::{
     Transport, Value, ValueType,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -374,5 +377,152 @@ fn accepted_devices_are_kept_connected_each_on_its_own() {
             tokio::time::timeout(T, adapter).await.expect("stops").expect("joined").expect("ok");
             drop(net);
         });
+    });
+}
+
+/// The toy protocol fed its announcements by the test instead of mDNS (`lan::run_on`).
+struct FedToyAdapter {
+    seen: mpsc::Receiver<Seen>,
+}
+
+impl Adapter for FedToyAdapter {
+    fn manifest(&self) -> AdapterManifest {
+        ToyAdapter.manifest()
+    }
+
+    fn run(self: Box<Self>, ctx: AdapterContext) -> BoxFuture<Result<(), AdapterError>> {
+        Box::pin(hearth_mdns::lan::run_on(Arc::new(Toy), ctx, Duration::from_secs(300), self.seen))
+    }
+}
+
+/// A device that takes every connection and closes it at once, saying nothing; it notes when
+/// each connection came.
+struct RefusingDevice {
+    port: u16,
+    attempts: Arc<Mutex<Vec<Instant>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RefusingDevice {
+    fn start() -> RefusingDevice {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (attempts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        a.lock().expect("attempts").push(Instant::now());
+                        drop(stream);
+                    }
+                    #[allow(clippy::disallowed_methods)] // a thread of the test's own
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        RefusingDevice { port, attempts, stop }
+    }
+}
+
+impl Drop for RefusingDevice {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The runner's schedule: after the n-th failed attempt (n from 1) it waits between half and all
+/// of 1 s doubled n-1 times (at most 30 s): 0.5–1 s, 1–2 s, 2–4 s, 4–8 s...
+fn shortest_wait_after(n: u32) -> Duration {
+    (Duration::from_secs(1) * 2u32.pow(n - 1)).min(Duration::from_secs(30)) / 2
+}
+
+/// The most attempts the schedule allows within `window` of the first: the first, and each one
+/// after whose shortest waits add up to no more than `window`.
+fn most_attempts_within(window: Duration) -> usize {
+    let mut at = Duration::ZERO;
+    let mut n = 1;
+    loop {
+        at += shortest_wait_after(n as u32);
+        if at > window {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+#[test]
+fn a_device_that_refuses_is_tried_again_after_growing_waits_not_in_a_loop() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let device = RefusingDevice::start();
+        let (seen_tx, seen) = mpsc::channel(8);
+        seen_tx
+            .send(Seen::Resolved(Announcement {
+                service_type: "_toy._tcp.local.".into(),
+                instance: "toy-r._toy._tcp.local.".into(),
+                name: "toy-r".into(),
+                host: "toy-r.local.".into(),
+                addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                port: device.port,
+                txt: BTreeMap::from([("id".to_owned(), "r1".to_owned())]),
+            }))
+            .await
+            .expect("announce");
+        let (mut h, run) = Harness::new(Box::new(FedToyAdapter { seen }), serde_json::Value::Null, None);
+        let adapter = tokio::spawn(run);
+        expect(&mut h, "the find", |e| matches!(e, AdapterEvent::Found { .. }).then_some(())).await;
+        h.inbox.send_modify(|d| {
+            d.insert("r1".into(), Decision::Accepted);
+        });
+
+        // Four attempts: the first at once, then after waits of 0.5–1, 1–2 and 2–4 s (at most 7 s
+        // in all, however slow the sessions; far less than the deadline). The adapter's events
+        // are read meanwhile, so it never waits on the test.
+        const ATTEMPTS: usize = 4;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let attempts = loop {
+            let now = device.attempts.lock().expect("attempts").clone();
+            if now.len() >= ATTEMPTS {
+                break now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} attempts in 40 s; the schedule makes {ATTEMPTS} within 7 s",
+                now.len()
+            );
+            tokio::select! {
+                e = h.next() => {
+                    let e = e.expect("the adapter runs");
+                    if let AdapterEvent::Availability { availability, .. } = &e {
+                        assert_ne!(availability.state, AvailabilityState::Online, "a device that refuses is not online");
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        };
+
+        // Never sooner than the schedule allows: each wait at least half its step, so the waits
+        // grow, and in any time since the first attempt there were no more attempts than the
+        // shortest waits fit. (A slow machine only makes attempts later: these bounds hold.)
+        let first = attempts[0];
+        let waits: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        for (i, wait) in waits.iter().enumerate() {
+            let least = shortest_wait_after(i as u32 + 1);
+            assert!(*wait >= least, "wait {} was {wait:?}, shorter than {least:?}; all waits: {waits:?}", i + 1);
+        }
+        for (i, at) in attempts.iter().enumerate() {
+            let (count, within) = (i + 1, *at - first);
+            let most = most_attempts_within(within);
+            assert!(count <= most, "{count} attempts within {within:?} of the first; the schedule allows {most}");
+        }
+        assert_eq!(most_attempts_within(Duration::from_millis(499)), 1);
+        assert_eq!(most_attempts_within(Duration::from_millis(1500)), 3);
+        assert_eq!(most_attempts_within(Duration::from_millis(3499)), 3);
+
+        h.shutdown.send(true).expect("stop");
+        tokio::time::timeout(T, adapter).await.expect("stops").expect("joined").expect("ok");
     });
 }

@@ -7,6 +7,11 @@
 //! separators), so the device is `wled:<mac>`, the id [`crate::json::device_id`] gives from
 //! `/json/info`, whatever address DHCP hands out.
 //!
+//! The announcement says nothing of the hardware, and the hub asks a device nothing before it is
+//! accepted, so a controller waits in the inbox with model `WLED` (its firmware, all the
+//! announcement tells); once accepted and connected, the device's model comes from `/json/info`
+//! (`WLED on esp32`, `WLED on ESP32-S3`).
+//!
 //! Configuration (`[adapters.wled]`): the runner's `LanConfig`,
 //! `{"enabled": false, "interfaces": ["eth0"], "offline_after_secs": 60}`.
 
@@ -22,6 +27,10 @@ use crate::json::{ADAPTER, MANUFACTURER, normalize_mac};
 
 /// The mDNS service type WLED announces.
 pub const SERVICE_TYPE: &str = "_wled._tcp.local.";
+
+/// The model of a controller in the inbox, before a connection reads its board from
+/// `/json/info` (its announcement carries only its MAC).
+pub const MODEL_UNTIL_CONNECTED: &str = "WLED";
 
 /// The WLED adapter.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +98,8 @@ pub fn identify(a: &Announcement) -> Option<Found> {
         device: DeviceId::new(ADAPTER, &mac),
         name: if name.is_empty() { format!("WLED {mac}") } else { name.to_owned() },
         manufacturer: Some(MANUFACTURER.to_owned()),
-        model: None,
+        // Only the firmware is known before a connection; the board comes from `/json/info`.
+        model: Some(MODEL_UNTIL_CONNECTED.to_owned()),
         transport: Transport::Wifi,
         address: a.addresses.first().map(ToString::to_string),
         supported: true,
@@ -128,7 +138,7 @@ mod tests {
                 device: DeviceId::new("wled", "8813bf0455f0"),
                 name: "wled-0455f0".into(),
                 manufacturer: Some("WLED".into()),
-                model: None,
+                model: Some("WLED".into()),
                 transport: Transport::Wifi,
                 address: Some("10.10.10.120".into()),
                 supported: true,

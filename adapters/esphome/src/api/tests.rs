@@ -992,3 +992,181 @@ fn no_panic_on_arbitrary_bytes() {
         }
     }
 }
+
+// ---------------------------------------------------------------- bytes worked out by hand
+//
+// Each frame below is written byte by byte from the field numbers and types of ESPHome's
+// `api.proto` (a protobuf tag is `field << 3 | wire type`: 0 varint, 2 length-delimited,
+// 5 fixed32; fixed32 and float are little-endian), not produced by this crate's encoder. A frame
+// is `00`, the payload's length (varint), the message type (varint), the payload.
+
+/// Reads exactly one plaintext frame from `bytes` with the crate's decoder, then its message.
+fn one_message(bytes: &[u8]) -> Message {
+    let mut d = PlaintextDecoder::new();
+    d.push(bytes);
+    let f = d.next_frame().unwrap().expect("a whole frame");
+    assert_eq!(d.pending(), 0, "one frame, nothing left over");
+    Message::decode(f.msg_type, &f.payload).unwrap()
+}
+
+#[test]
+fn a_sensor_state_written_by_hand_decodes_to_its_value() {
+    // SensorStateResponse, type 25 (0x19): `fixed32 key = 1; float state = 2; bool missing_state = 3;`
+    let frame = hex("00 0a 19 \
+         0d 01000000 \
+         15 0000ac41");
+    // 00 0a 19      preamble, 10 payload bytes, type 25
+    // 0d 01000000   field 1 fixed32 (1<<3|5): key 1
+    // 15 0000ac41   field 2 float (2<<3|5): 0x41ac0000 = 21.5
+    let m = one_message(&frame);
+    assert_eq!(m, Message::from(SensorStateResponse { key: 1, state: 21.5, ..Default::default() }));
+    assert_eq!(map().values(&m).unwrap(), one("temperature", 21.5));
+
+    // No reading yet: `missing_state` set, `state` left out (0.0 is proto3's default).
+    let frame = hex("00 07 19 \
+         0d 01000000 \
+         18 01");
+    // 18 01         field 3 varint (3<<3|0): missing_state true
+    let m = one_message(&frame);
+    assert_eq!(m, Message::from(SensorStateResponse { key: 1, missing_state: true, ..Default::default() }));
+
+    // Newer firmware adds `uint32 device_id = 4` (20 05), older firmware never sends it; a field
+    // this crate does not know (99, varint: 98 06 2a) is skipped.
+    let frame = hex("00 0f 19 0d 01000000 15 0000ac41 20 05 98062a");
+    assert_eq!(
+        one_message(&frame),
+        Message::from(SensorStateResponse { key: 1, state: 21.5, missing_state: false, device_id: 5 })
+    );
+}
+
+#[test]
+fn a_light_command_is_the_bytes_api_proto_gives() {
+    // The lamp (key 31) on at 50 %, red, effect Rainbow, in 1 s: LightCommandRequest, type 32.
+    let expected = hex("00 29 20 \
+         0d 1f000000 \
+         10 01 \
+         18 01 \
+         20 01 \
+         2d 0000003f \
+         30 01 \
+         3d 0000803f \
+         70 01 \
+         78 e807 \
+         9001 01 \
+         9a01 07 5261696e626f77");
+    // 00 29 20          preamble, 41 payload bytes, type 32
+    // 0d 1f000000       field 1 fixed32: key 31
+    // 10 01             field 2 varint: has_state
+    // 18 01             field 3 varint: state on
+    // 20 01             field 4 varint: has_brightness
+    // 2d 0000003f       field 5 float: brightness 0.5 (0x3f000000)
+    // 30 01             field 6 varint: has_rgb
+    // 3d 0000803f       field 7 float: red 1.0 (0x3f800000); green (8) and blue (9) are 0.0, left out
+    // 70 01             field 14 varint (14<<3 = 0x70): has_transition_length
+    // 78 e807           field 15 varint: transition_length 1000 ms (0x3e8: e8 07)
+    // 9001 01           field 18 varint (18<<3 = 144: 90 01): has_effect
+    // 9a01 07 ...       field 19 string (19<<3|2 = 154: 9a 01): effect, 7 bytes "Rainbow"
+    let out = map()
+        .commands(&cmd(
+            r#"{"set": {"lamp": true, "lamp_brightness": 50, "lamp_color": {"hue": 0, "saturation": 100}, "lamp_effect": "Rainbow"}, "transition": 1}"#,
+        ))
+        .unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(to_hex(&plaintext_frame(&out[0])), to_hex(&expected));
+    // And the device side reads the hand-written bytes as the same command.
+    assert_eq!(one_message(&expected), out[0]);
+}
+
+#[test]
+fn a_climate_command_is_the_bytes_api_proto_gives() {
+    // The thermostat (key 34) to heat at 21.5 °C: ClimateCommandRequest, type 48 (0x30).
+    let expected = hex("00 10 30 \
+         0d 22000000 \
+         10 01 \
+         18 03 \
+         20 01 \
+         2d 0000ac41");
+    // 00 10 30          preamble, 16 payload bytes, type 48
+    // 0d 22000000       field 1 fixed32: key 34
+    // 10 01             field 2 varint: has_mode
+    // 18 03             field 3 varint: mode CLIMATE_MODE_HEAT (3)
+    // 20 01             field 4 varint: has_target_temperature
+    // 2d 0000ac41       field 5 float: target_temperature 21.5
+    let out = map().commands(&cmd(r#"{"set": {"thermostat": "heat", "thermostat_setpoint": 21.5}}"#)).unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(to_hex(&plaintext_frame(&out[0])), to_hex(&expected));
+    assert_eq!(one_message(&expected), out[0]);
+
+    // Two setpoints and a fan mode, as a client such as Home Assistant sends them.
+    let range = hex("00 17 30 \
+         0d 22000000 \
+         30 01 \
+         3d 00009841 \
+         40 01 \
+         4d 0000c041 \
+         60 01 \
+         68 03");
+    // 30 01             field 6 varint: has_target_temperature_low
+    // 3d 00009841       field 7 float: target_temperature_low 19.0 (0x41980000)
+    // 40 01             field 8 varint: has_target_temperature_high
+    // 4d 0000c041       field 9 float: target_temperature_high 24.0 (0x41c00000)
+    // 60 01             field 12 varint: has_fan_mode
+    // 68 03             field 13 varint: fan_mode CLIMATE_FAN_LOW (3)
+    assert_eq!(
+        one_message(&range),
+        Message::from(ClimateCommandRequest {
+            key: 34,
+            has_target_temperature_low: true,
+            target_temperature_low: 19.0,
+            has_target_temperature_high: true,
+            target_temperature_high: 24.0,
+            has_fan_mode: true,
+            fan_mode: 3,
+            ..Default::default()
+        })
+    );
+}
+
+#[test]
+fn a_switch_listed_by_hand_written_bytes_is_read_whole() {
+    // ListEntitiesSwitchResponse, type 17 (0x11), as firmware that still sends `unique_id`
+    // (field 4, since removed) writes it.
+    let frame = hex("00 3c 11 \
+         0a 05 72656c6179 \
+         15 01003a6f \
+         1a 05 52656c6179 \
+         22 10 6b69746368656e72656c61792d313233 \
+         2a 09 6d64693a706f776572 \
+         30 01 \
+         40 01 \
+         4a 06 6f75746c6574");
+    // 00 3c 11          preamble, 60 payload bytes, type 17
+    // 0a 05 ...         field 1 string: object_id "relay"
+    // 15 01003a6f       field 2 fixed32: key 0x6f3a0001
+    // 1a 05 ...         field 3 string: name "Relay"
+    // 22 10 ...         field 4 string: unique_id "kitchenrelay-123" (16 bytes; not read)
+    // 2a 09 ...         field 5 string: icon "mdi:power"
+    // 30 01             field 6 varint: assumed_state
+    //                   field 7 (disabled_by_default) false: left out
+    // 40 01             field 8 varint: entity_category CONFIG (1)
+    // 4a 06 ...         field 9 string: device_class "outlet"
+    let m = one_message(&frame);
+    assert_eq!(
+        m,
+        Message::from(ListEntitiesSwitchResponse {
+            object_id: "relay".into(),
+            key: 0x6f3a_0001,
+            name: "Relay".into(),
+            icon: "mdi:power".into(),
+            assumed_state: true,
+            disabled_by_default: false,
+            entity_category: 1,
+            device_class: "outlet".into(),
+            device_id: 0,
+        })
+    );
+    // It becomes the device's switch, commanded by its key.
+    let m = DeviceMap::new(&device_info(), &[m, ListEntitiesDoneResponse::default().into()]).unwrap();
+    let out = m.commands(&cmd(r#"{"set": {"relay": true}}"#)).unwrap();
+    assert_eq!(to_hex(&plaintext_frame(&out[0])), "000721 0d01003a6f 1001".replace(' ', ""));
+}
