@@ -17,11 +17,21 @@
 //!   `hearth/<node>/light/<object>/set` in the JSON light schema. They are validated like any
 //!   command and carry the origin `home_assistant`.
 //!
+//! - `homeassistant/status` (Home Assistant's own): on `online`, Home Assistant has (re)started
+//!   and everything is published again, as devices that describe themselves do.
+//!
 //! Every config says `"origin": {"name": "Hearth"}` and device identifiers `hearth_<node>`: the
 //! hub's own discovery reader ignores them, so nothing loops. A removed device, or a feature a
 //! device no longer has, gets an empty retained config (Home Assistant then forgets it).
+//!
+//! Devices of the `mqtt_discovery` adapter are left out ([`publishes`]): they describe themselves
+//! to Home Assistant on the same broker already, and published again they would show twice. The
+//! configs an earlier version published for them are emptied once per run. zigbee2mqtt's devices
+//! are published: zigbee2mqtt describes them to Home Assistant only when its own `homeassistant`
+//! option is on (it is off unless turned on), and the hub's discovery reader leaves those configs
+//! to the zigbee2mqtt adapter; a household that turns it on sees them twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use hearth_mqtt::{Link, LinkEvent};
@@ -42,6 +52,16 @@ pub struct Settings {
     pub prefix: String,
     /// The base of Hearth's state and command topics.
     pub base: String,
+}
+
+/// Adapters whose devices describe themselves to Home Assistant already (see the module's text).
+const SELF_DESCRIBED: &[&str] = &["mqtt_discovery"];
+
+/// Whether Hearth publishes this device for Home Assistant: every device but those that describe
+/// themselves to it already (Home Assistant's MQTT discovery, read by the `mqtt_discovery`
+/// adapter), which would otherwise show twice.
+pub fn publishes(id: &DeviceId) -> bool {
+    !SELF_DESCRIBED.contains(&id.adapter())
 }
 
 /// The topic-safe name of a device: `<adapter>-<native>`, the native id's characters other than
@@ -483,11 +503,13 @@ fn set_command(payload: &Json) -> Result<CommandRequest, String> {
 /// Messages waiting for the broker at most (a full republish of a large home fits).
 const WAITING: usize = 200_000;
 
-/// What the task keeps per device: its node, and the config topics it published.
+/// What the task keeps per device: its node, and the config topics it published; and the
+/// devices it does not publish whose configs it emptied.
 #[derive(Debug, Default)]
 struct Published {
     configs: HashMap<DeviceId, Vec<String>>,
     nodes: HashMap<String, DeviceId>,
+    withdrawn: HashSet<DeviceId>,
 }
 
 /// Runs the publisher until the hub stops.
@@ -501,6 +523,7 @@ pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Resul
     Ok(tokio::spawn(async move {
         let Ok((_, mut bus)) = core.subscribe().await else { return };
         let mut published = Published::default();
+        let ha_status = format!("{}/status", settings.prefix);
         loop {
             tokio::select! {
                 event = link.next() => match event {
@@ -513,11 +536,23 @@ pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Resul
                         bus = fresh;
                         link.subscribe(format!("{}/+/set", settings.base), QoS::AtLeastOnce);
                         link.subscribe(format!("{}/+/light/+/set", settings.base), QoS::AtLeastOnce);
+                        link.subscribe(&ha_status, QoS::AtLeastOnce);
                         let _ = link.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "online");
-                        for d in &snapshot.devices {
-                            publish_device(&mut link, &settings, &mut published, d);
+                        let n = publish_all(&mut link, &settings, &mut published, &snapshot.devices);
+                        tracing::info!(devices = n, "Published the devices for Home Assistant.");
+                    }
+                    Some(LinkEvent::Message { topic, payload }) if topic == ha_status => {
+                        // Home Assistant (re)started (`offline` is its last will): it may have
+                        // lost what it knew (a broker that keeps no retained messages), so
+                        // everything again, as devices that describe themselves do.
+                        if payload.as_ref() != b"online" {
+                            tracing::debug!("Home Assistant is away.");
+                            continue;
                         }
-                        tracing::info!(devices = snapshot.devices.len(), "Published the devices for Home Assistant.");
+                        let Ok((snapshot, fresh)) = core.subscribe().await else { break };
+                        bus = fresh;
+                        let n = publish_all(&mut link, &settings, &mut published, &snapshot.devices);
+                        tracing::info!(devices = n, "Home Assistant came online: published the devices again.");
                     }
                     Some(LinkEvent::Message { topic, payload }) => {
                         command(&core, &settings, &published, &topic, &payload).await;
@@ -533,9 +568,7 @@ pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Resul
                     Err(RecvError::Lagged(_)) => {
                         let Ok((snapshot, fresh)) = core.subscribe().await else { break };
                         bus = fresh;
-                        for d in &snapshot.devices {
-                            publish_device(&mut link, &settings, &mut published, d);
-                        }
+                        publish_all(&mut link, &settings, &mut published, &snapshot.devices);
                     }
                     Err(RecvError::Closed) => break,
                 },
@@ -544,6 +577,44 @@ pub fn spawn(settings: Settings, core: CoreHandle, mqtt: &MqttSettings) -> Resul
         let _ = link.publish(format!("{}/status", settings.base), QoS::AtLeastOnce, true, "offline");
         link.close(Duration::from_millis(500)).await;
     }))
+}
+
+/// Publishes every device of a snapshot that Hearth publishes ([`publishes`]), empties, once,
+/// what an earlier version published for the others, and forgets a device published before that
+/// the snapshot no longer has (its removal was on the bus this task left for the snapshot's);
+/// returns how many it published.
+fn publish_all(link: &mut Link, s: &Settings, published: &mut Published, devices: &[Device]) -> usize {
+    let now: HashSet<&DeviceId> = devices.iter().map(|d| &d.id).collect();
+    let gone: Vec<DeviceId> = published.configs.keys().filter(|id| !now.contains(id)).cloned().collect();
+    for id in gone {
+        forget(link, s, published, &id);
+    }
+    let mut n = 0;
+    for d in devices {
+        if publishes(&d.id) {
+            publish_device(link, s, published, d);
+            n += 1;
+        } else {
+            withdraw(link, s, published, d);
+        }
+    }
+    n
+}
+
+/// Empties (retained, zero-length) the configs, state and availability Hearth would publish for a
+/// device it leaves out: a hub that published it before (earlier versions did) left them on the
+/// broker, and Home Assistant would go on showing the device twice. Once per device and run.
+fn withdraw(link: &mut Link, s: &Settings, published: &mut Published, d: &Device) {
+    if !published.withdrawn.insert(d.id.clone()) {
+        return;
+    }
+    let node = node(&d.id);
+    let topics = entities(d, s).into_iter().map(|e| e.topic);
+    let own = ["state", "availability"].map(|t| format!("{}/{node}/{t}", s.base));
+    let lights = lights(d).into_iter().map(|l| format!("{}/{node}/light/{}/state", s.base, l.object));
+    for t in topics.chain(own).chain(lights) {
+        let _ = link.publish(t, QoS::AtLeastOnce, true, Vec::new());
+    }
 }
 
 fn publish_device(link: &mut Link, s: &Settings, published: &mut Published, d: &Device) {
@@ -583,21 +654,44 @@ fn publish_state(link: &mut Link, s: &Settings, d: &Device) {
     }
 }
 
+/// A removed device: its configs, state and availability emptied (retained, zero-length), so Home
+/// Assistant forgets it.
+fn forget(link: &mut Link, s: &Settings, published: &mut Published, device: &DeviceId) {
+    let node = node(device);
+    let light_configs = format!("{}/light/{node}/", s.prefix);
+    for t in published.configs.remove(device).unwrap_or_default() {
+        // A light's state has a topic of its own: `<base>/<node>/light/<object>/state`.
+        if let Some(object) = t.strip_prefix(&light_configs).and_then(|r| r.strip_suffix("/config")) {
+            let _ = link.publish(format!("{}/{node}/light/{object}/state", s.base), QoS::AtLeastOnce, true, Vec::new());
+        }
+        let _ = link.publish(t, QoS::AtLeastOnce, true, Vec::new());
+    }
+    published.nodes.remove(&node);
+    for t in ["state", "availability"] {
+        let _ = link.publish(format!("{}/{node}/{t}", s.base), QoS::AtLeastOnce, true, Vec::new());
+    }
+}
+
 async fn on_event(link: &mut Link, s: &Settings, core: &CoreHandle, published: &mut Published, e: &Event) {
+    let id = match e {
+        Event::DeviceAdded { device } | Event::DeviceUpdated { device } => &device.id,
+        Event::DeviceRemoved { device }
+        | Event::StateChanged { device, .. }
+        | Event::AvailabilityChanged { device, .. }
+        | Event::DeviceEvent { device, .. } => device,
+        _ => return,
+    };
+    if !publishes(id) {
+        if let Event::DeviceAdded { device } = e {
+            withdraw(link, s, published, device);
+        }
+        return;
+    }
     match e {
         Event::DeviceAdded { device } | Event::DeviceUpdated { device } => {
             publish_device(link, s, published, device);
         }
-        Event::DeviceRemoved { device } => {
-            for t in published.configs.remove(device).unwrap_or_default() {
-                let _ = link.publish(t, QoS::AtLeastOnce, true, Vec::new());
-            }
-            let node = node(device);
-            published.nodes.remove(&node);
-            for t in ["state", "availability"] {
-                let _ = link.publish(format!("{}/{node}/{t}", s.base), QoS::AtLeastOnce, true, Vec::new());
-            }
-        }
+        Event::DeviceRemoved { device } => forget(link, s, published, device),
         Event::StateChanged { device, .. } => {
             if let Ok(Some(d)) = core.device(device).await {
                 publish_state(link, s, &d);
@@ -687,6 +781,15 @@ mod tests {
             .find(|e| e.topic == topic)
             .map(|e| e.config.clone())
             .unwrap_or_else(|| panic!("no {topic} in {:?}", list.iter().map(|e| &e.topic).collect::<Vec<_>>()))
+    }
+
+    #[test]
+    fn devices_that_describe_themselves_to_home_assistant_are_not_published_again() {
+        let id = |s: &str| DeviceId::parse(s).expect("id");
+        assert!(!publishes(&id("mqtt_discovery:a4cf12345678")));
+        assert!(publishes(&id("demo:living_lamp")));
+        assert!(publishes(&id("zigbee2mqtt:0x00158d0001a2b3c4")));
+        assert!(publishes(&id("tasmota:A0B1C2D3E4F5")));
     }
 
     #[test]

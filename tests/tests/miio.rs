@@ -536,3 +536,53 @@ fn the_adapter_finds_asks_for_the_token_connects_and_follows_a_device() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+// ------------------------------------------------------------------------------------------------
+// The configuration
+// ------------------------------------------------------------------------------------------------
+
+/// `hearth check-config` with `[adapters.miio]` of `poll_secs` and `offline_after_secs`: whether
+/// it passed, and what it said.
+fn check_config(poll_secs: u64, offline_after_secs: u64) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hearth.toml");
+    let config = format!(
+        "[adapters.miio]\nenabled = true\npoll_secs = {poll_secs}\noffline_after_secs = {offline_after_secs}\n"
+    );
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(hearth_tests::hearth_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.success(), text)
+}
+
+/// A device read every `poll_secs` but offline after `offline_after_secs` without an answer would
+/// be offline between two reads when `poll_secs` is not the shorter: `hearth check-config` refuses
+/// it, naming both keys, their values, how they must relate and why.
+#[test]
+fn check_config_refuses_a_poll_as_long_as_the_offline_time_naming_both_keys() {
+    for (poll, offline) in [(60, 60), (120, 30)] {
+        let (ok, text) = check_config(poll, offline);
+        assert!(!ok, "poll_secs = {poll}, offline_after_secs = {offline} accepted: {text}");
+        assert!(
+            text.contains(&format!(
+                "[adapters.miio] poll_secs = {poll} must be less than offline_after_secs = {offline}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "a device is read every poll_secs, and offline when it has not answered for offline_after_secs"
+            ),
+            "{text}"
+        );
+    }
+    // A read every 59 s, offline after 60 s without an answer: fine.
+    let (ok, text) = check_config(59, 60);
+    assert!(ok, "{text}");
+    assert!(text.contains("the configuration is valid"), "{text}");
+}
