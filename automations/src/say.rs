@@ -240,6 +240,10 @@ sayings! {
     AuditToken { token_kind: String, name: String, user: String } = "audit_token" => "{token_kind} `{name}` of {user}";
     AuditCommandLine = "audit_command_line" => "from the command line";
     AuditFromCommandLine { note: Box<Say> } = "audit_from_command_line" => "{note}; from the command line";
+    /// A restored backup: when and on which machine it was made.
+    AuditRestored { made: Timestamp, hostname: String } = "audit_restored" => "backup made {made} on `{hostname}`";
+    AuditRestoredAtStart { made: Timestamp, hostname: String } = "audit_restored_at_start"
+        => "backup made {made} on `{hostname}`, restored at start: the database was damaged";
 
     // ----- what a dry run would do ----------------------------------------------------------------
     SetValue { feature: String, value: Value } = "set_value" => "{feature} = {value}";

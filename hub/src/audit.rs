@@ -1,6 +1,6 @@
 //! The audit log: who did what, when, from where. Logins (successes and failures), logouts,
 //! lockouts, password changes, accounts, tokens, and administrators' changes to adapters,
-//! automations, scenes, areas and devices, and backups.
+//! automations, scenes, areas and devices, backups and restores.
 //!
 //! Invariant: no secret is ever recorded: no password, no token (a token is named by its id),
 //! no request body. A failed login records the name tried only when such an account exists, so
@@ -41,6 +41,7 @@ pub const ACTIONS: &[&str] = &[
     "automation.trigger",
     "automation.update",
     "backup",
+    "backup.restore",
     "device.remove",
     "device.update",
     "inbox.accept",

@@ -887,6 +887,40 @@ fn kind(path: &Path, file: &mut File, len: u64) -> Result<Kind, BackupError> {
     }
 }
 
+/// What the start of a file says of it, when it is a Hearth backup archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peeked {
+    /// Whether it is encrypted.
+    pub encrypted: bool,
+    /// When it was made, from its manifest (`None` when encrypted: the manifest is sealed).
+    pub created_at: Option<Timestamp>,
+}
+
+/// A cheap look at the file at `path`, for listings such as `hearth status`: whether it is a
+/// Hearth backup archive, from its first bytes only (an encrypted archive's envelope header; a
+/// plain archive's manifest, which must read and pass its checks). Not a verification: the files
+/// after the manifest are not read.
+pub fn peek(path: &Path) -> Option<Peeked> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok().filter(std::fs::Metadata::is_file)?.len();
+    match kind(path, &mut file, len).ok()? {
+        Kind::Encrypted => (len >= format::HEADER_LEN as u64).then_some(Peeked { encrypted: true, created_at: None }),
+        Kind::Plain => {
+            let mut block = [0u8; format::BLOCK];
+            file.read_exact(&mut block).ok()?;
+            let header = format::parse_header(&block).ok()??;
+            if header.name != MANIFEST_ENTRY || header.size > MANIFEST_MAX {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            (&mut file).take(header.size).read_to_end(&mut bytes).ok()?;
+            let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
+            manifest.check().ok()?;
+            Some(Peeked { encrypted: false, created_at: Some(manifest.created_at) })
+        }
+    }
+}
+
 /// A verified archive, its files written into a directory.
 #[derive(Debug, Clone)]
 pub struct Verified {

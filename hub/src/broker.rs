@@ -49,8 +49,72 @@ pub enum BrokerError {
     Config(String),
 }
 
+/// The secrets' slot of the broker's passwords (`hearth secret set mqtt NAME`).
+pub const SECRETS: &str = "mqtt";
+
+/// The names the MQTT passwords may be sealed under: `users.<username>.password` for each
+/// `[[mqtt.users]]` account, and `external.password` for `[mqtt.external]`.
+pub fn secret_names(config: &MqttConfig) -> Vec<String> {
+    let mut names: Vec<String> = config.users.iter().map(|u| format!("users.{}.password", u.username)).collect();
+    names.push("external.password".to_owned());
+    names
+}
+
+/// Checks a password to seal under `name` (one of [`secret_names`]).
+pub fn check_secret(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("the secret `{name}` must not be empty"));
+    }
+    if name.starts_with("users.") && value.chars().count() < 8 {
+        return Err(format!("the password `{name}` is too short: use at least 8 characters"));
+    }
+    Ok(())
+}
+
+/// Completes the MQTT passwords from the sealed secrets where the configuration file leaves them
+/// out, and says (without values) which are still written in the file in clear. Fails, naming
+/// the command that fixes it, when an account of the built-in broker has a password in neither
+/// place.
+pub fn with_sealed_passwords(
+    mut config: MqttConfig,
+    sealed: &hearth_sdk::Secrets,
+) -> Result<(MqttConfig, Vec<String>), String> {
+    let mut in_clear = Vec::new();
+    for u in &mut config.users {
+        if !u.password.is_empty() {
+            in_clear.push(format!("the [[mqtt.users]] password of `{}`", u.username));
+            continue;
+        }
+        let name = format!("users.{}.password", u.username);
+        match sealed.get(&name) {
+            Some(s) => s.expose().clone_into(&mut u.password),
+            None if config.enabled => {
+                return Err(format!(
+                    "the [[mqtt.users]] account `{}` has no password: it is neither in the configuration file nor \
+                     sealed in the hub: run `hearth secret set mqtt {name}` (or write it in the file)",
+                    u.username
+                ));
+            }
+            None => {}
+        }
+    }
+    if let Some(e) = config.external.as_mut() {
+        match &e.password {
+            Some(p) if !p.is_empty() => in_clear.push("[mqtt.external] password".to_owned()),
+            _ => e.password = sealed.get("external.password").map(|s| s.expose().to_owned()),
+        }
+    }
+    Ok((config, in_clear))
+}
+
 /// Starts the broker and waits until it accepts connections.
 pub async fn start(cfg: &MqttConfig) -> Result<BrokerHandle, BrokerError> {
+    if let Some(u) = cfg.users.iter().find(|u| u.password.is_empty()) {
+        return Err(BrokerError::Config(format!(
+            "the account `{}` has no password: run `hearth secret set mqtt users.{}.password`",
+            u.username, u.username
+        )));
+    }
     let addr = cfg.listen;
     // rumqttd reports a failed bind only in its log; find out first, with a clear message.
     drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?);
@@ -180,4 +244,53 @@ async fn mqtt_ping(addr: SocketAddr, credentials: Option<(&str, &str)>) -> bool 
         (ack == [0x20, 0x02, 0x00, 0x00]).then_some(())
     };
     matches!(tokio::time::timeout(Duration::from_secs(1), attempt).await, Ok(Some(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ExternalMqtt, MqttUser};
+    use hearth_sdk::Secret;
+
+    fn sealed(pairs: &[(&str, &str)]) -> hearth_sdk::Secrets {
+        hearth_sdk::Secrets::channel(pairs.iter().map(|(k, v)| ((*k).to_owned(), Secret::new(*v))).collect()).1
+    }
+
+    #[test]
+    fn passwords_left_out_of_the_file_come_from_the_sealed_secrets() {
+        let user = |name: &str, password: &str| MqttUser { username: name.into(), password: password.into() };
+        let config =
+            MqttConfig { users: vec![user("z2m", ""), user("tasmota", "in the file")], ..MqttConfig::default() };
+        let secrets = sealed(&[("users.z2m.password", "sealed long password")]);
+        let (filled, in_clear) = with_sealed_passwords(config.clone(), &secrets).expect("filled");
+        assert_eq!(filled.users[0].password, "sealed long password");
+        assert_eq!(filled.users[1].password, "in the file");
+        assert_eq!(in_clear, ["the [[mqtt.users]] password of `tasmota`"]);
+        assert_eq!(secret_names(&config), ["users.z2m.password", "users.tasmota.password", "external.password"]);
+
+        let e = with_sealed_passwords(config, &sealed(&[])).expect_err("no password anywhere");
+        assert!(e.contains("run `hearth secret set mqtt users.z2m.password`"), "{e}");
+
+        let external = |password: Option<&str>| MqttConfig {
+            enabled: false,
+            external: Some(ExternalMqtt {
+                host: "broker".into(),
+                port: 1883,
+                username: Some("hearth".into()),
+                password: password.map(str::to_owned),
+                tls: None,
+            }),
+            ..MqttConfig::default()
+        };
+        let secrets = sealed(&[("external.password", "the broker's")]);
+        let (filled, in_clear) = with_sealed_passwords(external(None), &secrets).expect("filled");
+        assert_eq!(filled.external.and_then(|e| e.password).as_deref(), Some("the broker's"));
+        assert!(in_clear.is_empty());
+        let (filled, in_clear) = with_sealed_passwords(external(Some("written")), &secrets).expect("kept");
+        assert_eq!(filled.external.and_then(|e| e.password).as_deref(), Some("written"));
+        assert_eq!(in_clear, ["[mqtt.external] password"]);
+
+        assert!(check_secret("users.z2m.password", "short").unwrap_err().contains("too short"));
+        assert!(check_secret("external.password", "short").is_ok());
+    }
 }

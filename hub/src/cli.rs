@@ -136,24 +136,26 @@ enum SecretCommand {
     /// asked for twice at a terminal. A running hub uses it from its next start.
     ///
     /// The cloud link's names: `password`, `alink.device_secret`, `alink.<device id>.device_secret`.
+    /// The MQTT passwords' (`mqtt`): `users.<username>.password` for a `[[mqtt.users]]` account,
+    /// `external.password` for `[mqtt.external]`.
     Set {
-        /// `cloud`, or a built-in adapter's id.
+        /// `cloud`, `mqtt`, or a built-in adapter's id.
         owner: String,
         /// The secret's name.
         name: String,
         #[command(flatten)]
         data: DataArgs,
     },
-    /// List the names of the stored secrets of `cloud` or an adapter (never their values).
+    /// List the names of the stored secrets of `cloud`, `mqtt` or an adapter (never their values).
     List {
-        /// `cloud`, or an adapter's id.
+        /// `cloud`, `mqtt`, or an adapter's id.
         owner: String,
         #[command(flatten)]
         data: DataArgs,
     },
     /// Delete a stored secret.
     Delete {
-        /// `cloud`, or an adapter's id.
+        /// `cloud`, `mqtt`, or an adapter's id.
         owner: String,
         /// The secret's name.
         name: String,

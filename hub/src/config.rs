@@ -590,7 +590,9 @@ impl Default for MqttConfig {
 pub struct MqttUser {
     /// User name.
     pub username: String,
-    /// Password (at least 8 characters). Never logged.
+    /// Password (at least 8 characters). Never logged. Left out (or empty) when it is sealed in
+    /// the hub instead: `hearth secret set mqtt users.<username>.password`.
+    #[serde(default)]
     pub password: String,
 }
 
@@ -611,7 +613,8 @@ pub struct ExternalMqtt {
     pub port: u16,
     /// User name.
     pub username: Option<String>,
-    /// Password. Never logged.
+    /// Password. Never logged. Left out when it is sealed in the hub instead:
+    /// `hearth secret set mqtt external.password`.
     pub password: Option<String>,
     /// TLS (`[mqtt.external.tls]`): certificate and host name are always verified.
     pub tls: Option<TlsFiles>,
@@ -1012,7 +1015,9 @@ impl Config {
             if u.username.trim().is_empty() {
                 return Err("[[mqtt.users]] username must not be empty".into());
             }
-            if u.password.chars().count() < 8 {
+            // Empty: sealed in the hub (`hearth secret set mqtt users.<name>.password`), checked
+            // at start.
+            if !u.password.is_empty() && u.password.chars().count() < 8 {
                 return Err(format!(
                     "[[mqtt.users]] password of `{}` is too short: use at least 8 characters",
                     u.username

@@ -104,6 +104,11 @@ pub fn render(app: &App, adapters: &[crate::core::AdapterInfo]) -> String {
             "# HELP hearth_backup_last_success_timestamp_seconds When the hub last wrote a backup (0: not since it started).\n# TYPE hearth_backup_last_success_timestamp_seconds gauge\nhearth_backup_last_success_timestamp_seconds {last}\n# HELP hearth_backup_failing 1 when the last scheduled backup failed.\n# TYPE hearth_backup_failing gauge\nhearth_backup_failing {}",
             u8::from(st.last_error.is_some())
         );
+        let _ = writeln!(
+            out,
+            "# HELP hearth_backup_bytes Bytes of the files in the backup directory (archives and copies made before upgrades).\n# TYPE hearth_backup_bytes gauge\nhearth_backup_bytes {}",
+            b.disk_use().bytes
+        );
     }
     // Each adapter's state, one line each (1 for its current state); ids need no escaping.
     let _ = writeln!(out, "# HELP hearth_adapter_state An adapter's current state.\n# TYPE hearth_adapter_state gauge");

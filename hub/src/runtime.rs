@@ -77,12 +77,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     let (writer, _writer_thread) = StoreWriter::start(conn);
 
-    // The MQTT broker adapters use.
-    let (broker_addr, mqtt) = if config.mqtt.enabled {
-        let handle = crate::broker::start(&config.mqtt).await?;
+    // The MQTT broker adapters use, its passwords completed from the sealed secrets.
+    let (mqtt_config, in_clear) =
+        crate::broker::with_sealed_passwords(config.mqtt.clone(), &secrets.view_for(crate::broker::SECRETS))
+            .map_err(anyhow::Error::msg)?;
+    for key in in_clear {
+        tracing::warn!(
+            "{key} is written in the configuration file in clear: seal it with `hearth secret set mqtt ...` \
+             (see `hearth secret --help`) and remove it from the file."
+        );
+    }
+    let (broker_addr, mqtt) = if mqtt_config.enabled {
+        let handle = crate::broker::start(&mqtt_config).await?;
         (Some(handle.addr), Some(handle.internal))
     } else {
-        let external = config.mqtt.external.as_ref().map(|e| MqttSettings {
+        let external = mqtt_config.external.as_ref().map(|e| MqttSettings {
             host: e.host.clone(),
             port: e.port,
             username: e.username.clone(),

@@ -195,7 +195,8 @@ pub fn list(conn: &Connection, adapter: &str) -> Result<Vec<Listed>, StoreError>
 }
 
 /// Checks, without a running hub, that `adapter` keeps a secret called `name` and that `value`
-/// suits it: the cloud link's credentials (see `cloud::secret_names`), or a built-in adapter's
+/// suits it: the cloud link's credentials (see `cloud::secret_names`), the MQTT passwords (see
+/// `broker::secret_names`), or a built-in adapter's
 /// by its own rule. Plugins' secrets are set through the API, where the plugin's rule is known.
 pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, value: &str) -> Result<(), String> {
     if adapter == crate::cloud::SECRETS {
@@ -208,10 +209,17 @@ pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, 
         }
         return Ok(());
     }
+    if adapter == crate::broker::SECRETS {
+        let names = crate::broker::secret_names(&config.mqtt);
+        if !names.iter().any(|n| n == name) {
+            return Err(format!("the MQTT broker keeps no secret `{name}`; it keeps: {}", names.join(", ")));
+        }
+        return crate::broker::check_secret(name, value);
+    }
     let Some(builtin) = crate::adapters::builtin().into_iter().find(|b| b.id == adapter) else {
         let ids: Vec<&str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
         return Err(format!(
-            "`{adapter}` is not a built-in adapter or `cloud` (they are: cloud, {}); a plugin's secrets are set through the API",
+            "`{adapter}` is not a built-in adapter, `cloud` or `mqtt` (they are: cloud, mqtt, {}); a plugin's secrets are set through the API",
             ids.join(", ")
         ));
     };

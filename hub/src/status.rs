@@ -3,7 +3,8 @@
 //!
 //! It asks the hub's `/healthz` whether it serves (and its version and uptime), and reads the
 //! database read-only for what it holds: devices by adapter, automations, accounts, plugins,
-//! history by resolution against the disk budget, the cloud backlog, and the newest backup.
+//! history by resolution against the disk budget, the cloud backlog, the newest backup and
+//! what the backup directory takes.
 //! With a token (`--token` or `HEARTH_TOKEN`), it also shows each adapter's state and the cloud
 //! link's, which only the running hub knows.
 
@@ -70,7 +71,9 @@ pub fn gather(input: &StatusInput<'_>) -> Value {
         Ok(db) => out["database"] = db,
         Err(e) => out["database"] = json!({"problem": e}),
     }
-    out["last_backup"] = newest_backup(&backups_dir(input)).unwrap_or(Value::Null);
+    let backups = backups_dir(input);
+    out["last_backup"] = newest_backup(&backups).unwrap_or(Value::Null);
+    out["backups"] = json!(crate::backup::schedule::disk_use(&backups, &input.data_dir));
     if let (Some(token), true) = (&input.token, out["running"] == json!(true)) {
         match get("/api/v1/adapters", Some(token)) {
             Ok((200, adapters)) => {
@@ -98,21 +101,33 @@ fn backups_dir(input: &StatusInput<'_>) -> PathBuf {
     input.config.backup.dir.clone().unwrap_or_else(|| input.data_dir.join("backups"))
 }
 
-/// The newest backup archive in `dir`: its name, size and time.
+/// The newest backup archive in `dir`: its name, size and time. Only files whose start shows a
+/// Hearth backup count (any other file, whatever its name, is not a backup); the newest by
+/// modification time, its time the one its manifest gives when it is not encrypted.
 fn newest_backup(dir: &Path) -> Option<Value> {
-    let newest = std::fs::read_dir(dir)
+    let mut candidates: Vec<(std::time::SystemTime, PathBuf, u64)> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".hearth-backup"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e)))
-        .max_by_key(|(t, _)| *t)?;
-    let (modified, entry) = newest;
-    let at = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-    Some(json!({
-        "file": entry.path().display().to_string(),
-        "bytes": entry.metadata().ok()?.len(),
-        "at": hearth_sdk::Timestamp::from_millis(at),
-    }))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!(".{}", crate::backup::EXTENSION)))
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+            Some((m.modified().ok()?, e.path(), m.len()))
+        })
+        .collect();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    candidates.into_iter().find_map(|(modified, path, bytes)| {
+        let peeked = crate::backup::peek(&path)?;
+        let at = peeked.created_at.unwrap_or_else(|| {
+            let ms = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            hearth_sdk::Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        });
+        Some(json!({
+            "file": path.display().to_string(),
+            "bytes": bytes,
+            "at": at,
+            "encrypted": peeked.encrypted,
+        }))
+    })
 }
 
 /// What the database holds, read without taking any lock the hub needs.
@@ -223,6 +238,18 @@ pub fn render(s: &Value) -> String {
                 mb(&b["bytes"]),
                 b["at"].as_str().unwrap_or("?")
             )
+        }
+    }
+    let b = &s["backups"];
+    match b["files"].as_u64() {
+        Some(0) | None => out += &format!("Backups: none in {}.\n", b["dir"].as_str().unwrap_or("?")),
+        Some(files) => {
+            out += &format!(
+                "Backups: {files} file{} in {}, {} on disk (beside the database and its budget).\n",
+                if files == 1 { "" } else { "s" },
+                b["dir"].as_str().unwrap_or("?"),
+                mb(&b["bytes"])
+            );
         }
     }
     match &s["adapters"] {

@@ -2,7 +2,8 @@
 //! restore` into a fresh data directory and a hub started there that serves the same home (its
 //! devices, automations, history, accounts and a sealed secret that still opens); the API's
 //! download; refusals of damaged, foreign and wrongly locked archives that leave the target as
-//! it was; no restore under a running hub; scheduled backups and their retention.
+//! it was; no restore under a running hub; scheduled backups and their retention; restores,
+//! by `hearth restore` and by the hub itself at start, in the restored hub's audit log.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
@@ -72,6 +73,20 @@ fn tar_entry(bytes: &[u8], name: &str) -> (usize, usize) {
         assert!(!entry.is_empty(), "no {name} in the archive");
         at += 512 + size.div_ceil(512) * 512;
     }
+}
+
+/// The manifest of a plain archive.
+fn manifest(archive: &Path) -> Value {
+    let bytes = std::fs::read(archive).unwrap();
+    let (at, size) = tar_entry(&bytes, "manifest.json");
+    serde_json::from_slice(&bytes[at..at + size]).unwrap()
+}
+
+/// The newest entry of `action` in the hub's audit log.
+fn audited(hub: &Hub, token: &str, action: &str) -> Option<Value> {
+    let audit = hub.get("/api/v1/audit?limit=50", Some(token));
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    audit.body.as_array().unwrap().iter().find(|e| e["action"] == action).cloned()
 }
 
 fn login(hub: &Hub, name: &str, password: &str) -> String {
@@ -295,6 +310,22 @@ fn a_backup_taken_while_the_hub_runs_restores_the_same_home_into_a_fresh_directo
     let kid = login(&hub, "kid", KID_PASSWORD);
     assert_eq!(hub.get("/api/v1/auth/me", Some(&kid)).body["role"], "member");
     assert_eq!(seen(&hub, &owner), before);
+    // Its audit log says it was restored, from which archive, made when and where.
+    let made = manifest(&archive);
+    let entry = audited(&hub, &owner, "backup.restore").expect("the restore is in the restored hub's audit log");
+    assert_eq!(entry["target"], "home.hearth-backup", "{entry}");
+    assert_eq!(entry["actor"], Value::Null, "{entry}");
+    assert_eq!(
+        entry["say"],
+        json!({"code": "audit_from_command_line",
+               "note": {"code": "audit_restored", "made": made["created_at"], "hostname": made["hostname"]}}),
+        "{entry}"
+    );
+    let detail = entry["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(made["created_at"].as_str().unwrap()) && detail.contains("from the command line"),
+        "{entry}"
+    );
     let after = history(&hub, &owner, "demo:living_lamp");
     for e in &lamp_history {
         assert!(after.contains(e), "{e} is missing after the restore");
@@ -317,6 +348,37 @@ fn a_backup_taken_while_the_hub_runs_restores_the_same_home_into_a_fresh_directo
     let owner = login(&hub, "owner", OWNER_PASSWORD);
     login(&hub, "kid", KID_PASSWORD);
     assert_eq!(seen(&hub, &owner), before);
+}
+
+#[test]
+fn the_hubs_own_restore_of_a_damaged_database_is_in_the_audit_log() {
+    let mut hub = Hub::start(&["--demo"]);
+    let owner = hub.onboard();
+    let backups = hub.data_dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let name = "hearth-2026-01-01T03-00-00-000Z.hearth-backup";
+    let (ok, out, err) = hub.cli(&["backup", s(&backups.join(name))], None);
+    assert!(ok, "{out}{err}");
+    let made = manifest(&backups.join(name));
+    assert!(audited(&hub, &owner, "backup.restore").is_none());
+    assert!(hub.stop());
+
+    std::fs::write(hub.db_path(), vec![b'x'; 8192]).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(hub.data_dir.join(format!("hearth.db{suffix}")));
+    }
+    hub.spawn();
+    assert!(hub.log().contains("starts on the last backup"), "{}", hub.log());
+    // The session came back with the backup; the log says the hub restored it, and why.
+    let entry = audited(&hub, &owner, "backup.restore").expect("the restore at start is audited");
+    assert_eq!(entry["target"], name, "{entry}");
+    assert_eq!(entry["actor"], Value::Null, "{entry}");
+    assert_eq!(
+        entry["say"],
+        json!({"code": "audit_restored_at_start", "made": made["created_at"], "hostname": made["hostname"]}),
+        "{entry}"
+    );
+    assert!(entry["detail"].as_str().unwrap().contains("the database was damaged"), "{entry}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The operations surface from a terminal: `hearth status` on a running and a stopped hub, and
-//! logs in the journal's and in JSON form.
+//! The operations surface from a terminal: `hearth status` on a running and a stopped hub, the
+//! backups it names and what they take, MQTT passwords sealed instead of written in the file,
+//! and logs in the journal's and in JSON form.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::process::Command;
@@ -68,6 +69,132 @@ fn hearth_status_summarises_a_running_and_a_stopped_hub() {
     assert_eq!(code, 3, "{out}");
     assert!(out.starts_with(&format!("Hearth is NOT running: no hub answers at http://{}/", hub.http)), "{out}");
     assert!(out.contains("Devices: 13 (demo 13)"), "{out}");
+}
+
+#[test]
+fn status_names_only_real_backups_and_every_figure_counts_what_backups_take() {
+    let hub = Hub::start(&["--demo"]);
+    let token = hub.onboard();
+    let dir = hub.data_dir.join("backups");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Files named like backups that are not: a note, and an empty file.
+    std::fs::write(dir.join("notes.hearth-backup"), b"buy more batteries").unwrap();
+    std::fs::write(dir.join("empty.hearth-backup"), b"").unwrap();
+    let (_, out, _) = status(&hub, &[]);
+    assert!(out.contains("Last backup: none found."), "{out}");
+
+    // A real one, then a file of junk with a newer time, and a copy made before an upgrade.
+    let real = dir.join("home.hearth-backup");
+    let (ok, out, err) = hub.cli(&["backup", real.to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+    let junk = dir.join("zz-newest.hearth-backup");
+    std::fs::write(&junk, vec![0u8; 4096]).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&junk).unwrap().set_modified(later).unwrap();
+    std::fs::write(dir.join("hearth-2020-01-01T00-00-00-000Z-before-v9.db"), vec![1u8; 10_000]).unwrap();
+    let expected: u64 = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(expected > 20_000, "{expected}");
+
+    let (_, out, _) = status(&hub, &[]);
+    assert!(out.contains(&format!("Last backup: {} (", real.display())), "{out}");
+    assert!(out.contains(&format!("Backups: 5 files in {}, ", dir.display())), "{out}");
+    let (_, out, _) = status(&hub, &["--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["last_backup"]["file"], real.to_str().unwrap(), "{j}");
+    assert_eq!(j["last_backup"]["encrypted"], false, "{j}");
+    assert_eq!(j["backups"]["bytes"], expected, "{j}");
+    assert_eq!(j["backups"]["files"], 5, "{j}");
+
+    // The API and /metrics count them too, beside the database (whose budget they are not in).
+    let storage = hub.get("/api/v1/storage", Some(&token));
+    assert_eq!(storage.status, 200, "{}", storage.text);
+    assert_eq!(storage.body["backups"]["bytes"], expected, "{}", storage.text);
+    assert_eq!(storage.body["backups"]["dir"], dir.to_str().unwrap(), "{}", storage.text);
+    let metrics = hub.get("/metrics", Some(&token)).text;
+    assert!(metrics.lines().any(|l| l == format!("hearth_backup_bytes {expected}")), "{metrics}");
+}
+
+/// Whether the broker at `addr` lets a client with `credentials` in (its refusal otherwise).
+fn mqtt_connects(addr: std::net::SocketAddr, credentials: Option<(&str, &str)>) -> Result<(), String> {
+    let mut opts = rumqttc::MqttOptions::new("operations-test", addr.ip().to_string(), addr.port());
+    if let Some((user, password)) = credentials {
+        opts.set_credentials(user, password);
+    }
+    let (_client, mut connection) = rumqttc::Client::new(opts, 10);
+    for event in connection.iter().take(5) {
+        match event {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)))
+                if a.code == rumqttc::ConnectReturnCode::Success =>
+            {
+                return Ok(());
+            }
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a))) => return Err(format!("{:?}", a.code)),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("no answer".into())
+}
+
+#[test]
+fn mqtt_passwords_are_sealed_with_the_install_key_instead_of_written_in_the_file() {
+    const PASSWORD: &str = "zigbee's own long password";
+    let mut hub =
+        Hub::start_with_config(&format!("[[mqtt.users]]\nusername = \"z2m\"\npassword = \"{PASSWORD}\"\n"), &[]);
+    let addr = hub.mqtt.unwrap();
+    // In the file in clear: it works, and the hub says to seal it.
+    assert_eq!(mqtt_connects(addr, Some(("z2m", PASSWORD))), Ok(()));
+    let log = hub.log();
+    assert!(
+        log.contains("the [[mqtt.users]] password of `z2m` is written in the configuration file in clear"),
+        "{log}"
+    );
+    assert!(hub.stop());
+
+    // Out of the file and sealed nowhere: the hub does not start, and says what to run.
+    let file = std::path::PathBuf::from(&hub.args[1]);
+    let config = file.to_str().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap().replace(&format!("password = \"{PASSWORD}\"\n"), "");
+    assert!(!text.contains(PASSWORD) && text.contains("username = \"z2m\""), "{text}");
+    std::fs::write(&file, &text).unwrap();
+    let out = Command::new(hearth_bin())
+        .args(["run", "--config", config, "--http", "127.0.0.1:0", "--mqtt", &addr.to_string(), "--data-dir"])
+        .arg(&hub.data_dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the [[mqtt.users]] account `z2m` has no password"), "{err}");
+    assert!(err.contains("run `hearth secret set mqtt users.z2m.password`"), "{err}");
+
+    // Sealed from the command line: names and lengths are checked, and the broker takes it.
+    let (ok, _, err) = hub.cli(&["secret", "set", "mqtt", "users.zigbee.password", "--config", config], Some("x\n"));
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "the MQTT broker keeps no secret `users.zigbee.password`; it keeps: users.z2m.password, external.password"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = hub.cli(&["secret", "set", "mqtt", "users.z2m.password", "--config", config], Some("short\n"));
+    assert!(!ok && err.contains("too short"), "{err}");
+    let (ok, out, err) =
+        hub.cli(&["secret", "set", "mqtt", "users.z2m.password", "--config", config], Some(&format!("{PASSWORD}\n")));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Sealed `users.z2m.password` of mqtt"), "{out}");
+    let earlier = hub.log().len();
+    hub.spawn();
+    assert_eq!(mqtt_connects(addr, Some(("z2m", PASSWORD))), Ok(()));
+    assert!(mqtt_connects(addr, Some(("z2m", "not the password at all"))).is_err());
+    assert!(mqtt_connects(addr, None).is_err());
+    assert!(!hub.log()[earlier..].contains("in clear"), "{}", hub.log());
+    assert!(hub.stop());
+    for f in ["hearth.db", "hearth.db-wal"] {
+        let bytes = std::fs::read(hub.data_dir.join(f)).unwrap_or_default();
+        assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "{f} holds the password in clear");
+    }
+    assert!(!hub.log().contains(PASSWORD), "the password is never logged");
 }
 
 #[test]

@@ -8,7 +8,7 @@ import { t, tv, hasTv, fmtNum, fmtDateTime, getLang } from "./i18n.js";
 import { state, areaName } from "./live.js";
 import { fmtValue, featureLabel } from "./controls.js";
 
-const TIMES = new Set(["due", "until"]);
+const TIMES = new Set(["due", "until", "made"]);
 const DURATIONS = new Set(["every", "hold", "delay", "timeout"]);
 const DEVICES = new Set(["device", "devices", "missing"]);
 const VALUES = new Set(["value", "old", "new"]);

@@ -29,7 +29,7 @@ export const VOCAB = {
   sun_event: ["sunrise", "sunset", "dawn", "dusk"],
   value_type: ["bool", "number", "enum", "text", "color", "list", "object"],
   // The audit log's actions (hub/src/audit.rs ACTIONS; a test there checks both catalogs).
-  audit: ["adapter_action", "area_create", "area_remove", "area_update", "auth_lockout", "auth_login", "auth_login_failed", "auth_logout", "auth_onboarding", "auth_password", "auth_password_failed", "automation_create", "automation_delete", "automation_disable", "automation_enable", "automation_import", "automation_rollback", "automation_trigger", "automation_update", "backup", "device_remove", "device_update", "inbox_accept", "inbox_forget", "inbox_ignore", "plugin_config", "plugin_disable", "plugin_enable", "scene_create", "scene_delete", "scene_update", "secret_delete", "secret_set", "token_create", "token_revoke", "user_add", "user_change", "user_remove"],
+  audit: ["adapter_action", "area_create", "area_remove", "area_update", "auth_lockout", "auth_login", "auth_login_failed", "auth_logout", "auth_onboarding", "auth_password", "auth_password_failed", "automation_create", "automation_delete", "automation_disable", "automation_enable", "automation_import", "automation_rollback", "automation_trigger", "automation_update", "backup", "backup_restore", "device_remove", "device_update", "inbox_accept", "inbox_forget", "inbox_ignore", "plugin_config", "plugin_disable", "plugin_enable", "scene_create", "scene_delete", "scene_update", "secret_delete", "secret_set", "token_create", "token_revoke", "user_add", "user_change", "user_remove"],
   scope: ["account", "address"],
   transport: ["wifi", "ble", "zigbee", "other"],
   // Codes of adapters' and devices' reasons (the model's `code` beside `reason`).

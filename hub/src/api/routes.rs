@@ -1070,8 +1070,13 @@ async fn secret_delete(app: Arc<App>, req: Req) -> Result<Reply, ApiError> {
     Ok(Reply::Empty)
 }
 
-/// `GET /api/v1/storage`: the database's size, its budget, and history rows by resolution.
+/// `GET /api/v1/storage`: the database's size, its budget, history rows by resolution, and what
+/// backups take (beside the database: the budget bounds the database only).
 async fn storage(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
+    let backups = match crate::backup::schedule::hub() {
+        Some(b) => tokio::task::spawn_blocking(move || Some(b.disk_use())).await.unwrap_or_default(),
+        None => None,
+    };
     let u = &app.writer.stats().upkeep;
     let r = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let used = app.readers.with(crate::store::upkeep::used_bytes).await?;
@@ -1091,6 +1096,7 @@ async fn storage(app: Arc<App>, _: Req) -> Result<Reply, ApiError> {
             "removed_by_retention": r(&u.removed_by_retention),
             "removed_by_budget": r(&u.removed_by_budget),
         },
+        "backups": backups,
     }))
 }
 

@@ -143,6 +143,56 @@ fn match_owner(path: &Path, like: &Path, warnings: &mut Vec<String>) {
     }
 }
 
+/// Records the restore of `archive` (with `manifest`) in the audit log of the database at `db`,
+/// the restored one before it is put in place, so the hub that serves it says when and from what
+/// it was restored: by `hearth restore`, or by the hub itself at start (`at_start`) when its
+/// database was damaged. `Ok(false)`: the database predates the audit log (schema 1 and 2).
+pub(crate) fn record_restore(
+    db: &Path,
+    archive: &Path,
+    manifest: &super::Manifest,
+    at_start: bool,
+) -> Result<bool, String> {
+    use hearth_automations::say::Say;
+    use rusqlite::OpenFlags;
+    let conn =
+        rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| e.to_string())?;
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('audit_log')")
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
+        .map_err(|e| e.to_string())?;
+    if columns.is_empty() {
+        return Ok(false);
+    }
+    let made = Say::AuditRestored { made: manifest.created_at, hostname: manifest.hostname.clone() };
+    let note = if at_start {
+        Say::AuditRestoredAtStart { made: manifest.created_at, hostname: manifest.hostname.clone() }
+    } else {
+        Say::AuditFromCommandLine { note: Box::new(made) }
+    };
+    let name = archive.file_name().map_or_else(|| archive.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let entry = crate::audit::Entry::new(None, "backup.restore").target(name).note(note);
+    if columns.iter().any(|c| c == "say") {
+        crate::audit::record(&conn, &entry).map_err(|e| e.to_string())?;
+    } else {
+        // Schema 3: the log without its sayings.
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, NULL, ?2, ?3, ?4)",
+            rusqlite::params![entry.at.as_millis(), entry.action, entry.target, entry.detail],
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    // The last connection's close checkpoints the write-ahead log into the file.
+    conn.close().map_err(|(_, e)| e.to_string())?;
+    if with_suffix(db, "-wal").exists() {
+        return Err("the database's write-ahead log was left behind".into());
+    }
+    let _ = std::fs::remove_file(with_suffix(db, "-shm"));
+    Ok(true)
+}
+
 /// Verifies the archive and restores it (see the module's documentation). `ask` is called for
 /// the passphrase of an encrypted archive when none was given.
 pub fn restore(opts: &RestoreOptions, ask: &mut dyn FnMut() -> Option<Passphrase>) -> Result<Restored, BackupError> {
@@ -209,9 +259,17 @@ fn restore_locked(
         });
     }
 
+    let mut warnings = Vec::new();
+    match record_restore(&staging.join(DB_FILE), &opts.file, &verified.manifest, false) {
+        Ok(true) => {}
+        Ok(false) => {
+            warnings.push("the backup's database predates the audit log: this restore is not recorded in it".into());
+        }
+        Err(e) => warnings.push(format!("this restore could not be recorded in the audit log ({e})")),
+    }
+
     // From here on, files move.
     let mut moved_aside = Vec::new();
-    let mut warnings = Vec::new();
     let db = data_dir.join(DB_FILE);
     let rename = |from: &Path, to: &Path| {
         std::fs::rename(from, to)

@@ -3,7 +3,8 @@
 //! A tokio task sleeps until the next backup is due and writes it on a blocking thread:
 //! `hearth-<UTC time>.hearth-backup` in the backup directory, then removes the oldest of its own
 //! files beyond `keep`. Its own files are those named exactly so; pre-migration copies
-//! (`hearth-<time>-before-v<N>.db`) and anything else there are never touched. The first
+//! (`hearth-<time>-before-v<N>.db`, pruned by the store where it makes them) and anything else
+//! there are never touched. The first
 //! backup is due one interval after the newest one there (a restart does not add one), or a
 //! quarter of an hour after the first start; an overdue one runs a minute after start.
 //!
@@ -156,6 +157,9 @@ pub fn recover_database(config: &BackupConfig, data_dir: &Path) -> Option<String
         }
         let verified = super::verify(archive, passphrase.as_ref(), &mut || None, &staging);
         let placed = verified.and_then(|v| {
+            if let Err(e) = super::restore::record_restore(&staging.join(super::DB_FILE), archive, &v.manifest, true) {
+                tracing::warn!(archive = %archive.display(), error = %e, "This restore could not be recorded in the audit log.");
+            }
             std::fs::rename(staging.join(super::DB_FILE), data_dir.join(super::DB_FILE))
                 .map_err(|e| BackupError::io("cannot put the restored database in place", e))?;
             let key = data_dir.join(crate::secrets::KEY_FILE);
@@ -176,6 +180,46 @@ pub fn recover_database(config: &BackupConfig, data_dir: &Path) -> Option<String
     }
     tracing::error!(dir = %dir.display(), "No backup to restore the damaged database from.");
     None
+}
+
+/// What backups take on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiskUse {
+    /// The backup directory.
+    pub dir: String,
+    /// Files counted.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What the files in the backup directory `dir` take (scheduled archives, copies made before
+/// schema upgrades, anything else put there; not what is in its subdirectories), with the
+/// copies made before upgrades in `<data_dir>/backups` when that is another directory (they
+/// always go there). Reads directories: call it off the async runtime.
+pub fn disk_use(dir: &Path, data_dir: &Path) -> DiskUse {
+    let mut used = DiskUse { dir: dir.display().to_string(), ..DiskUse::default() };
+    let mut count = |d: &Path, only: &dyn Fn(&str) -> bool| {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if let Ok(m) = e.metadata()
+                && m.is_file()
+                && only(&e.file_name().to_string_lossy())
+            {
+                used.files += 1;
+                used.bytes += m.len();
+            }
+        }
+    };
+    count(dir, &|_| true);
+    let upgrades = data_dir.join("backups");
+    let same = match (dir.canonicalize(), upgrades.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => dir == upgrades,
+    };
+    if !same {
+        count(&upgrades, &crate::store::is_pre_upgrade_name);
+    }
+    used
 }
 
 /// The scheduled backup's name for a time.
@@ -220,6 +264,11 @@ impl HubBackups {
             .unwrap_or_default();
         out.sort_by(|a, b| b.name.cmp(&a.name));
         out
+    }
+
+    /// What backups take on disk (see [`disk_use`]; reads directories).
+    pub fn disk_use(&self) -> DiskUse {
+        disk_use(&self.dir, &self.sources.data_dir)
     }
 
     /// The status (reads the directory: call it off the async runtime).

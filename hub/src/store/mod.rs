@@ -80,7 +80,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 ///   starts on a fresh one: a household's home keeps working, and the damaged file is kept for
 ///   recovery;
 /// - before migrations change an existing database, a copy of it is written to
-///   `backups/hearth-<time>-before-v<new>.db` (`VACUUM INTO`, a consistent snapshot);
+///   `backups/hearth-<time>-before-v<new>.db` (`VACUUM INTO`, a consistent snapshot); the
+///   newest [`PRE_UPGRADE_KEPT`] such copies are kept, older ones removed;
 /// - each migration runs in a transaction of its own.
 pub fn open_for_hub(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
     open_for_hub_recovering(data_dir, &mut |_| None)
@@ -135,9 +136,53 @@ pub fn open_for_hub_recovering(
         let copy = dir.join(format!("hearth-{stamp}-before-v{}.db", migrations::LATEST));
         conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])?;
         tracing::info!(from = version, to = migrations::LATEST, backup = %copy.display(), "Copied the database before upgrading its schema.");
+        prune_pre_upgrade_copies(&dir, PRE_UPGRADE_KEPT);
     }
     migrations::migrate(&mut conn, &path)?;
     Ok((conn, path))
+}
+
+/// How many copies made before schema upgrades are kept in `backups/` (the newest).
+pub const PRE_UPGRADE_KEPT: usize = 2;
+
+/// Whether `name` is a copy made before a schema upgrade:
+/// `hearth-YYYY-MM-DDTHH-MM-SS-mmmZ-before-v<N>.db`.
+pub fn is_pre_upgrade_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("hearth-").and_then(|r| r.strip_suffix(".db")) else { return false };
+    let Some((stamp, version)) = rest.split_once("-before-v") else { return false };
+    let b = stamp.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 | 13 | 16 | 19 => c == b'-',
+            10 => c == b'T',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+        && !version.is_empty()
+        && version.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Removes the copies made before schema upgrades in `dir` beyond the newest `keep` (their names
+/// sort by time); nothing else there is touched. Each copy is a whole database, and a hub
+/// upgraded often would otherwise fill the disk with them.
+pub fn prune_pre_upgrade_copies(dir: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut copies: Vec<String> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_pre_upgrade_name(n))
+        .collect();
+    copies.sort_by(|a, b| b.cmp(a));
+    for old in copies.iter().skip(keep) {
+        let path = dir.join(old);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(file = %path.display(), keep, "Removed an old copy made before an upgrade."),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "An old copy made before an upgrade could not be removed.")
+            }
+        }
+    }
 }
 
 /// Tables whose check waits until the hub serves: history grows with time, and checking a year
@@ -469,6 +514,45 @@ mod tests {
         let at_next_start = damaged(&path);
         assert!(at_next_start.is_some(), "the next start checks everything and finds it");
         assert!(!dir.path().join(CHECK_NEXT_START).exists(), "the request is used up");
+    }
+
+    #[test]
+    fn only_the_newest_two_copies_made_before_upgrades_are_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backups = dir.path().join("backups");
+        std::fs::create_dir_all(&backups).expect("backups");
+        let old = ["hearth-2020-01-01T00-00-00-000Z-before-v9.db", "hearth-2021-01-01T00-00-00-000Z-before-v10.db"];
+        let others = ["hearth-2019-01-01T00-00-00-000Z.hearth-backup", "hearth-before-v9.db", "notes.txt"];
+        for name in old.iter().chain(&others) {
+            std::fs::write(backups.join(name), b"x").expect("write");
+        }
+        for _ in 0..2 {
+            // An older schema (7, before the cloud outbox), as a hub of that version left it.
+            let (conn, _) = open_and_migrate(dir.path()).expect("open");
+            conn.execute_batch(
+                "DROP TABLE outbox; DROP TABLE outbox_size; DROP TABLE history_5m; DROP TABLE history_1h;
+                 DROP TABLE history; DROP TABLE series;
+                 CREATE TABLE history (id INTEGER PRIMARY KEY, device TEXT NOT NULL, feature TEXT NOT NULL,
+                   kind INTEGER NOT NULL, value TEXT NOT NULL, at INTEGER NOT NULL, context TEXT);
+                 CREATE INDEX history_device_at ON history (device, feature, at);
+                 PRAGMA user_version = 7;",
+            )
+            .expect("schema 7");
+            drop(conn);
+            let (conn, _) = open_for_hub(dir.path()).expect("upgrade");
+            drop(conn);
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&backups)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let copies: Vec<&String> = names.iter().filter(|n| is_pre_upgrade_name(n)).collect();
+        assert_eq!(copies.len(), 2, "{names:?}");
+        assert!(copies.iter().all(|n| !old.contains(&n.as_str())), "the two upgrades' copies stay: {names:?}");
+        for other in others {
+            assert!(names.iter().any(|n| n == other), "{other} is not a copy made before an upgrade: {names:?}");
+        }
     }
 
     #[test]
