@@ -81,12 +81,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (mqtt_config, in_clear) =
         crate::broker::with_sealed_passwords(config.mqtt.clone(), &secrets.view_for(crate::broker::SECRETS))
             .map_err(anyhow::Error::msg)?;
-    for key in in_clear {
-        tracing::warn!(
-            "{key} is written in the configuration file in clear: seal it with `hearth secret set mqtt ...` \
-             (see `hearth secret --help`) and remove it from the file."
-        );
-    }
+    warn_in_clear(&in_clear, "mqtt");
     let (broker_addr, mqtt) = if mqtt_config.enabled {
         let handle = crate::broker::start(&mqtt_config).await?;
         (Some(handle.addr), Some(handle.internal))
@@ -207,12 +202,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let (cloud_config, in_clear) =
             crate::cloud::with_sealed_credentials(config.cloud.clone(), &secrets.view_for(crate::cloud::SECRETS))
                 .map_err(anyhow::Error::msg)?;
-        for key in in_clear {
-            tracing::warn!(
-                "{key} is written in the configuration file in clear: seal it with `hearth secret set cloud ...` \
-                 (see `hearth secret --help`) and remove it from the file."
-            );
-        }
+        warn_in_clear(&in_clear, "cloud");
         let (handle, task) = crate::cloud::spawn(crate::cloud::CloudInit {
             config: cloud_config,
             core: core.clone(),
@@ -389,5 +379,15 @@ async fn wait_for_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Warns about each secret of `slot` still written in the configuration file in clear.
+fn warn_in_clear(keys: &[String], slot: &str) {
+    for key in keys {
+        tracing::warn!(
+            "{key} is written in the configuration file in clear: seal it with `hearth secret set {slot} ...` \
+             (see `hearth secret --help`) and remove it from the file."
+        );
     }
 }

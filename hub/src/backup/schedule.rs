@@ -116,6 +116,11 @@ pub fn is_scheduled_name(name: &str) -> bool {
     let Some(stamp) = name.strip_prefix("hearth-").and_then(|r| r.strip_suffix(&format!(".{EXTENSION}"))) else {
         return false;
     };
+    is_file_stamp(stamp)
+}
+
+/// Whether `stamp` is a time as file names carry it: `YYYY-MM-DDTHH-MM-SS-mmmZ`.
+pub fn is_file_stamp(stamp: &str) -> bool {
     let b = stamp.as_bytes();
     b.len() == 24
         && b.iter().enumerate().all(|(i, &c)| match i {

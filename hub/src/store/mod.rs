@@ -150,16 +150,7 @@ pub const PRE_UPGRADE_KEPT: usize = 2;
 pub fn is_pre_upgrade_name(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("hearth-").and_then(|r| r.strip_suffix(".db")) else { return false };
     let Some((stamp, version)) = rest.split_once("-before-v") else { return false };
-    let b = stamp.as_bytes();
-    b.len() == 24
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            4 | 7 | 13 | 16 | 19 => c == b'-',
-            10 => c == b'T',
-            23 => c == b'Z',
-            _ => c.is_ascii_digit(),
-        })
-        && !version.is_empty()
-        && version.bytes().all(|c| c.is_ascii_digit())
+    crate::backup::schedule::is_file_stamp(stamp) && !version.is_empty() && version.bytes().all(|c| c.is_ascii_digit())
 }
 
 /// Removes the copies made before schema upgrades in `dir` beyond the newest `keep` (their names
