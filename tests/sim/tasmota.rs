@@ -20,7 +20,7 @@
 //! [`TasmotaSim::remove`]) and check what was asked ([`TasmotaSim::commands`],
 //! [`TasmotaSim::wait_for_command`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -541,7 +541,16 @@ fn connect(inner: &Arc<Inner>, known: Known) -> Conn {
         .name(format!("tasmota-sim-{suffix}"))
         .spawn(move || {
             let mut stop_deadline: Option<Instant> = None;
+            // What this thread has to send: it also drives the connection, so it never waits for
+            // room in the client's queue (it would wait for itself); the rest goes next time round.
+            let mut backlog: VecDeque<Out> = VecDeque::new();
             loop {
+                while let Some(o) = backlog.pop_front() {
+                    if cl.try_publish(o.topic.clone(), QoS::AtLeastOnce, o.retain, o.payload.clone()).is_err() {
+                        backlog.push_front(o);
+                        break;
+                    }
+                }
                 if c.load(Ordering::SeqCst) {
                     // Power lost: the socket closes without DISCONNECT.
                     return;
@@ -560,7 +569,7 @@ fn connect(inner: &Arc<Inner>, known: Known) -> Conn {
                     Err(rumqttc::RecvTimeoutError::Disconnected) => return,
                     Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                         let _ = cl.subscribe(known.cmnd("#"), QoS::AtLeastOnce);
-                        publish(&cl, i.hello(known.mac));
+                        backlog.extend(i.hello(known.mac));
                     }
                     Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
                         *i.subscribed
@@ -571,8 +580,7 @@ fn connect(inner: &Arc<Inner>, known: Known) -> Conn {
                         i.subscribed_changed.notify_all();
                     }
                     Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                        let outs = i.command(known.mac, &p.topic, &p.payload);
-                        publish(&cl, outs);
+                        backlog.extend(i.command(known.mac, &p.topic, &p.payload));
                     }
                     Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => return,
                     Ok(Ok(_)) => {}
