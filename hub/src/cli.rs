@@ -564,14 +564,8 @@ fn secret(command: SecretCommand) -> anyhow::Result<ExitCode> {
     match command {
         SecretCommand::Set { owner, name, data } => {
             let (config, _) = load_config(&data.config)?;
-            crate::secrets::check_offline(&config, &owner, &name, "x").or_else(|e| {
-                // The name is checked first, on its own; the value's rule after it is read.
-                if e.contains("keeps no secret") || e.contains("not a built-in") || e.contains("keeps no secrets") {
-                    Err(anyhow::anyhow!(e))
-                } else {
-                    Ok(())
-                }
-            })?;
+            // The name first, before anyone types a password for nothing; the value after.
+            crate::secrets::secret_rule(&config, &owner, &name).map_err(anyhow::Error::msg)?;
             let value = read_password(false)?;
             crate::secrets::check_offline(&config, &owner, &name, &value).map_err(anyhow::Error::msg)?;
             let dir = data_dir(data.data_dir.as_deref(), &config);

@@ -194,27 +194,36 @@ pub fn list(conn: &Connection, adapter: &str) -> Result<Vec<Listed>, StoreError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Checks, without a running hub, that `adapter` keeps a secret called `name` and that `value`
-/// suits it: the cloud link's credentials (see `cloud::secret_names`), the MQTT passwords (see
-/// `broker::secret_names`), or a built-in adapter's
-/// by its own rule. Plugins' secrets are set through the API, where the plugin's rule is known.
-pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, value: &str) -> Result<(), String> {
+/// The rule a secret's value follows, once its owner is known to keep a secret by that name.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRule {
+    /// Any text but the empty one (the cloud link's credentials).
+    NotEmpty,
+    /// The MQTT passwords' rule (`broker::check_secret`).
+    Broker,
+    /// A built-in adapter's own check, of the name and the value together.
+    Adapter(fn(&str, &str) -> Result<(), String>),
+}
+
+/// Checks, without a running hub, that `adapter` keeps a secret called `name`, as far as that can
+/// be told before the value: the cloud link's credentials (see `cloud::secret_names`), the MQTT
+/// passwords (see `broker::secret_names`), or a built-in adapter that keeps secrets (whose own
+/// rule checks the name with the value). Plugins' secrets are set through the API, where the
+/// plugin's rule is known.
+pub fn secret_rule(config: &crate::config::Config, adapter: &str, name: &str) -> Result<ValueRule, String> {
     if adapter == crate::cloud::SECRETS {
         let names = crate::cloud::secret_names(&config.cloud);
         if !names.iter().any(|n| n == name) {
             return Err(format!("the cloud link keeps no secret `{name}`; it keeps: {}", names.join(", ")));
         }
-        if value.is_empty() {
-            return Err(format!("the secret `{name}` must not be empty"));
-        }
-        return Ok(());
+        return Ok(ValueRule::NotEmpty);
     }
     if adapter == crate::broker::SECRETS {
         let names = crate::broker::secret_names(&config.mqtt);
         if !names.iter().any(|n| n == name) {
             return Err(format!("the MQTT broker keeps no secret `{name}`; it keeps: {}", names.join(", ")));
         }
-        return crate::broker::check_secret(name, value);
+        return Ok(ValueRule::Broker);
     }
     let Some(builtin) = crate::adapters::builtin().into_iter().find(|b| b.id == adapter) else {
         let ids: Vec<&str> = crate::adapters::builtin().iter().map(|b| b.id).collect();
@@ -225,7 +234,18 @@ pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, 
     };
     let spec =
         (builtin.make)().manifest().secrets.ok_or_else(|| format!("the adapter `{adapter}` keeps no secrets"))?;
-    (spec.check)(name, value)
+    Ok(ValueRule::Adapter(spec.check))
+}
+
+/// Checks, without a running hub, that `adapter` keeps a secret called `name` and that `value`
+/// suits it (see [`secret_rule`]).
+pub fn check_offline(config: &crate::config::Config, adapter: &str, name: &str, value: &str) -> Result<(), String> {
+    match secret_rule(config, adapter, name)? {
+        ValueRule::NotEmpty if value.is_empty() => Err(format!("the secret `{name}` must not be empty")),
+        ValueRule::NotEmpty => Ok(()),
+        ValueRule::Broker => crate::broker::check_secret(name, value),
+        ValueRule::Adapter(check) => check(name, value),
+    }
 }
 
 /// Seals and stores a secret without a running hub (the command line); a running hub reads it at
