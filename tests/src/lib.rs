@@ -45,6 +45,13 @@ pub fn hearth_bin() -> PathBuf {
     .clone()
 }
 
+/// A JSON file of this repository, by its path from the repository's root (fixtures).
+pub fn repo_json(path: &str) -> serde_json::Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -235,6 +242,16 @@ impl Hub {
     /// What the hub logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Panics when `secret` is in the database file or its WAL in clear, or in the log. Call
+    /// after [`Hub::stop`], so everything is on disk.
+    pub fn assert_nowhere_in_clear(&self, secret: &str) {
+        for f in ["hearth.db", "hearth.db-wal"] {
+            let bytes = std::fs::read(self.data_dir.join(f)).unwrap_or_default();
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{f} holds the secret in clear");
+        }
+        assert!(!self.log().contains(secret), "the secret is never logged");
     }
 
     /// Stops with SIGTERM and waits; returns whether it exited successfully.

@@ -294,14 +294,7 @@ fn a_device_that_describes_itself_to_home_assistant_is_not_published_again() {
     });
     firmware.publish(&stale, stale_config.to_string(), true);
     // An ESPHome node in MQTT mode describes itself, as its firmware does (fixture from its source).
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../adapters/mqtt-discovery/tests/fixtures/esphome.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let fixture = hearth_tests::repo_json("adapters/mqtt-discovery/tests/fixtures/esphome.json");
     let own: Vec<String> =
         fixture["messages"].as_array().unwrap().iter().map(|m| m["topic"].as_str().unwrap().to_owned()).collect();
     firmware.publish("livingroom/status", "online", true);

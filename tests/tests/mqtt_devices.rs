@@ -71,14 +71,7 @@ fn tasmota_devices_appear_on_the_built_in_broker_and_are_controlled() {
 #[test]
 fn a_device_that_describes_itself_for_home_assistant_is_a_device_of_the_hub() {
     // An ESPHome node in MQTT mode, as its firmware publishes itself (fixture from its source).
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../adapters/mqtt-discovery/tests/fixtures/esphome.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let fixture = hearth_tests::repo_json("adapters/mqtt-discovery/tests/fixtures/esphome.json");
     let hub = Hub::start(&[]);
     let token = hub.onboard();
     let node = hearth_tests::sim::MqttProbe::connect(hub.mqtt.unwrap());
