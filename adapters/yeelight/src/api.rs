@@ -128,7 +128,8 @@ pub fn normalize_id(id: &str) -> Option<String> {
 pub fn parse_location(location: &str) -> Option<SocketAddr> {
     let location = location.trim();
     let scheme = "yeelight://";
-    if location.len() < scheme.len() || !location[..scheme.len()].eq_ignore_ascii_case(scheme) {
+    // `get`: a location with a character across the scheme's end is no location (found by fuzzing).
+    if !location.get(..scheme.len()).is_some_and(|head| head.eq_ignore_ascii_case(scheme)) {
         return None;
     }
     let rest = location[scheme.len()..].trim_end_matches('/');
@@ -221,6 +222,15 @@ pub fn text(v: &Json) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_location_with_a_character_across_the_schemes_end_is_refused_not_a_panic() {
+        // Found by fuzzing: the scheme was cut at byte 11, inside a two-byte character.
+        assert_eq!(parse_location("yeelight:/\u{070C}1.2.3.4"), None);
+        let datagram = SPEC_ANSWER.replace("yeelight://192.168.1.239:55443", "yeelight:/\u{070C}");
+        assert!(parse_datagram(datagram.as_bytes()).is_err());
+        assert_eq!(parse_location("YEELIGHT://10.0.0.2"), Some("10.0.0.2:55443".parse().unwrap()));
+    }
 
     /// The answer printed in the specification (section 3.1), lines as a bulb sends them.
     const SPEC_ANSWER: &str = "HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nDate: \r\nExt: \r\n\

@@ -379,6 +379,15 @@ impl DeviceMap {
         for m in entities {
             add_entity(&mut b, m);
         }
+        // A bound a device gives as NaN or infinity is no bound (found by fuzzing: it went out
+        // as JSON null and came back as "none").
+        for f in &mut b.features {
+            if let ValueType::Number { min, max, step } = &mut f.value_type {
+                for bound in [min, max, step] {
+                    *bound = bound.filter(|v| v.is_finite());
+                }
+            }
+        }
         let name = if info.friendly_name.is_empty() { &info.name } else { &info.friendly_name };
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let mut descriptor = DeviceDescriptor::new(id, name, b.features);

@@ -1170,3 +1170,22 @@ fn a_switch_listed_by_hand_written_bytes_is_read_whole() {
     let out = m.commands(&cmd(r#"{"set": {"relay": true}}"#)).unwrap();
     assert_eq!(to_hex(&plaintext_frame(&out[0])), "000721 0d01003a6f 1001".replace(' ', ""));
 }
+
+#[test]
+fn a_number_whose_bounds_are_not_finite_has_no_bounds_and_its_description_reads_back_the_same() {
+    // Found by fuzzing: a NaN minimum went out as JSON null and came back as "no minimum".
+    let number = ListEntitiesNumberResponse {
+        key: 7,
+        object_id: "level".into(),
+        min_value: f32::NAN,
+        max_value: f32::INFINITY,
+        step: f32::NEG_INFINITY,
+        ..Default::default()
+    };
+    let m = DeviceMap::new(&device_info(), &[number.into(), ListEntitiesDoneResponse::default().into()]).unwrap();
+    let f = &m.descriptor().features[0];
+    assert_eq!(f.value_type, hearth_sdk::ValueType::Number { min: None, max: None, step: None });
+    let json = serde_json::to_value(m.descriptor()).unwrap();
+    let back: hearth_sdk::DeviceDescriptor = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+}
